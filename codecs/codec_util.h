@@ -1,0 +1,29 @@
+// Helpers shared by codecs: parameter-blob headers and dimension limits.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "bytes.h"
+
+namespace vecpack {
+
+inline constexpr uint64_t kMaxDim = 1u << 16;
+
+// Every codec blob starts with u32 version + u64 dimension; returns the dimension.
+inline uint64_t read_blob_header(ByteReader& r, uint32_t supported_version) {
+  uint32_t version = r.get<uint32_t>();
+  if (version == 0 || version > supported_version)
+    r.fail("parameter version " + std::to_string(version) + " is not supported (this vecpack reads up to " +
+           std::to_string(supported_version) + ")");
+  uint64_t d = r.get<uint64_t>();
+  if (d == 0 || d > kMaxDim) r.fail("dimension " + std::to_string(d) + " is out of range 1.." + std::to_string(kMaxDim));
+  return d;
+}
+
+inline void check_train_dim(size_t d, const char* codec) {
+  if (d == 0 || d > kMaxDim)
+    throw Error(std::string(codec) + ": dimension " + std::to_string(d) + " is out of range 1.." + std::to_string(kMaxDim));
+}
+
+}  // namespace vecpack

@@ -1,0 +1,18 @@
+// Every codec vecpack knows, as data. Adding a codec: its file pair in codecs/ plus one line here.
+#include "float_codecs.h"
+#include "int8.h"
+#include "vecpack/registry.h"
+
+namespace vecpack {
+
+const std::vector<const CodecDescriptor*>& codec_list() {
+  static const std::vector<const CodecDescriptor*> list = {
+      &kF32Codec,
+      &kF16Codec,
+      &kBf16Codec,
+      &kInt8Codec,
+  };
+  return list;
+}
+
+}  // namespace vecpack

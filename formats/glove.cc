@@ -1,0 +1,188 @@
+#include "formats/glove.h"
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "text_io.h"
+#include "vecpack/errors.h"
+
+namespace vecpack {
+namespace {
+
+constexpr uint64_t kProgressRows = uint64_t{1} << 14;
+// A first-line key may itself contain a few blank-separated parts ("at . . ."); more than this
+// and the line is not a GloVe row.
+constexpr size_t kMaxSniffKeyFields = 5;
+
+// Starts of the blank-separated fields of [begin, end).
+void split_fields(const char* begin, const char* end, std::vector<const char*>& starts) {
+  starts.clear();
+  const char* p = begin;
+  for (;;) {
+    while (p != end && io::is_blank(*p)) ++p;
+    if (p == end) return;
+    starts.push_back(p);
+    while (p != end && !io::is_blank(*p)) ++p;
+  }
+}
+
+// How many fields at the end of the line parse as numbers.
+size_t trailing_numbers(const std::vector<const char*>& starts, const char* end) {
+  size_t count = 0;
+  float value = 0;
+  for (size_t i = starts.size(); i-- > 0;) {
+    if (!io::parse_float(starts[i], end, value)) break;
+    ++count;
+  }
+  return count;
+}
+
+Table read_glove(const std::string& path, const ReadOptions& options) {
+  io::InputFile in(path);
+  io::ProgressScope progress(options.progress, "reading " + path, in.file_size());
+  TableBuilder builder;
+  size_t dim = 0;
+  std::vector<float> values;
+  std::vector<const char*> starts;
+
+  uint64_t rows = 0;
+  std::string_view line;
+  while ((options.limit == 0 || rows < options.limit) && in.next_line(line)) {
+    const char* begin = line.data();
+    const char* end = begin + line.size();
+    while (end != begin && io::is_blank(end[-1])) --end;
+    if (end == begin) continue;  // blank lines hold no row
+    const uint64_t number = in.line_number();
+    auto column = [&](const char* p) { return static_cast<uint64_t>(p - begin) + 1; };
+
+    if (dim == 0) {
+      // The first row fixes d: the numbers at its end, leaving at least one field for the word.
+      int64_t count = 0, header_dim = 0;
+      if (io::parse_count_dim(std::string_view(begin, static_cast<size_t>(end - begin)), count, header_dim)) {
+        throw ParseError(path, number, 1,
+                         "the first line " + io::quoted(line) +
+                             " is a word2vec header 'count dim', not a GloVe row; read the file as word2vec");
+      }
+      split_fields(begin, end, starts);
+      dim = std::min(trailing_numbers(starts, end), starts.size() - 1);
+      if (dim == 0) throw ParseError(path, number, 1, "expected a word followed by numbers, found " + io::quoted(line));
+      builder = TableBuilder(dim);
+      if (!in.compressed()) builder.reserve(static_cast<size_t>(in.file_size() / line.size() + 1));
+      values.resize(dim);
+    }
+
+    // Fast path: a word without blanks, one separator, then exactly d numbers.
+    std::string_view key;
+    const char* key_end = begin;
+    while (key_end != end && !io::is_blank(*key_end)) ++key_end;
+    const char* bad = nullptr;
+    if (key_end != begin && key_end + 1 < end && !io::is_blank(key_end[1]) &&
+        io::parse_floats(key_end, end, values.data(), dim, bad) == dim && !bad) {
+      key = std::string_view(begin, static_cast<size_t>(key_end - begin));
+    } else {
+      // The vector is the last d fields; the word is everything before the one separator in
+      // front of them, so words with spaces (GloVe 840B) keep their exact bytes.
+      split_fields(begin, end, starts);
+      if (starts.size() < dim + 1) {
+        if (starts.size() == dim && io::is_blank(*begin)) {
+          throw ParseError(path, number, 1, "the line starts with a blank; expected a word first");
+        }
+        throw ParseError(path, number, column(end),
+                         "expected " + std::to_string(dim) + " values after the word, found " +
+                             std::to_string(starts.empty() ? 0 : starts.size() - 1));
+      }
+      const char* first_value = starts[starts.size() - dim];
+      size_t found = io::parse_floats(first_value, end, values.data(), dim, bad);
+      if (bad) {
+        const char* bad_end = bad;
+        while (bad_end != end && !io::is_blank(*bad_end)) ++bad_end;
+        throw ParseError(path, number, column(bad),
+                         io::quoted(std::string_view(bad, static_cast<size_t>(bad_end - bad))) +
+                             " is not a number (value " + std::to_string(found + 1) + " of " + std::to_string(dim) +
+                             ")");
+      }
+      key = std::string_view(begin, static_cast<size_t>(first_value - 1 - begin));
+      if (key.empty()) throw ParseError(path, number, 1, "the line starts with a blank; expected a word first");
+    }
+
+    if (size_t invalid = io::invalid_utf8_offset(key); invalid != std::string_view::npos) {
+      throw ParseError(path, number, invalid + 1,
+                       "the word " + io::quoted(key) + " is not valid UTF-8 (byte " + std::to_string(invalid + 1) + ")");
+    }
+    if (!options.allow_nan) {
+      size_t index = first_non_finite(values.data(), dim);
+      if (index < dim) {
+        const char* at = io::nth_field(begin + key.size(), end, index);
+        throw ParseError(path, number, column(at),
+                         std::string(std::isnan(values[index]) ? "NaN" : "infinity") + " in value " +
+                             std::to_string(index + 1) + " of row " + std::to_string(rows + 1) + " (word " +
+                             io::quoted(key) + "); non-finite values are rejected unless allow_nan is set");
+      }
+    }
+    builder.add(key, values.data(), dim);
+    if (++rows % kProgressRows == 0) progress.advance(in.disk_position());
+  }
+  if (dim == 0) throw ParseError(path, 0, 0, "the file has no rows (expected 'word v1 ... vd' lines)");
+  progress.advance(in.disk_position());
+  io::warn_duplicates(path, builder.duplicates());
+  Table table = builder.finish(Metric::cos);
+  table.set_source("glove", path);
+  return table;
+}
+
+void write_glove(const Table& table, const std::string& path, const WriteOptions& options) {
+  const size_t dim = table.dim();
+  if (dim == 0) throw Error("cannot write " + path + " as glove: the table has dimension 0");
+  io::OutputFile out(path);
+  io::ProgressScope progress(options.progress, "writing " + path, table.size());
+  std::string scratch;
+  io::for_each_row_block(table, [&](size_t first, size_t count, const float* values) {
+    for (size_t r = 0; r < count; ++r) {
+      std::string_view key = io::row_key(table, first + r, scratch);
+      io::check_writable_key(key, first + r, "glove", true);
+      out.write(key);
+      const float* row = values + r * dim;
+      for (size_t j = 0; j < dim; ++j) {
+        out.put(' ');
+        out.write_float(row[j]);
+      }
+      out.put('\n');
+    }
+    progress.advance(first + count);
+  });
+  out.commit();
+}
+
+// A first line that is not a "count dim" header and ends in numbers after a word.
+bool sniff_glove(const uint8_t* head, size_t size) {
+  bool complete = false;
+  std::string_view line = io::first_line(std::string_view(reinterpret_cast<const char*>(head), size), complete);
+  const char* begin = line.data();
+  const char* end = begin + line.size();
+  while (end != begin && io::is_blank(end[-1])) --end;
+  if (!complete) {  // drop the field the head cut in two
+    while (end != begin && !io::is_blank(end[-1])) --end;
+  }
+  int64_t count = 0, dim = 0;
+  if (io::parse_count_dim(std::string_view(begin, static_cast<size_t>(end - begin)), count, dim)) return false;
+  std::vector<const char*> starts;
+  split_fields(begin, end, starts);
+  if (starts.size() < 2 || io::is_blank(*begin)) return false;
+  size_t numbers = std::min(trailing_numbers(starts, end), starts.size() - 1);
+  return numbers >= 1 && starts.size() - numbers <= kMaxSniffKeyFields;
+}
+
+}  // namespace
+
+const FormatDescriptor kGlove = {
+    .name = "glove",
+    .description = "GloVe text: 'word v1 ... vd' per line, no header; words may contain spaces",
+    .extensions = {".txt"},
+    .sniff = sniff_glove,
+    .read = read_glove,
+    .write = write_glove,
+};
+
+}  // namespace vecpack

@@ -1,0 +1,511 @@
+#include "formats/hdf5.h"
+
+#include <hdf5.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <limits>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "atomic_file.h"
+#include "text_io.h"
+#include "vecpack/errors.h"
+
+namespace vecpack {
+namespace {
+
+constexpr hsize_t kMaxDim = hsize_t{1} << 24;
+constexpr hsize_t kBlockRows = 4096;
+// Deflate cannot compress by more than about 1032:1; a dataset claiming more than this over
+// its stored bytes is damaged or hostile, and must not make us allocate its logical size.
+constexpr hsize_t kMaxCompressionRatio = 1100;
+
+// Owns one HDF5 identifier and closes it with the matching function.
+class Handle {
+ public:
+  Handle() = default;
+  Handle(hid_t id, herr_t (*close)(hid_t)) : id_(id), close_(close) {}
+  ~Handle() { reset(); }
+  Handle(Handle&& other) noexcept : id_(other.id_), close_(other.close_) { other.id_ = H5I_INVALID_HID; }
+  Handle& operator=(Handle&& other) noexcept {
+    if (this != &other) {
+      reset();
+      id_ = other.id_;
+      close_ = other.close_;
+      other.id_ = H5I_INVALID_HID;
+    }
+    return *this;
+  }
+  hid_t get() const noexcept { return id_; }
+  bool valid() const noexcept { return id_ >= 0; }
+  // Closes now; false when closing failed (for a file: its data did not reach the disk).
+  bool close() {
+    herr_t status = id_ >= 0 ? close_(id_) : 0;
+    id_ = H5I_INVALID_HID;
+    return status >= 0;
+  }
+
+ private:
+  void reset() {
+    if (id_ >= 0 && close_) close_(id_);
+    id_ = H5I_INVALID_HID;
+  }
+  hid_t id_ = H5I_INVALID_HID;
+  herr_t (*close_)(hid_t) = nullptr;
+};
+
+// HDF5 prints its error stack to stderr by default; vecpack reports errors as exceptions.
+void silence_hdf5() { H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr); }
+
+herr_t keep_innermost(unsigned depth, const H5E_error2_t* error, void* out) {
+  if (depth == 0 && error->desc) *static_cast<std::string*>(out) = error->desc;
+  return 0;
+}
+
+// The most specific message on HDF5's error stack, as " (message)", and clears the stack.
+std::string hdf5_detail() {
+  std::string message;
+  H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, keep_innermost, &message);
+  H5Eclear2(H5E_DEFAULT);
+  return message.empty() ? std::string() : " (" + message + ")";
+}
+
+[[noreturn]] void fail(const std::string& file, const std::string& dataset, const std::string& what) {
+  throw FormatError(file + ": " + (dataset.empty() ? "" : "dataset '" + dataset + "': ") + what + hdf5_detail(),
+                    dataset);
+}
+
+bool is_regular_file(const std::string& path) {
+  struct stat info {};
+  return ::stat(path.c_str(), &info) == 0 && S_ISREG(info.st_mode);
+}
+
+Handle open_file(const std::string& path) {
+  if (::access(path.c_str(), R_OK) != 0) throw IoError(path, "open", errno);
+  if (!is_regular_file(path)) throw IoError(path, "open", EISDIR);
+  if (H5Fis_hdf5(path.c_str()) <= 0) {
+    H5Eclear2(H5E_DEFAULT);
+    throw FormatError(path + ": not an HDF5 file", "", 0);
+  }
+  hid_t id = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
+  if (id < 0) fail(path, "", "cannot open the HDF5 file");
+  return Handle(id, H5Fclose);
+}
+
+// H5Lexists fails, rather than answering false, when a parent group is missing; so walk down.
+bool link_exists(hid_t file, const std::string& name) {
+  std::string prefix;
+  size_t start = 0;
+  while (start <= name.size()) {
+    size_t slash = name.find('/', start);
+    if (slash == std::string::npos) slash = name.size();
+    if (slash > start) {
+      prefix += "/" + name.substr(start, slash - start);
+      if (H5Lexists(file, prefix.c_str(), H5P_DEFAULT) <= 0) {
+        H5Eclear2(H5E_DEFAULT);
+        return false;
+      }
+    }
+    start = slash + 1;
+  }
+  return !prefix.empty();
+}
+
+Handle open_dataset(hid_t file, const std::string& path, const std::string& name) {
+  if (!link_exists(file, name)) throw FormatError(path + ": no dataset '" + name + "'", name);
+  hid_t id = H5Dopen2(file, name.c_str(), H5P_DEFAULT);
+  if (id < 0) fail(path, name, "is not a dataset");
+  return Handle(id, H5Dclose);
+}
+
+struct Shape {
+  hsize_t rows = 0, cols = 0;
+};
+
+// The dataset's dimensions: rank 2 (rank 1 as one column when allowed). Checks that its
+// logical size fits in memory and matches what the file stores before anyone allocates it.
+Shape dataset_shape(hid_t dataset, const std::string& path, const std::string& name, bool vector_allowed) {
+  Handle space(H5Dget_space(dataset), H5Sclose);
+  if (!space.valid()) fail(path, name, "cannot read its dataspace");
+  int rank = H5Sget_simple_extent_ndims(space.get());
+  hsize_t dims[2] = {0, 1};
+  if (rank == 2 || (rank == 1 && vector_allowed)) {
+    H5Sget_simple_extent_dims(space.get(), dims, nullptr);
+  } else {
+    fail(path, name, "has " + std::to_string(rank) + " dimensions; expected " + (vector_allowed ? "1" : "2"));
+  }
+  Shape shape{dims[0], dims[1]};
+  Handle type(H5Dget_type(dataset), H5Tclose);
+  size_t element = type.valid() ? H5Tget_size(type.get()) : 0;
+  if (element == 0) fail(path, name, "has an unreadable element type");
+  if (shape.cols > kMaxDim) {
+    fail(path, name, "has " + std::to_string(shape.cols) + " columns, more than the supported " + std::to_string(kMaxDim));
+  }
+  // H5Tis_variable_str elements are pointers in the file's heap: their stored size is unknown.
+  if (H5Tis_variable_str(type.get()) > 0 || shape.rows == 0 || shape.cols == 0) return shape;
+  hsize_t limit = std::numeric_limits<hsize_t>::max() / shape.cols / element;
+  if (shape.rows > limit) fail(path, name, "is too large to address");
+  hsize_t logical = shape.rows * shape.cols * element;
+  hsize_t stored = H5Dget_storage_size(dataset);
+  Handle plist(H5Dget_create_plist(dataset), H5Pclose);
+  bool contiguous = plist.valid() && H5Pget_layout(plist.get()) == H5D_CONTIGUOUS;
+  if (contiguous ? stored < logical : stored == 0 || logical / kMaxCompressionRatio > stored) {
+    fail(path, name,
+         "claims " + std::to_string(shape.rows) + " x " + std::to_string(shape.cols) + " elements but stores only " +
+             std::to_string(stored) + " bytes");
+  }
+  return shape;
+}
+
+void read_block(hid_t dataset, hid_t memory_type, hsize_t first, hsize_t count, hsize_t cols, void* out,
+                const std::string& path, const std::string& name, bool vector) {
+  Handle file_space(H5Dget_space(dataset), H5Sclose);
+  hsize_t start[2] = {first, 0}, size[2] = {count, cols};
+  int rank = vector ? 1 : 2;
+  if (!file_space.valid() ||
+      H5Sselect_hyperslab(file_space.get(), H5S_SELECT_SET, start, nullptr, size, nullptr) < 0) {
+    fail(path, name, "cannot select rows " + std::to_string(first) + ".." + std::to_string(first + count));
+  }
+  Handle memory_space(H5Screate_simple(rank, size, nullptr), H5Sclose);
+  if (H5Dread(dataset, memory_type, memory_space.get(), file_space.get(), H5P_DEFAULT, out) < 0) {
+    fail(path, name, "cannot read rows " + std::to_string(first) + ".." + std::to_string(first + count));
+  }
+}
+
+void require_class(hid_t dataset, H5T_class_t wanted, const std::string& path, const std::string& name,
+                   const char* expected) {
+  Handle type(H5Dget_type(dataset), H5Tclose);
+  if (!type.valid() || H5Tget_class(type.get()) != wanted) fail(path, name, std::string("expected ") + expected + " elements");
+}
+
+// Strings [first, first + count) of a 1-D string dataset, variable or fixed length.
+void read_strings(hid_t dataset, hsize_t first, hsize_t count, std::vector<std::string>& out,
+                  const std::string& path, const std::string& name) {
+  out.clear();
+  Handle file_type(H5Dget_type(dataset), H5Tclose);
+  if (H5Tis_variable_str(file_type.get()) > 0) {
+    Handle memory_type(H5Tcopy(H5T_C_S1), H5Tclose);
+    H5Tset_size(memory_type.get(), H5T_VARIABLE);
+    H5Tset_cset(memory_type.get(), H5Tget_cset(file_type.get()));
+    std::vector<char*> texts(count, nullptr);
+    read_block(dataset, memory_type.get(), first, count, 1, texts.data(), path, name, true);
+    Handle space(H5Screate_simple(1, &count, nullptr), H5Sclose);
+    struct Reclaim {
+      hid_t type, space;
+      std::vector<char*>& texts;
+      ~Reclaim() { H5Dvlen_reclaim(type, space, H5P_DEFAULT, texts.data()); }
+    } reclaim{memory_type.get(), space.get(), texts};
+    out.reserve(count);
+    for (char* text : texts) out.emplace_back(text ? text : "");
+    return;
+  }
+  size_t width = H5Tget_size(file_type.get());
+  H5T_str_t padding = H5Tget_strpad(file_type.get());
+  std::vector<char> bytes(count * width);
+  read_block(dataset, file_type.get(), first, count, 1, bytes.data(), path, name, true);
+  out.reserve(count);
+  for (hsize_t i = 0; i < count; ++i) {
+    std::string_view text(bytes.data() + i * width, width);
+    if (padding == H5T_STR_SPACEPAD) {
+      text = text.substr(0, text.find_last_not_of(' ') + 1);
+    } else {
+      text = text.substr(0, text.find('\0'));
+    }
+    out.emplace_back(text);
+  }
+}
+
+std::optional<std::string> read_string_attribute(hid_t object, const char* name) {
+  if (H5Aexists(object, name) <= 0) {
+    H5Eclear2(H5E_DEFAULT);
+    return std::nullopt;
+  }
+  Handle attribute(H5Aopen(object, name, H5P_DEFAULT), H5Aclose);
+  Handle type(H5Aget_type(attribute.get()), H5Tclose);
+  Handle space(H5Aget_space(attribute.get()), H5Sclose);
+  if (!type.valid() || H5Tget_class(type.get()) != H5T_STRING || H5Sget_simple_extent_npoints(space.get()) != 1) {
+    return std::nullopt;
+  }
+  if (H5Tis_variable_str(type.get()) > 0) {
+    char* text = nullptr;
+    if (H5Aread(attribute.get(), type.get(), &text) < 0 || !text) return std::nullopt;
+    std::string value(text);
+    H5free_memory(text);
+    return value;
+  }
+  std::vector<char> bytes(H5Tget_size(type.get()) + 1, '\0');
+  if (H5Aread(attribute.get(), type.get(), bytes.data()) < 0) return std::nullopt;
+  std::string value(bytes.data());
+  return value.substr(0, value.find_last_not_of(' ') + 1);
+}
+
+// The root attribute "distance" as a metric; cos when absent or not one vecpack knows.
+Metric file_metric(hid_t file, const std::string& path) {
+  std::optional<std::string> distance = read_string_attribute(file, "distance");
+  if (!distance) return Metric::cos;
+  std::string name = *distance;
+  std::transform(name.begin(), name.end(), name.begin(), [](unsigned char c) { return std::tolower(c); });
+  try {
+    return parse_metric(name);
+  } catch (const SpecError&) {
+    std::fprintf(stderr, "warning: %s: distance '%s' is not ip, cos or l2; using cos\n", path.c_str(), distance->c_str());
+    return Metric::cos;
+  }
+}
+
+struct Location {
+  std::string file, dataset;
+};
+
+// "FILE:/group/name" names a dataset inside FILE; a plain path means its "train" dataset.
+Location locate(const std::string& path) {
+  if (!is_regular_file(path)) {
+    for (size_t colon = path.rfind(":/"); colon != std::string::npos && colon > 0;
+         colon = path.rfind(":/", colon - 1)) {
+      std::string file = path.substr(0, colon);
+      if (is_regular_file(file)) return {file, path.substr(colon + 1)};
+    }
+  }
+  return {path, "train"};
+}
+
+// "words_<name>" beside the dataset <name>: "words_train" for "train".
+std::string keys_dataset_for(const std::string& dataset) {
+  size_t slash = dataset.rfind('/');
+  size_t base = slash == std::string::npos ? 0 : slash + 1;
+  return dataset.substr(0, base) + "words_" + dataset.substr(base);
+}
+
+// The 2-D float dataset `name` as a table, keyed when "words_<name>" exists. `source` is the
+// path the user gave (with the dataset when named).
+Table read_matrix(hid_t file, const std::string& path, const std::string& name, const std::string& source,
+                  const ReadOptions& options) {
+  Handle dataset = open_dataset(file, path, name);
+  require_class(dataset.get(), H5T_FLOAT, path, name, "float32 or float64");
+  Shape shape = dataset_shape(dataset.get(), path, name, false);
+  if (shape.cols == 0) fail(path, name, "has 0 columns");
+  hsize_t rows = options.limit ? std::min<hsize_t>(shape.rows, options.limit) : shape.rows;
+
+  const std::string keys_name = keys_dataset_for(name);
+  Handle keys;
+  if (link_exists(file, keys_name)) {
+    keys = open_dataset(file, path, keys_name);
+    require_class(keys.get(), H5T_STRING, path, keys_name, "string");
+    Shape key_shape = dataset_shape(keys.get(), path, keys_name, true);
+    if (key_shape.rows != shape.rows || key_shape.cols != 1) {
+      throw FormatError(path + ": dataset '" + keys_name + "' has " + std::to_string(key_shape.rows) +
+                            " entries but '" + name + "' has " + std::to_string(shape.rows) + " rows",
+                        keys_name);
+    }
+  }
+
+  io::ProgressScope progress(options.progress, "reading " + path, rows);
+  const size_t dim = static_cast<size_t>(shape.cols);
+  TableBuilder builder(dim);
+  builder.reserve(static_cast<size_t>(rows));
+  const hsize_t block_rows = std::max<hsize_t>(1, std::min<hsize_t>(kBlockRows, (hsize_t{1} << 22) / shape.cols));
+  std::vector<float> block(static_cast<size_t>(std::min(block_rows, std::max<hsize_t>(rows, 1)) * shape.cols));
+  std::vector<std::string> words;
+  for (hsize_t first = 0; first < rows; first += block_rows) {
+    hsize_t count = std::min(block_rows, rows - first);
+    // HDF5 converts float64 to float32 on the way in.
+    read_block(dataset.get(), H5T_NATIVE_FLOAT, first, count, shape.cols, block.data(), path, name, false);
+    if (keys.valid()) read_strings(keys.get(), first, count, words, path, keys_name);
+    for (hsize_t r = 0; r < count; ++r) {
+      const float* row = block.data() + r * dim;
+      const hsize_t index = first + r;
+      if (!options.allow_nan) {
+        size_t bad = first_non_finite(row, dim);
+        if (bad < dim) {
+          throw FormatError(path + ": dataset '" + name + "': " + (std::isnan(row[bad]) ? "NaN" : "infinity") +
+                                " at row " + std::to_string(index) + ", column " + std::to_string(bad) +
+                                "; non-finite values are rejected unless allow_nan is set",
+                            name);
+        }
+      }
+      if (keys.valid()) {
+        const std::string& word = words[r];
+        if (io::invalid_utf8_offset(word) != std::string_view::npos) {
+          throw FormatError(path + ": dataset '" + keys_name + "': entry " + std::to_string(index) + " " +
+                                io::quoted(word) + " is not valid UTF-8",
+                            keys_name);
+        }
+        builder.add(word, row, dim);
+      } else {
+        builder.add(row, dim);
+      }
+    }
+    progress.advance(first + count);
+  }
+  if (keys.valid()) io::warn_duplicates(path, builder.duplicates());
+  Table table = builder.finish(file_metric(file, path));
+  table.set_source("hdf5", source);
+  return table;
+}
+
+Table read_hdf5(const std::string& path, const ReadOptions& options) {
+  silence_hdf5();
+  Location location = locate(path);
+  Handle file = open_file(location.file);
+  return read_matrix(file.get(), location.file, location.dataset, path, options);
+}
+
+// ------------------------------------------------------------------------------------ writing
+
+Handle utf8_string_type() {
+  Handle type(H5Tcopy(H5T_C_S1), H5Tclose);
+  H5Tset_size(type.get(), H5T_VARIABLE);
+  H5Tset_cset(type.get(), H5T_CSET_UTF8);
+  return type;
+}
+
+const char* ann_distance_name(Metric metric) {
+  switch (metric) {
+    case Metric::cos: return "angular";
+    case Metric::l2: return "euclidean";
+    case Metric::ip: return "dot";
+  }
+  return "angular";
+}
+
+void write_rows(hid_t dataset, hid_t memory_type, hsize_t first, hsize_t count, hsize_t cols, const void* data,
+                const std::string& path, const char* name, bool vector) {
+  Handle file_space(H5Dget_space(dataset), H5Sclose);
+  hsize_t start[2] = {first, 0}, size[2] = {count, cols};
+  Handle memory_space(H5Screate_simple(vector ? 1 : 2, size, nullptr), H5Sclose);
+  if (H5Sselect_hyperslab(file_space.get(), H5S_SELECT_SET, start, nullptr, size, nullptr) < 0 ||
+      H5Dwrite(dataset, memory_type, memory_space.get(), file_space.get(), H5P_DEFAULT, data) < 0) {
+    throw IoError(path, std::string("cannot write dataset '") + name + "'" + hdf5_detail());
+  }
+}
+
+void write_hdf5(const Table& table, const std::string& path, const WriteOptions& options) {
+  silence_hdf5();
+  const hsize_t rows = table.size(), dim = table.dim();
+  if (dim == 0) throw Error("cannot write " + path + " as hdf5: the table has dimension 0");
+  AtomicFile pending(path);
+  Handle file(H5Fcreate(pending.temp_path().c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), H5Fclose);
+  if (!file.valid()) throw IoError(path, "cannot create an HDF5 file" + hdf5_detail());
+  auto create = [&](const char* name, hid_t type, int rank, const hsize_t* dims) {
+    Handle space(H5Screate_simple(rank, dims, nullptr), H5Sclose);
+    Handle dataset(H5Dcreate2(file.get(), name, type, space.get(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Dclose);
+    if (!dataset.valid()) throw IoError(path, std::string("cannot create dataset '") + name + "'" + hdf5_detail());
+    return dataset;
+  };
+
+  const hsize_t matrix_dims[2] = {rows, dim};
+  Handle train = create("train", H5T_IEEE_F32LE, 2, matrix_dims);
+  Handle string_type = utf8_string_type();
+  Handle words;
+  if (table.has_keys()) words = create("words_train", string_type.get(), 1, matrix_dims);
+
+  io::ProgressScope progress(options.progress, "writing " + path, rows);
+  std::vector<std::string> keys;
+  std::vector<const char*> key_texts;
+  io::for_each_row_block(table, [&](size_t first, size_t count, const float* values) {
+    if (count == 0) return;
+    write_rows(train.get(), H5T_NATIVE_FLOAT, first, count, dim, values, path, "train", false);
+    if (words.valid()) {
+      keys.clear();
+      key_texts.clear();
+      for (size_t r = 0; r < count; ++r) keys.emplace_back(table.key(first + r));  // NUL-terminated copies
+      for (const std::string& key : keys) key_texts.push_back(key.c_str());
+      write_rows(words.get(), string_type.get(), first, count, 1, key_texts.data(), path, "words_train", true);
+    }
+    progress.advance(first + count);
+  });
+
+  Handle scalar(H5Screate(H5S_SCALAR), H5Sclose);
+  Handle attribute(H5Acreate2(file.get(), "distance", string_type.get(), scalar.get(), H5P_DEFAULT, H5P_DEFAULT),
+                   H5Aclose);
+  const char* distance = ann_distance_name(table.metric());
+  if (!attribute.valid() || H5Awrite(attribute.get(), string_type.get(), &distance) < 0) {
+    throw IoError(path, "cannot write attribute 'distance'" + hdf5_detail());
+  }
+  attribute.close();
+  train.close();
+  words.close();
+  if (!file.close()) throw IoError(path, "cannot finish the HDF5 file" + hdf5_detail());
+  pending.commit();
+}
+
+// HDF5's signature, at offset 0 or (after a user block) at 512, 1024, 2048, ...
+bool sniff_hdf5(const uint8_t* head, size_t size) {
+  static const uint8_t kSignature[8] = {0x89, 'H', 'D', 'F', '\r', '\n', 0x1a, '\n'};
+  for (size_t offset = 0; offset + sizeof kSignature <= size; offset = offset ? offset * 2 : 512) {
+    if (std::memcmp(head + offset, kSignature, sizeof kSignature) == 0) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+const FormatDescriptor kHdf5 = {
+    .name = "hdf5",
+    .description = "HDF5: 'train' of an ann-benchmarks file (or FILE:/group/name), keys from 'words_train'",
+    .extensions = {".hdf5", ".h5"},
+    .sniff = sniff_hdf5,
+    .read = read_hdf5,
+    .write = write_hdf5,
+};
+
+AnnDataset read_ann_dataset(const std::string& path, bool load_train) {
+  silence_hdf5();
+  Handle file = open_file(path);
+  Handle train = open_dataset(file.get(), path, "train");
+  Handle test = open_dataset(file.get(), path, "test");
+  Handle neighbors = open_dataset(file.get(), path, "neighbors");
+  require_class(train.get(), H5T_FLOAT, path, "train", "float32 or float64");
+  require_class(test.get(), H5T_FLOAT, path, "test", "float32 or float64");
+  require_class(neighbors.get(), H5T_INTEGER, path, "neighbors", "integer");
+  Shape train_shape = dataset_shape(train.get(), path, "train", false);
+  Shape test_shape = dataset_shape(test.get(), path, "test", false);
+  Shape neighbors_shape = dataset_shape(neighbors.get(), path, "neighbors", false);
+  if (test_shape.cols != train_shape.cols) {
+    throw FormatError(path + ": dataset 'test' has " + std::to_string(test_shape.cols) + " columns but 'train' has " +
+                          std::to_string(train_shape.cols),
+                      "test");
+  }
+  if (neighbors_shape.rows != test_shape.rows) {
+    throw FormatError(path + ": dataset 'neighbors' has " + std::to_string(neighbors_shape.rows) +
+                          " rows but 'test' has " + std::to_string(test_shape.rows),
+                      "neighbors");
+  }
+
+  AnnDataset out;
+  out.test_rows = static_cast<size_t>(test_shape.rows);
+  out.dim = static_cast<size_t>(test_shape.cols);
+  out.neighbors_k = static_cast<size_t>(neighbors_shape.cols);
+  out.test.resize(out.test_rows * out.dim);
+  out.neighbors.resize(out.test_rows * out.neighbors_k);
+  if (!out.test.empty()) {
+    read_block(test.get(), H5T_NATIVE_FLOAT, 0, test_shape.rows, test_shape.cols, out.test.data(), path, "test", false);
+  }
+  if (!out.neighbors.empty()) {
+    // HDF5 converts int64 ids to int32; ids beyond int32 saturate and fail the range check.
+    read_block(neighbors.get(), H5T_NATIVE_INT32, 0, neighbors_shape.rows, neighbors_shape.cols,
+               out.neighbors.data(), path, "neighbors", false);
+  }
+  for (size_t i = 0; i < out.neighbors.size(); ++i) {
+    int32_t id = out.neighbors[i];
+    if (id < 0 || static_cast<hsize_t>(id) >= train_shape.rows) {
+      throw FormatError(path + ": dataset 'neighbors': entry [" + std::to_string(i / out.neighbors_k) + "][" +
+                            std::to_string(i % out.neighbors_k) + "] = " + std::to_string(id) +
+                            " is not a row of 'train' (" + std::to_string(train_shape.rows) + " rows)",
+                        "neighbors");
+    }
+  }
+  out.metric = file_metric(file.get(), path);
+  if (load_train) out.train = read_matrix(file.get(), path, "train", path, ReadOptions{});
+  return out;
+}
+
+}  // namespace vecpack

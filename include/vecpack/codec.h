@@ -1,0 +1,157 @@
+// Codecs: the trained stages that turn vectors into bytes and back.
+//
+// A codec chain ("spec string") is zero or more transforms followed by one quantizer, e.g.
+// "int8" or "whiten:k=64/pq:m=16". Each stage is created from a const CodecDescriptor listed
+// in the registry (registry.h). Stages are trained in order on a sample, then serialized as
+// opaque parameter blobs. Nothing above this interface knows which codec is inside.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "vecpack/types.h"
+
+namespace vecpack {
+
+// Capability flags a codec declares in its descriptor.
+enum Capability : uint32_t {
+  kExactDecode = 1u << 0,        // decode(encode(x)) == x bit for bit
+  kAsymmetricSearch = 1u << 1,   // float queries scored against codes without decoding rows
+  kSymmetricSearch = 1u << 2,    // codes scored against codes
+  kNeedsTraining = 1u << 3,      // train() learns parameters from data
+  kPerVectorCodes = 1u << 4,     // stores code_size() bytes per row
+  kTransform = 1u << 5,          // maps vectors to vectors; must be followed by a quantizer
+  kSharedParameters = 1u << 6,   // rows share parameters instead of owning a code
+  kExperimental = 1u << 7,       // hidden from listings unless asked
+};
+
+enum class ParamType : uint8_t { integer, real, choice, flag };
+
+// One argument a codec accepts. Ranges are inclusive; choices are '|'-separated.
+struct ParamSpec {
+  const char* name;
+  ParamType type;
+  const char* default_value;
+  double min = 0, max = 0;
+  const char* choices = nullptr;
+  const char* help = "";
+};
+
+// Arguments of one stage after validation against its ParamSpecs: every declared parameter
+// has a value (given or default).
+class CodecArgs {
+ public:
+  void set(std::string name, std::string value);
+  bool has(std::string_view name) const;
+  const std::string& text(std::string_view name) const;
+  int64_t integer(std::string_view name) const;
+  double real(std::string_view name) const;
+  bool flag(std::string_view name) const;
+  const std::vector<std::pair<std::string, std::string>>& items() const { return items_; }
+
+ private:
+  std::vector<std::pair<std::string, std::string>> items_;
+};
+
+struct TrainOptions {
+  uint64_t seed = 1234;
+  unsigned threads = 0;            // 0: one per core
+  Progress* progress = nullptr;    // may be null
+};
+
+// Scores a block of contiguous codes against a fixed batch of queries.
+class CodeScorer {
+ public:
+  virtual ~CodeScorer() = default;
+  // out[q * ld + i] for query q of the batch and row i < count of the block; larger is better:
+  // ip: q.x   cos: q.x / |x| (queries arrive unit-length)   l2: -|q - x|^2.
+  virtual void score(const uint8_t* codes, size_t count, float* out, size_t ld) const = 0;
+};
+
+// Common base of transforms and quantizers.
+class Stage {
+ public:
+  virtual ~Stage() = default;
+  virtual const struct CodecDescriptor& descriptor() const = 0;
+  // Canonical spec of this stage with every argument, e.g. "int8" or "pq:m=25,nbits=8".
+  virtual std::string spec() const = 0;
+  virtual bool trained() const = 0;
+  virtual size_t dim_in() const = 0;   // valid once trained or loaded
+  virtual size_t dim_out() const = 0;
+  // Learns parameters from n rows of dimension d (row-major). Stages that learn nothing
+  // only record d.
+  virtual void train(const float* x, size_t n, size_t d, const TrainOptions& options) = 0;
+  // Trained parameters as a self-describing little-endian blob, and back. load() validates
+  // every size in the blob and throws FormatError on damage.
+  virtual std::vector<uint8_t> serialize() const = 0;
+  virtual void load(const uint8_t* data, size_t size) = 0;
+};
+
+// Maps vectors to vectors (whitening, rotations, truncation).
+class Transform : public Stage {
+ public:
+  virtual void apply(const float* x, size_t n, float* y) const = 0;       // n x dim_in -> n x dim_out
+  virtual void reconstruct(const float* y, size_t n, float* x) const = 0; // best inverse
+};
+
+// Maps vectors to a fixed number of bytes per row: the last stage of a chain.
+class Quantizer : public Stage {
+ public:
+  size_t dim_out() const override { return dim_in(); }
+  virtual size_t code_size() const = 0;
+  virtual void encode(const float* x, size_t n, uint8_t* codes) const = 0;
+  virtual void decode(const uint8_t* codes, size_t n, float* x) const = 0;
+  // The fastest scorer this codec has for nq queries (row-major nq x dim_in, copied as needed).
+  // The default decodes blocks of codes and scores them with BLAS.
+  virtual std::unique_ptr<CodeScorer> scorer(const float* queries, size_t nq, Metric metric) const;
+};
+
+enum class StageKind : uint8_t { transform, quantizer };
+
+// One codec as data: listed in codecs/registry.cc.
+struct CodecDescriptor {
+  const char* name;
+  const char* description;  // one line
+  StageKind kind;
+  uint32_t capabilities;
+  std::vector<ParamSpec> params;
+  std::unique_ptr<Stage> (*create)(const CodecArgs& args);
+};
+
+// A codec chain built from a spec string: transforms then one quantizer. Movable, not copyable.
+class Codec {
+ public:
+  explicit Codec(std::string_view spec);  // throws SpecError
+  Codec(Codec&&) noexcept;
+  Codec& operator=(Codec&&) noexcept;
+  ~Codec();
+
+  std::string spec() const;   // canonical, every argument spelled out
+  bool trained() const;
+  size_t dim() const;         // input (and decoded) dimension
+  size_t code_size() const;   // bytes per row
+  uint32_t capabilities() const;  // of the quantizer, plus kTransform if the chain has one
+
+  void train(const float* x, size_t n, size_t d, const TrainOptions& options = {});
+  void encode(const float* x, size_t n, uint8_t* codes, unsigned threads = 0) const;
+  void decode(const uint8_t* codes, size_t n, float* x) const;
+  // Queries are in the input space; the chain applies its transforms to them.
+  std::unique_ptr<CodeScorer> scorer(const float* queries, size_t nq, Metric metric) const;
+
+  std::vector<uint8_t> serialize() const;
+  static Codec load(const uint8_t* data, size_t size);  // throws FormatError
+
+  size_t stage_count() const;
+  const Stage& stage(size_t i) const;
+
+ private:
+  Codec();
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace vecpack

@@ -1,0 +1,141 @@
+// Table: n rows of dimension d, optionally keyed by strings, stored with a codec chain.
+// A Table is an in-memory table or a read-only view of a memory-mapped .vecpack file.
+// Copies are cheap and share the rows; rows are immutable once built.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "vecpack/codec.h"
+#include "vecpack/types.h"
+
+namespace vecpack {
+
+// Describes where a table came from and how it is searched; stored in the META section.
+struct TableMeta {
+  Metric metric = Metric::cos;
+  std::string source_format;  // "glove", "word2vec", "hdf5", ... or empty
+  std::string source_path;
+  std::string tool_version;   // the vecpack that wrote the file
+  std::string created;        // ISO 8601 UTC
+};
+
+struct SectionInfo {
+  std::string type;  // fourcc, e.g. "CODE"
+  uint64_t offset = 0, length = 0, checksum = 0;
+};
+
+struct TableInfo {
+  size_t rows = 0, dim = 0;
+  std::string spec;
+  bool has_keys = false;
+  uint64_t code_bytes = 0;       // per-row codes of all rows
+  uint64_t parameter_bytes = 0;  // trained codec parameters
+  uint64_t key_bytes = 0;        // vocabulary with its index
+  uint64_t file_bytes = 0;       // 0 for an in-memory table
+  std::vector<SectionInfo> sections;  // empty for an in-memory table
+};
+
+struct CompressOptions {
+  size_t train_size = 100000;  // rows sampled (seeded) for training; 0: all rows
+  unsigned threads = 0;        // 0: one per core
+  uint64_t seed = 1234;
+  bool allow_nan = false;      // otherwise a NaN/Inf row is an Error naming the row
+  Progress* progress = nullptr;
+};
+
+struct VerifyReport {
+  struct Check {
+    SectionInfo section;
+    bool ok = false;
+  };
+  std::vector<Check> checks;
+  std::vector<std::string> problems;  // empty when the file is sound
+  bool ok() const { return problems.empty(); }
+};
+
+class Table {
+ public:
+  Table();  // empty: 0 x 0
+  ~Table();
+  Table(const Table&);
+  Table& operator=(const Table&);
+  Table(Table&&) noexcept;
+  Table& operator=(Table&&) noexcept;
+
+  // An uncompressed (f32) table. keys: empty, or one unique key per row.
+  static Table from_rows(std::vector<float> rows, size_t dim, std::vector<std::string> keys = {},
+                         Metric metric = Metric::cos);
+  // Maps a .vecpack file. O(1) in the number of rows: reads the header and small sections only.
+  static Table open(const std::string& path);
+  // Checks every checksum and structure of a .vecpack file without trusting it.
+  static VerifyReport verify(const std::string& path);
+
+  size_t size() const;
+  size_t dim() const;
+  const TableMeta& meta() const { return meta_; }
+  Metric metric() const { return meta_.metric; }
+  void set_metric(Metric metric) { meta_.metric = metric; }
+  void set_source(std::string format, std::string path);
+  std::string spec() const;
+  const Codec& codec() const;
+  TableInfo info() const;
+
+  bool has_keys() const;
+  std::optional<size_t> find(std::string_view key) const;  // O(1) pages touched
+  std::string_view key(size_t row) const;                   // throws NotFoundError if no keys
+  std::vector<float> get(std::string_view key) const;        // throws NotFoundError
+  std::vector<float> row(size_t index) const;
+  void reconstruct(size_t begin, size_t count, float* out) const;  // decoded rows, count x dim
+
+  // Exact top-k over the stored codes with the codec's fastest scorer. metric: the table's
+  // unless given. queries: nq x dim, row-major.
+  SearchResult search(const float* queries, size_t nq, const SearchOptions& options = {},
+                      std::optional<Metric> metric = std::nullopt) const;
+
+  // Re-encodes this table's rows with a codec spec (trained on a seeded sample).
+  Table compress(std::string_view spec, const CompressOptions& options = {}) const;
+  // Writes a .vecpack file atomically: a temporary file beside it, fsync, rename.
+  void save(const std::string& path) const;
+
+  struct Impl;  // internal
+
+ private:
+  explicit Table(std::shared_ptr<const Impl> impl, TableMeta meta);
+  std::shared_ptr<const Impl> impl_;
+  TableMeta meta_;
+};
+
+// Builds an uncompressed table row by row, as readers stream a file.
+class TableBuilder {
+ public:
+  explicit TableBuilder(size_t dim = 0);  // dim 0: fixed by the first row
+  ~TableBuilder();
+  TableBuilder(TableBuilder&&) noexcept;
+  TableBuilder& operator=(TableBuilder&&) noexcept;
+
+  void reserve(size_t rows);
+  size_t dim() const;
+  size_t size() const;
+  // Appends a keyed row of dim() values; a key seen before is skipped (the first is kept)
+  // and counted. Returns false when skipped.
+  bool add(std::string_view key, const float* values, size_t count);
+  // Appends an unkeyed row. A builder is keyed or unkeyed, not both.
+  void add(const float* values, size_t count);
+  size_t duplicates() const;
+  Table finish(Metric metric = Metric::cos);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// Index of the first NaN or infinity in values, or count when all are finite.
+size_t first_non_finite(const float* values, size_t count);
+
+}  // namespace vecpack

@@ -1,0 +1,47 @@
+// Small value types shared by the whole public API.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace vecpack {
+
+// How rows are compared. cos scores are true cosines of the stored (decoded) rows;
+// rows are stored as given, never silently normalised.
+enum class Metric : uint8_t { ip = 0, cos = 1, l2 = 2 };
+
+const char* metric_name(Metric metric) noexcept;
+// Accepts "ip", "dot", "cos", "cosine", "angular", "l2", "euclidean"; throws SpecError otherwise.
+Metric parse_metric(std::string_view name);
+
+struct SearchOptions {
+  size_t k = 10;
+  unsigned threads = 0;  // 0: one per core
+  size_t rerank = 0;     // shortlist size rescored with the table's rerank section; 0: off
+};
+
+// Row-major nq x k. For ip and cos, scores are similarities in descending order; for l2 they
+// are squared Euclidean distances in ascending order. Ties break by smaller row id.
+// Where the table has fewer than k rows, missing entries have id -1.
+struct SearchResult {
+  size_t nq = 0, k = 0;
+  std::vector<int64_t> ids;
+  std::vector<float> scores;
+  const int64_t* ids_of(size_t query) const { return ids.data() + query * k; }
+  const float* scores_of(size_t query) const { return scores.data() + query * k; }
+};
+
+// Receives progress of long operations (training, encoding, converting). The CLI draws a bar on
+// a TTY; library users may pass their own or none.
+class Progress {
+ public:
+  virtual ~Progress() = default;
+  virtual void begin(std::string_view task, uint64_t total) = 0;  // total 0: unknown
+  virtual void advance(uint64_t done) = 0;                          // absolute count
+  virtual void end() = 0;
+};
+
+}  // namespace vecpack

@@ -1,0 +1,94 @@
+#include "block_scorer.h"
+
+#include <x86_64-linux-gnu/cblas.h>
+
+#include <cmath>
+
+#include "kernels/kernels.h"
+
+namespace vecpack {
+
+void finish_scores(Metric metric, float query_sq, const float* dot, const float* sq, size_t count, float* out) {
+  switch (metric) {
+    case Metric::ip:
+      for (size_t i = 0; i < count; ++i) out[i] = dot[i];
+      break;
+    case Metric::cos:
+      for (size_t i = 0; i < count; ++i) out[i] = sq[i] > 0 ? dot[i] / std::sqrt(sq[i]) : 0.f;
+      break;
+    case Metric::l2:
+      for (size_t i = 0; i < count; ++i) out[i] = 2 * dot[i] - sq[i] - query_sq;
+      break;
+  }
+}
+
+void row_squared_norms(const float* rows, size_t count, size_t d, float* sq) {
+  static thread_local std::vector<float> zeros;
+  if (zeros.size() < d) zeros.assign(d, 0.f);
+  static thread_local std::vector<float> unused;
+  if (unused.size() < count) unused.resize(count);
+  kernels::active().dot_f32_rows(zeros.data(), rows, count, d, unused.data(), sq);
+}
+
+static std::vector<float> query_squares(const float* q, size_t nq, size_t d) {
+  std::vector<float> sq(nq);
+  row_squared_norms(q, nq, d, sq.data());
+  return sq;
+}
+
+GemmScorer::GemmScorer(const float* queries, size_t nq, size_t d, Metric metric, Decode decode)
+    : queries_(queries, queries + nq * d),
+      query_sq_(query_squares(queries, nq, d)),
+      nq_(nq),
+      d_(d),
+      metric_(metric),
+      decode_(std::move(decode)) {}
+
+void GemmScorer::score(const uint8_t* codes, size_t count, float* out, size_t ld) const {
+  static thread_local std::vector<float> decoded, row_sq;
+  const float* rows = reinterpret_cast<const float*>(codes);
+  if (decode_) {
+    if (decoded.size() < count * d_) decoded.resize(count * d_);
+    decode_(codes, count, decoded.data());
+    rows = decoded.data();
+  }
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(nq_), static_cast<int>(count),
+              static_cast<int>(d_), metric_ == Metric::l2 ? 2.f : 1.f, queries_.data(), static_cast<int>(d_), rows,
+              static_cast<int>(d_), 0.f, out, static_cast<int>(ld));
+  if (metric_ == Metric::ip) return;
+  if (row_sq.size() < count) row_sq.resize(count);
+  row_squared_norms(rows, count, d_, row_sq.data());
+  if (metric_ == Metric::cos) {
+    for (size_t i = 0; i < count; ++i) row_sq[i] = row_sq[i] > 0 ? 1.f / std::sqrt(row_sq[i]) : 0.f;
+    for (size_t q = 0; q < nq_; ++q) {
+      float* o = out + q * ld;
+      for (size_t i = 0; i < count; ++i) o[i] *= row_sq[i];
+    }
+  } else {  // l2: 2 q.x was computed by the GEMM
+    for (size_t q = 0; q < nq_; ++q) {
+      float* o = out + q * ld;
+      const float qs = query_sq_[q];
+      for (size_t i = 0; i < count; ++i) o[i] -= row_sq[i] + qs;
+    }
+  }
+}
+
+RowKernelScorer::RowKernelScorer(const float* queries, size_t nq, size_t d, Metric metric, DotRows dot_rows)
+    : queries_(queries, queries + nq * d),
+      query_sq_(query_squares(queries, nq, d)),
+      nq_(nq),
+      d_(d),
+      metric_(metric),
+      dot_rows_(std::move(dot_rows)) {}
+
+void RowKernelScorer::score(const uint8_t* codes, size_t count, float* out, size_t ld) const {
+  static thread_local std::vector<float> dot, sq;
+  if (dot.size() < count) dot.resize(count), sq.resize(count);
+  float* sq_out = metric_ == Metric::ip ? nullptr : sq.data();
+  for (size_t q = 0; q < nq_; ++q) {
+    dot_rows_(queries_.data() + q * d_, codes, count, dot.data(), sq_out);
+    finish_scores(metric_, query_sq_[q], dot.data(), sq.data(), count, out + q * ld);
+  }
+}
+
+}  // namespace vecpack

@@ -1,0 +1,47 @@
+// Hot loops, written once (kernels_impl.h, xsimd) and compiled per instruction set; one table of
+// function pointers per ISA, chosen once at run time. Callers fetch the table once per batch.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+namespace vecpack::kernels {
+
+enum class Isa : uint8_t { scalar = 0, sse42 = 1, avx2 = 2, avx512 = 3 };
+
+const char* isa_name(Isa isa) noexcept;  // "scalar", "sse4.2", "avx2", "avx512"
+
+struct KernelTable {
+  Isa isa;
+  // For each of count rows x_i (row-major, d values): dot[i] = q . x_i and, when sq is not
+  // null, sq[i] = x_i . x_i.
+  void (*dot_f32_rows)(const float* q, const float* rows, size_t count, size_t d, float* dot, float* sq);
+  // Rows stored as IEEE binary16 / bfloat16 bit patterns.
+  void (*dot_f16_rows)(const float* q, const uint16_t* rows, size_t count, size_t d, float* dot, float* sq);
+  void (*dot_bf16_rows)(const float* q, const uint16_t* rows, size_t count, size_t d, float* dot, float* sq);
+  // Rows stored as uint8 codes c with x_j = low[j] + step[j] * c_j.
+  void (*dot_u8_affine_rows)(const float* q, const float* low, const float* step, const uint8_t* codes,
+                             size_t count, size_t d, float* dot, float* sq);
+  // Conversions of n values (block decode and encode). Encode rounds to nearest even;
+  // NaN stays NaN, overflow becomes infinity.
+  void (*f16_to_f32)(const uint16_t* in, size_t n, float* out);
+  void (*bf16_to_f32)(const uint16_t* in, size_t n, float* out);
+  void (*f32_to_f16)(const float* in, size_t n, uint16_t* out);
+  void (*f32_to_bf16)(const float* in, size_t n, uint16_t* out);
+  // out[i * d + j] = low[j] + step[j] * codes[i * d + j]
+  void (*u8_affine_decode)(const uint8_t* codes, size_t count, size_t d, const float* low,
+                           const float* step, float* out);
+  // Largest of n > 0 values (NaN-free input).
+  float (*max_f32)(const float* x, size_t n);
+};
+
+// The table for the best ISA this CPU supports, or the one named by the environment variable
+// VECPACK_FORCE_ISA (scalar, sse4.2, avx2, avx512) when set and supported. Resolved once.
+const KernelTable& active();
+// The table for one ISA, or nullptr if it is not compiled in or the CPU lacks it.
+const KernelTable* table_for(Isa isa);
+// Every ISA this CPU can run, best first (always ends with scalar).
+std::vector<Isa> supported_isas();
+
+}  // namespace vecpack::kernels

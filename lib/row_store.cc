@@ -1,0 +1,66 @@
+#include "row_store.h"
+
+#include "bytes.h"
+#include "vecpack/errors.h"
+
+namespace vecpack {
+
+CodesStore::CodesStore(std::shared_ptr<const Codec> codec, const uint8_t* codes, size_t rows,
+                       std::shared_ptr<const void> owner)
+    : codec_(std::move(codec)),
+      codes_(codes),
+      rows_(rows),
+      code_size_(codec_->code_size()),
+      parameters_(codec_->serialize().size()),
+      owner_(std::move(owner)) {}
+
+std::shared_ptr<CodesStore> CodesStore::open(const ContainerReader& file, size_t rows, size_t dim) {
+  ByteSpan params = file.section("CODC", /*verify=*/true);
+  auto codec = std::make_shared<const Codec>(Codec::load(params.data, params.size));
+  if (codec->dim() != dim)
+    throw FormatError(file.path() + ": codec dimension " + std::to_string(codec->dim()) + " disagrees with META dimension " +
+                          std::to_string(dim),
+                      "CODC", file.find("CODC")->offset);
+  ByteSpan codes = file.section("CODE", /*verify=*/false);
+  uint64_t expected = checked_mul(rows, codec->code_size(), "CODE");
+  if (codes.size != expected)
+    throw FormatError(file.path() + ": section CODE has " + std::to_string(codes.size) + " bytes, " + std::to_string(rows) +
+                          " rows of " + std::to_string(codec->code_size()) + " bytes need " + std::to_string(expected),
+                      "CODE", file.find("CODE")->offset);
+  return std::make_shared<CodesStore>(std::move(codec), codes.data, rows, file.mapping());
+}
+
+void CodesStore::reconstruct(size_t begin, size_t count, float* out) const {
+  if (begin > rows_ || count > rows_ - begin)
+    throw NotFoundError("rows " + std::to_string(begin) + ".." + std::to_string(begin + count) + " are out of range (" +
+                        std::to_string(rows_) + " rows)");
+  codec_->decode(codes_ + begin * code_size_, count, out);
+}
+
+namespace {
+class CodesScorer final : public RowScorer {
+ public:
+  CodesScorer(std::unique_ptr<CodeScorer> inner, const uint8_t* codes, size_t code_size)
+      : inner_(std::move(inner)), codes_(codes), code_size_(code_size) {}
+  void score(size_t begin, size_t count, float* out, size_t ld) const override {
+    inner_->score(codes_ + begin * code_size_, count, out, ld);
+  }
+
+ private:
+  std::unique_ptr<CodeScorer> inner_;
+  const uint8_t* codes_;
+  size_t code_size_;
+};
+}  // namespace
+
+std::unique_ptr<RowScorer> CodesStore::scorer(const float* queries, size_t nq, Metric metric) const {
+  return std::make_unique<CodesScorer>(codec_->scorer(queries, nq, metric), codes_, code_size_);
+}
+
+void CodesStore::write(ContainerWriter& writer) const {
+  auto params = codec_->serialize();
+  writer.add("CODC", params.data(), params.size());
+  writer.add("CODE", codes_, code_bytes(), kCodeAlign);
+}
+
+}  // namespace vecpack

@@ -1,0 +1,62 @@
+// RowStore: what a table holds for its rows. The engine, the file writer, the CLI and the
+// bindings see only this interface. Per-vector codecs use CodesStore (a codes section plus the
+// codec); codecs whose rows share parameters implement RowStore themselves.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+
+#include "container.h"
+#include "vecpack/codec.h"
+
+namespace vecpack {
+
+// Scores row ranges of one store against a fixed query batch. Safe to call from many threads.
+class RowScorer {
+ public:
+  virtual ~RowScorer() = default;
+  // out[q * ld + i] for rows begin..begin+count; larger is better (see CodeScorer).
+  virtual void score(size_t begin, size_t count, float* out, size_t ld) const = 0;
+};
+
+class RowStore {
+ public:
+  virtual ~RowStore() = default;
+  virtual size_t rows() const = 0;
+  virtual size_t dim() const = 0;
+  virtual const Codec& codec() const = 0;
+  virtual void reconstruct(size_t begin, size_t count, float* out) const = 0;
+  // queries: nq x dim in the table's space (unit length for cos).
+  virtual std::unique_ptr<RowScorer> scorer(const float* queries, size_t nq, Metric metric) const = 0;
+  virtual uint64_t code_bytes() const = 0;
+  virtual uint64_t parameter_bytes() const = 0;
+  // Writes CODC and whatever sections the rows need.
+  virtual void write(ContainerWriter& writer) const = 0;
+};
+
+class CodesStore final : public RowStore {
+ public:
+  // codes: rows x codec.code_size() bytes, kept alive by owner.
+  CodesStore(std::shared_ptr<const Codec> codec, const uint8_t* codes, size_t rows, std::shared_ptr<const void> owner);
+  // Reads CODC and CODE from a container; CODE is used in place.
+  static std::shared_ptr<CodesStore> open(const ContainerReader& file, size_t rows, size_t dim);
+
+  size_t rows() const override { return rows_; }
+  size_t dim() const override { return codec_->dim(); }
+  const Codec& codec() const override { return *codec_; }
+  void reconstruct(size_t begin, size_t count, float* out) const override;
+  std::unique_ptr<RowScorer> scorer(const float* queries, size_t nq, Metric metric) const override;
+  uint64_t code_bytes() const override { return uint64_t(rows_) * code_size_; }
+  uint64_t parameter_bytes() const override { return parameters_; }
+  void write(ContainerWriter& writer) const override;
+  const uint8_t* codes() const { return codes_; }
+
+ private:
+  std::shared_ptr<const Codec> codec_;
+  const uint8_t* codes_;
+  size_t rows_, code_size_;
+  uint64_t parameters_;
+  std::shared_ptr<const void> owner_;
+};
+
+}  // namespace vecpack

@@ -1,0 +1,135 @@
+#include "search.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "kernels/kernels.h"
+#include "parallel.h"
+#include "vecpack/errors.h"
+
+extern "C" void openblas_set_num_threads(int) __attribute__((weak));
+
+namespace vecpack {
+
+// The engine parallelises over rows itself; BLAS threads on top would only oversubscribe.
+static void keep_blas_single_threaded() {
+  static const bool once = [] {
+    if (openblas_set_num_threads) openblas_set_num_threads(1);
+    return true;
+  }();
+  (void)once;
+}
+
+// Heap order: a is "better" than b when its score is larger, or equal with a smaller id.
+static bool better(const TopK::Item& a, const TopK::Item& b) {
+  return a.score > b.score || (a.score == b.score && a.id < b.id);
+}
+
+void TopK::push(float score, int64_t id) {
+  Item item{score, id};
+  if (items_.size() < k_) {
+    items_.push_back(item);
+    std::push_heap(items_.begin(), items_.end(), better);
+  } else if (k_ && better(item, items_.front())) {
+    std::pop_heap(items_.begin(), items_.end(), better);
+    items_.back() = item;
+    std::push_heap(items_.begin(), items_.end(), better);
+  }
+}
+
+void TopK::sorted_into(int64_t* ids, float* scores) const {
+  std::vector<Item> sorted = items_;
+  std::sort(sorted.begin(), sorted.end(), better);
+  for (size_t i = 0; i < k_; ++i) {
+    ids[i] = i < sorted.size() ? sorted[i].id : -1;
+    scores[i] = i < sorted.size() ? sorted[i].score : NAN;
+  }
+}
+
+namespace {
+
+constexpr size_t kQueryChunk = 256;   // queries scored together (one GEMM operand)
+constexpr size_t kSkipGroup = 64;     // scores checked against the heap at once
+
+size_t block_rows_for(size_t d) {
+  // Keep a decoded block around 256 KiB so it stays in L2 while the queries stream over it.
+  size_t rows = (256 * 1024) / (sizeof(float) * std::max<size_t>(d, 1));
+  return std::clamp<size_t>(rows / 64 * 64, 256, 4096);
+}
+
+// Pushes one query's block of scores, skipping groups whose best cannot enter the heap.
+void collect(TopK& top, const float* scores, size_t count, int64_t first_id, const kernels::KernelTable& k) {
+  size_t i = 0;
+  while (i < count) {
+    size_t n = std::min(kSkipGroup, count - i);
+    if (top.full() && k.max_f32(scores + i, n) <= top.threshold()) {
+      i += n;
+      continue;
+    }
+    for (size_t j = i; j < i + n; ++j)
+      if (!top.full() || scores[j] > top.threshold()) top.push(scores[j], first_id + static_cast<int64_t>(j));
+    i += n;
+  }
+}
+
+}  // namespace
+
+SearchResult search_store(const RowStore& store, const float* queries, size_t nq, Metric metric,
+                          const SearchOptions& options) {
+  if (options.k == 0) throw Error("search: k must be at least 1");
+  if (options.rerank) throw Error("search: this table has no rerank section (compress with a rerank codec first)");
+  const size_t d = store.dim(), n = store.rows(), k = options.k;
+  SearchResult result;
+  result.nq = nq;
+  result.k = k;
+  result.ids.assign(nq * k, -1);
+  result.scores.assign(nq * k, NAN);
+  if (nq == 0) return result;
+
+  keep_blas_single_threaded();
+  std::vector<float> prepared(queries, queries + nq * d);
+  if (metric == Metric::cos)
+    for (size_t q = 0; q < nq; ++q) {
+      float* v = prepared.data() + q * d;
+      double s = 0;
+      for (size_t j = 0; j < d; ++j) s += double(v[j]) * v[j];
+      if (s > 0) {
+        float inv = static_cast<float>(1.0 / std::sqrt(s));
+        for (size_t j = 0; j < d; ++j) v[j] *= inv;
+      }
+    }
+
+  const unsigned threads = std::max<unsigned>(1, std::min<unsigned>(resolve_threads(options.threads), (n + 4095) / 4096));
+  const size_t block = block_rows_for(d);
+  const auto& kt = kernels::active();
+
+  for (size_t q0 = 0; q0 < nq; q0 += kQueryChunk) {
+    const size_t qn = std::min(kQueryChunk, nq - q0);
+    auto scorer = store.scorer(prepared.data() + q0 * d, qn, metric);
+    // Each worker owns a contiguous row range and its own heaps; ranges merge at the end.
+    std::vector<std::vector<TopK>> heaps(threads, std::vector<TopK>(qn, TopK(k)));
+    const size_t per_worker = (n + threads - 1) / threads;
+    parallel_for(threads, threads, [&](size_t w, unsigned) {
+      size_t begin = w * per_worker, end = std::min(n, begin + per_worker);
+      std::vector<float> scores(qn * block);
+      for (size_t b = begin; b < end; b += block) {
+        size_t count = std::min(block, end - b);
+        scorer->score(b, count, scores.data(), count);
+        for (size_t q = 0; q < qn; ++q)
+          collect(heaps[w][q], scores.data() + q * count, count, static_cast<int64_t>(b), kt);
+      }
+    });
+    for (size_t q = 0; q < qn; ++q) {
+      TopK merged(k);
+      for (unsigned w = 0; w < threads; ++w)
+        for (const auto& item : heaps[w][q].items()) merged.push(item.score, item.id);
+      merged.sorted_into(result.ids.data() + (q0 + q) * k, result.scores.data() + (q0 + q) * k);
+    }
+  }
+  if (metric == Metric::l2)
+    for (size_t i = 0; i < result.scores.size(); ++i)
+      if (result.ids[i] >= 0) result.scores[i] = std::max(0.f, -result.scores[i]);
+  return result;
+}
+
+}  // namespace vecpack

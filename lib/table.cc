@@ -1,0 +1,299 @@
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <ctime>
+#include <nlohmann/json.hpp>
+#include <numeric>
+#include <random>
+
+#include "container.h"
+#include "parallel.h"
+#include "search.h"
+#include "table_impl.h"
+#include "vecpack/errors.h"
+
+#ifndef VECPACK_VERSION
+#define VECPACK_VERSION "0.0.0"
+#endif
+
+namespace vecpack {
+
+static constexpr uint64_t kMaxMetaBytes = 16u << 20;
+static constexpr uint64_t kMaxRows = uint64_t(1) << 40;
+
+size_t first_non_finite(const float* values, size_t count) {
+  for (size_t i = 0; i < count; ++i)
+    if (!std::isfinite(values[i])) return i;
+  return count;
+}
+
+Table::Table() = default;
+Table::~Table() = default;
+Table::Table(const Table&) = default;
+Table& Table::operator=(const Table&) = default;
+Table::Table(Table&&) noexcept = default;
+Table& Table::operator=(Table&&) noexcept = default;
+Table::Table(std::shared_ptr<const Impl> impl, TableMeta meta) : impl_(std::move(impl)), meta_(std::move(meta)) {}
+
+static std::string now_iso8601() {
+  std::time_t t = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+static void attach_vocabulary(Table::Impl& impl, std::shared_ptr<const void> owner, const uint8_t* data, uint64_t size,
+                              size_t rows, const std::string& where) {
+  impl.vocab = VocabularyView(data, size, rows, where);
+  impl.vocab_owner = std::move(owner);
+  impl.vocab_bytes = data;
+  impl.vocab_size = size;
+}
+
+Table Table::from_rows(std::vector<float> rows, size_t dim, std::vector<std::string> keys, Metric metric) {
+  if (dim == 0) throw Error("a table needs a dimension of at least 1");
+  if (rows.size() % dim != 0)
+    throw Error("row data has " + std::to_string(rows.size()) + " values, not a multiple of the dimension " + std::to_string(dim));
+  const size_t n = rows.size() / dim;
+  if (!keys.empty() && keys.size() != n)
+    throw Error("table has " + std::to_string(n) + " rows but " + std::to_string(keys.size()) + " keys");
+  auto codec = std::make_shared<Codec>("f32");
+  codec->train(nullptr, 0, dim);
+  auto data = std::make_shared<std::vector<float>>(std::move(rows));
+  auto impl = std::make_shared<Impl>();
+  impl->store = std::make_shared<CodesStore>(codec, reinterpret_cast<const uint8_t*>(data->data()), n, data);
+  if (!keys.empty()) {
+    auto bytes = std::make_shared<std::vector<uint8_t>>(build_vocabulary(keys));
+    VocabularyView check(bytes->data(), bytes->size(), n, "keys");
+    for (size_t i = 0; i < n; ++i) {
+      auto found = check.find(keys[i]);
+      if (found && *found != i)
+        throw Error("duplicate key '" + keys[i] + "' at rows " + std::to_string(*found) + " and " + std::to_string(i));
+    }
+    attach_vocabulary(*impl, bytes, bytes->data(), bytes->size(), n, "keys");
+  }
+  TableMeta meta;
+  meta.metric = metric;
+  return Table(std::move(impl), std::move(meta));
+}
+
+Table Table::open(const std::string& path) {
+  ContainerReader file(path);
+  ByteSpan meta_bytes = file.section("META", /*verify=*/false);
+  if (meta_bytes.size > kMaxMetaBytes)
+    throw FormatError(path + ": section META is " + std::to_string(meta_bytes.size) + " bytes, over the 16 MiB limit", "META",
+                      file.find("META")->offset);
+  file.section("META", /*verify=*/true);
+  auto meta_fail = [&](const std::string& message) {
+    throw FormatError(path + ": section META: " + message, "META", file.find("META")->offset);
+  };
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(meta_bytes.data, meta_bytes.data + meta_bytes.size);
+  } catch (const nlohmann::json::exception& e) {
+    meta_fail(std::string("not valid JSON: ") + e.what());
+  }
+  uint64_t n = 0, d = 0;
+  TableMeta meta;
+  bool has_keys = false;
+  try {
+    n = j.at("n").get<uint64_t>();
+    d = j.at("d").get<uint64_t>();
+    meta.metric = parse_metric(j.at("metric").get<std::string>());
+    has_keys = j.value("keys", false);
+    if (j.contains("source")) {
+      meta.source_format = j["source"].value("format", "");
+      meta.source_path = j["source"].value("path", "");
+    }
+    meta.tool_version = j.value("tool", "");
+    meta.created = j.value("created", "");
+  } catch (const std::exception& e) {
+    meta_fail(std::string("missing or invalid field: ") + e.what());
+  }
+  if (n > kMaxRows) meta_fail("row count " + std::to_string(n) + " is implausible");
+  auto impl = std::make_shared<Impl>();
+  impl->store = CodesStore::open(file, n, d);
+  if (has_keys) {
+    ByteSpan vocab = file.section("VOCB", /*verify=*/false);
+    attach_vocabulary(*impl, file.mapping(), vocab.data, vocab.size, n, path + ": section VOCB");
+  }
+  impl->sections = file.sections();
+  impl->file_bytes = file.file_size();
+  return Table(std::move(impl), std::move(meta));
+}
+
+VerifyReport Table::verify(const std::string& path) {
+  VerifyReport report = ContainerReader::verify(path);
+  if (!report.ok()) return report;
+  try {
+    Table t = open(path);
+    // Structural checks beyond checksums: every key offset is inside the blob.
+    if (t.has_keys())
+      for (size_t i = 0; i < t.size(); ++i) t.impl_->vocab.key(i);
+  } catch (const Error& e) {
+    report.problems.push_back(e.what());
+  }
+  return report;
+}
+
+size_t Table::size() const { return impl_ ? impl_->store->rows() : 0; }
+size_t Table::dim() const { return impl_ ? impl_->store->dim() : 0; }
+void Table::set_source(std::string format, std::string path) {
+  meta_.source_format = std::move(format);
+  meta_.source_path = std::move(path);
+}
+
+static const Table::Impl& require(const std::shared_ptr<const Table::Impl>& impl) {
+  if (!impl) throw Error("the table is empty");
+  return *impl;
+}
+
+std::string Table::spec() const { return impl_ ? impl_->store->codec().spec() : ""; }
+const Codec& Table::codec() const { return require(impl_).store->codec(); }
+
+TableInfo Table::info() const {
+  TableInfo info;
+  if (!impl_) return info;
+  info.rows = size();
+  info.dim = dim();
+  info.spec = spec();
+  info.has_keys = has_keys();
+  info.code_bytes = impl_->store->code_bytes();
+  info.parameter_bytes = impl_->store->parameter_bytes();
+  info.key_bytes = impl_->vocab_size;
+  info.file_bytes = impl_->file_bytes;
+  info.sections = impl_->sections;
+  return info;
+}
+
+bool Table::has_keys() const { return impl_ && !impl_->vocab.empty(); }
+
+std::optional<size_t> Table::find(std::string_view key) const {
+  if (!has_keys()) return std::nullopt;
+  auto row = impl_->vocab.find(key);
+  if (!row) return std::nullopt;
+  return static_cast<size_t>(*row);
+}
+
+std::string_view Table::key(size_t row) const {
+  if (!has_keys()) throw NotFoundError("the table has no keys");
+  return impl_->vocab.key(row);
+}
+
+std::vector<float> Table::get(std::string_view key) const {
+  auto row_index = find(key);
+  if (!row_index) throw NotFoundError("key '" + std::string(key) + "' is not in the table");
+  return row(*row_index);
+}
+
+std::vector<float> Table::row(size_t index) const {
+  std::vector<float> out(dim());
+  reconstruct(index, 1, out.data());
+  return out;
+}
+
+void Table::reconstruct(size_t begin, size_t count, float* out) const {
+  require(impl_).store->reconstruct(begin, count, out);
+}
+
+SearchResult Table::search(const float* queries, size_t nq, const SearchOptions& options, std::optional<Metric> metric) const {
+  const auto& impl = require(impl_);
+  const size_t d = dim();
+  for (size_t q = 0; q < nq; ++q)
+    if (first_non_finite(queries + q * d, d) != d) throw Error("query " + std::to_string(q) + " contains NaN or infinity");
+  return search_store(*impl.store, queries, nq, metric.value_or(meta_.metric), options);
+}
+
+Table Table::compress(std::string_view spec, const CompressOptions& options) const {
+  const auto& impl = require(impl_);
+  auto codec = std::make_shared<Codec>(spec);
+  const size_t n = size(), d = dim();
+  if (n == 0) throw Error("cannot compress an empty table");
+
+  // Training sample: a seeded choice of rows, read in row order.
+  std::vector<size_t> picked(n);
+  std::iota(picked.begin(), picked.end(), size_t(0));
+  size_t m = n;
+  if (options.train_size && options.train_size < n) {
+    std::mt19937_64 rng(options.seed);
+    for (size_t i = 0; i < options.train_size; ++i) std::swap(picked[i], picked[i + rng() % (n - i)]);
+    m = options.train_size;
+    picked.resize(m);
+    std::sort(picked.begin(), picked.end());
+  }
+  std::vector<float> sample(m * d);
+  size_t kept = 0;
+  for (size_t i = 0; i < m; ++i) {
+    float* row_out = sample.data() + kept * d;
+    reconstruct(picked[i], 1, row_out);
+    if (first_non_finite(row_out, d) != d) {
+      if (!options.allow_nan) throw Error("row " + std::to_string(picked[i]) + " contains NaN or infinity (allow with --allow-nan)");
+      continue;
+    }
+    ++kept;
+  }
+  TrainOptions train;
+  train.seed = options.seed;
+  train.threads = options.threads;
+  train.progress = options.progress;
+  codec->train(sample.data(), kept, d, train);
+  sample = {};
+
+  const size_t cs = codec->code_size();
+  auto codes = std::make_shared<std::vector<uint8_t>>(n * cs);
+  const size_t block = 4096;
+  std::atomic<size_t> done{0};
+  if (options.progress) options.progress->begin("encoding", n);
+  parallel_for((n + block - 1) / block, options.threads, [&](size_t b, unsigned worker) {
+    size_t begin = b * block, count = std::min(block, n - begin);
+    std::vector<float> rows(count * d);
+    reconstruct(begin, count, rows.data());
+    if (!options.allow_nan)
+      for (size_t i = 0; i < count; ++i)
+        if (first_non_finite(rows.data() + i * d, d) != d)
+          throw Error("row " + std::to_string(begin + i) + " contains NaN or infinity (allow with --allow-nan)");
+    codec->encode(rows.data(), count, codes->data() + begin * cs, 1);
+    size_t now = done += count;
+    if (options.progress && worker == 0) options.progress->advance(now);
+  });
+  if (options.progress) options.progress->end();
+
+  auto out = std::make_shared<Impl>();
+  out->store = std::make_shared<CodesStore>(codec, codes->data(), n, codes);
+  out->vocab_owner = impl.vocab_owner;
+  out->vocab_bytes = impl.vocab_bytes;
+  out->vocab_size = impl.vocab_size;
+  out->vocab = impl.vocab;
+  TableMeta meta = meta_;
+  meta.tool_version.clear();
+  meta.created.clear();
+  return Table(std::move(out), std::move(meta));
+}
+
+void Table::save(const std::string& path) const {
+  const auto& impl = require(impl_);
+  nlohmann::json j;
+  j["format"] = "vecpack";
+  j["n"] = size();
+  j["d"] = dim();
+  j["metric"] = metric_name(meta_.metric);
+  j["spec"] = spec();
+  j["code_size"] = impl.store->codec().code_size();
+  j["keys"] = has_keys();
+  if (!meta_.source_format.empty() || !meta_.source_path.empty())
+    j["source"] = {{"format", meta_.source_format}, {"path", meta_.source_path}};
+  j["tool"] = std::string("vecpack ") + VECPACK_VERSION;
+  j["created"] = now_iso8601();
+  std::string meta_text = j.dump(1);
+
+  ContainerWriter writer(path);
+  writer.add("META", meta_text.data(), meta_text.size());
+  impl.store->write(writer);
+  if (has_keys()) writer.add("VOCB", impl.vocab_bytes, impl.vocab_size);
+  writer.commit();
+}
+
+}  // namespace vecpack

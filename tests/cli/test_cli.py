@@ -1,0 +1,220 @@
+"""The vecpack command line, used as a user would: conversions, compression, search, errors."""
+import json
+import struct
+
+import h5py
+import numpy as np
+import pytest
+
+from conftest import DATA, write_glove
+
+# Exit codes, one per error type (tools/cli_common.h).
+FAILURE, USAGE, IO, FORMAT, PARSE, SPEC, NOT_FOUND = 1, 2, 3, 4, 5, 6, 7
+
+
+def test_version_names_kernels(vp):
+    out = vp("--version").out
+    assert out.startswith("vecpack ") and "kernels:" in out
+
+
+def test_codecs_lists_the_registry(vp):
+    codecs = json.loads(vp("codecs", "--json").out)
+    names = [c["name"] for c in codecs]
+    assert names[:4] == ["f32", "f16", "bf16", "int8"]
+    assert "exact_decode" in codecs[0]["capabilities"]
+    assert "int8" in vp("codecs").out
+
+
+def test_convert_inspect_get_search_verify(vp, glove_small, tmp_path):
+    src, words, x = glove_small
+    out = tmp_path / "t.vecpack"
+    vp("-q", "convert", src, out)
+    info = json.loads(vp("inspect", "--json", out).out)
+    assert info["rows"] == 500 and info["dim"] == 16 and info["codec"] == "f32" and info["keys"]
+    assert info["metric"] == "cos" and info["source"]["format"] == "glove"
+    assert [s["type"] for s in info["sections"]] == ["META", "CODC", "CODE", "VOCB"]
+    assert "bytes per vector" in vp("inspect", out).out
+
+    got = vp("get", out, "w7", "w11").out.splitlines()
+    assert got[0].split()[0] == "w7"
+    assert np.array_equal(np.array(got[0].split()[1:], dtype=np.float32), x[7])  # bit exact
+    as_json = json.loads(vp("get", "--json", out, "w3").out)
+    assert np.array_equal(np.array(as_json["w3"], dtype=np.float32), x[3])
+
+    res = json.loads(vp("search", out, "w7", "-k", "5", "--json").out)
+    xn = x / np.linalg.norm(x, axis=1, keepdims=True)
+    sims = xn @ xn[7]
+    sims[7] = -np.inf
+    expected = [f"w{i}" for i in np.argsort(-sims, kind="stable")[:5]]
+    assert [n["key"] for n in res[0]["neighbors"]] == expected
+    assert res[0]["neighbors"][0]["score"] == pytest.approx(float(np.max(sims)), abs=1e-5)
+
+    vec = ",".join(repr(float(v)) for v in x[7])
+    res = json.loads(vp("search", out, "--vector", vec, "-k", "1", "--json").out)
+    assert res[0]["neighbors"][0]["key"] == "w7"
+
+    assert vp("verify", out).code == 0
+
+
+def test_compress_and_eval_against_reference(vp, glove_small, tmp_path):
+    src, _, _ = glove_small
+    ref = tmp_path / "t.vecpack"
+    vp("-q", "convert", src, ref)
+    for codec, floor, size in [("f32", 1.0, 64), ("f16", 0.99, 32), ("int8", 0.9, 16)]:
+        out = tmp_path / f"t.{codec}.vecpack"
+        vp("-q", "compress", ref, "-o", out, "--codec", codec)
+        e = json.loads(vp("eval", out, "--reference", ref, "--queries", "100", "-k", "10", "--json").out)
+        for key in ["bytes_per_vector", "recall@1", "recall@10", "recall@100", "mse", "qps"]:
+            assert key in e
+        assert e["code_size"] == size
+        assert e["recall@10"] >= floor, (codec, e)
+        if codec == "f32":
+            assert e["mse"] == 0.0 and e["recall@100"] == 1.0
+
+
+def test_compress_reads_text_and_hdf5_directly(vp, glove_small, tmp_path):
+    src, _, x = glove_small
+    out = tmp_path / "direct.vecpack"
+    vp("-q", "compress", src, "-o", out, "--codec", "int8")
+    assert json.loads(vp("inspect", "--json", out).out)["codec"] == "int8"
+
+    h5 = tmp_path / "ann.hdf5"
+    q = x[:20] + 0.01
+    qn = q / np.linalg.norm(q, axis=1, keepdims=True)
+    xn = x / np.linalg.norm(x, axis=1, keepdims=True)
+    nb = np.argsort(-(qn @ xn.T), axis=1, kind="stable")[:, :100].astype(np.int32)
+    with h5py.File(h5, "w") as f:
+        f.attrs["distance"] = "angular"
+        f.create_dataset("train", data=x)
+        f.create_dataset("test", data=q.astype(np.float32))
+        f.create_dataset("neighbors", data=nb)
+    packed = tmp_path / "ann.vecpack"
+    vp("-q", "compress", h5, "-o", packed, "--codec", "f32")
+    assert json.loads(vp("inspect", "--json", packed).out)["metric"] == "cos"
+    e = json.loads(vp("eval", packed, "--dataset", h5, "--queries", "20", "--json").out)
+    assert e["recall@1"] == 1.0 and e["recall@10"] == 1.0 and e["recall@100"] == 1.0
+    assert e["bytes_per_vector"] == pytest.approx(64, abs=1)
+
+
+def test_sample_data_converts(vp, tmp_path):
+    sample = DATA / "glove.6B.100d.15k.txt.gz"
+    out = tmp_path / "sample.vecpack"
+    vp("-q", "convert", sample, out, "--limit", "2000")
+    info = json.loads(vp("inspect", "--json", out).out)
+    assert info["rows"] == 2000 and info["dim"] == 100
+    res = json.loads(vp("search", out, "king", "-k", "3", "--json").out)
+    assert "queen" in [n["key"] for n in res[0]["neighbors"]]
+
+
+# ---------------------------------------------------------------- bad input: one clear line, a distinct code
+
+def test_unknown_codec_and_bad_argument(vp, glove_small, tmp_path):
+    src, _, _ = glove_small
+    r = vp("compress", src, "-o", tmp_path / "x.vecpack", "--codec", "int9", check=False)
+    assert r.code == SPEC and "did you mean 'int8'" in r.err and r.err.count("\n") == 1
+    r = vp("compress", src, "-o", tmp_path / "x.vecpack", "--codec", "int8:bits=4", check=False)
+    assert r.code == SPEC and "unknown argument 'bits'" in r.err
+    assert not (tmp_path / "x.vecpack").exists()
+
+
+def test_missing_file_and_missing_key(vp, glove_small, tmp_path):
+    r = vp("inspect", tmp_path / "nope.vecpack", check=False)
+    assert r.code == IO and "nope.vecpack" in r.err and "No such file" in r.err
+    src, _, _ = glove_small
+    out = tmp_path / "t.vecpack"
+    vp("-q", "convert", src, out)
+    r = vp("get", out, "unknown-word", check=False)
+    assert r.code == NOT_FOUND and "unknown-word" in r.err
+    assert vp("search", out, check=False).code == FAILURE
+    assert vp("frobnicate", check=False).code == USAGE
+
+
+def test_damaged_and_newer_files(vp, glove_small, tmp_path):
+    src, _, _ = glove_small
+    good = tmp_path / "t.vecpack"
+    vp("-q", "convert", src, good)
+    info = json.loads(vp("inspect", "--json", good).out)
+    data = bytearray(good.read_bytes())
+    for s in info["sections"]:
+        bad = tmp_path / f"bad-{s['type']}.vecpack"
+        flipped = bytearray(data)
+        flipped[s["offset"] + s["length"] // 2] ^= 0x20
+        bad.write_bytes(flipped)
+        r = vp("verify", bad, check=False)
+        assert r.code == FORMAT and f"section {s['type']}" in r.err, r.err
+
+    newer = bytearray(data)
+    newer[8:10] = struct.pack("<H", 2)
+    (tmp_path / "newer.vecpack").write_bytes(newer)
+    r = vp("inspect", tmp_path / "newer.vecpack", check=False)
+    assert r.code == FORMAT and ("newer" in r.err or "checksum" in r.err)
+
+    (tmp_path / "text.vecpack").write_bytes(b"the 0.1 0.2\n")
+    r = vp("inspect", tmp_path / "text.vecpack", check=False)
+    assert r.code == FORMAT and "not a .vecpack file" in r.err
+
+    for cut in [10, 64, len(data) // 2, len(data) - 1]:
+        (tmp_path / "cut.vecpack").write_bytes(data[:cut])
+        r = vp("inspect", tmp_path / "cut.vecpack", check=False)
+        assert r.code == FORMAT, (cut, r.err)
+
+
+def test_word2vec_header_disagrees_with_body(vp, tmp_path):
+    p = tmp_path / "bad.w2v"
+    p.write_text("5 3\na 1 2 3\nb 4 5 6\n")
+    r = vp("convert", "--from", "word2vec", p, tmp_path / "o.vecpack", check=False)
+    assert r.code == PARSE and "bad.w2v" in r.err and "5" in r.err
+
+
+def test_word2vec_binary_cut_mid_vector(vp, tmp_path):
+    p = tmp_path / "cut.bin"
+    body = b"2 4\n" + b"a " + struct.pack("<4f", 1, 2, 3, 4) + b"\n" + b"b " + struct.pack("<2f", 5, 6)
+    p.write_bytes(body)
+    r = vp("convert", "--from", "word2vec-bin", p, tmp_path / "o.vecpack", check=False)
+    assert r.code == PARSE and "cut.bin" in r.err
+
+
+def test_nan_rejected_with_its_line_unless_allowed(vp, tmp_path):
+    p = tmp_path / "nan.txt"
+    write_glove(p, ["a", "b", "c"], [[1, 2], [3, float("nan")], [5, 6]])
+    r = vp("convert", p, tmp_path / "o.vecpack", check=False)
+    assert r.code == PARSE and ":2" in r.err
+    vp("-q", "convert", p, tmp_path / "o.vecpack", "--allow-nan")
+    assert json.loads(vp("inspect", "--json", tmp_path / "o.vecpack").out)["rows"] == 3
+
+
+def test_failed_compress_leaves_existing_output_untouched(vp, glove_small, tmp_path):
+    src, _, _ = glove_small
+    out = tmp_path / "keep.vecpack"
+    vp("-q", "convert", src, out)
+    before = out.read_bytes()
+    p = tmp_path / "nan.txt"
+    write_glove(p, ["a", "b"], [[1.0] * 16, [float("nan")] * 16])
+    r = vp("compress", p, "-o", out, "--codec", "int8", check=False)
+    assert r.code != 0
+    assert out.read_bytes() == before
+    assert sorted(x.name for x in tmp_path.iterdir() if x.name.startswith("keep")) == ["keep.vecpack"]
+
+
+def test_write_failing_midway_leaves_existing_output_untouched(glove_small, tmp_path):
+    """The file-size limit makes the write fail partway (as a full disk would)."""
+    import resource
+    import signal
+    import subprocess
+
+    from conftest import BIN
+
+    src, _, _ = glove_small
+    out = tmp_path / "keep.vecpack"
+    subprocess.run([BIN, "-q", "convert", src, out], check=True)
+    before = out.read_bytes()
+
+    def limit_file_size():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # get EFBIG from write() instead of a signal
+        resource.setrlimit(resource.RLIMIT_FSIZE, (16384, 16384))
+
+    r = subprocess.run([BIN, "-q", "compress", src, "-o", out, "--codec", "f32"], capture_output=True, text=True,
+                       preexec_fn=limit_file_size)
+    assert r.returncode == IO and "keep.vecpack" in r.stderr and "File too large" in r.stderr, r.stderr
+    assert out.read_bytes() == before
+    assert [x.name for x in tmp_path.iterdir() if x.name.startswith("keep")] == ["keep.vecpack"]

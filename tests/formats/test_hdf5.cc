@@ -1,0 +1,323 @@
+#include <doctest/doctest.h>
+#include <hdf5.h>
+
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <limits>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "test_util.h"
+#include "vecpack/errors.h"
+#include "vecpack/formats.h"
+#include "vecpack/table.h"
+
+using namespace vecpack;
+
+namespace {
+
+// Builds HDF5 files the way h5py does (ann-benchmarks layout) with the C API.
+class H5Writer {
+ public:
+  explicit H5Writer(const std::string& path) {
+    file_ = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    REQUIRE(file_ >= 0);
+  }
+  ~H5Writer() { H5Fclose(file_); }
+  hid_t file() const { return file_; }
+
+  void matrix(const char* name, hid_t file_type, hid_t memory_type, const void* data, std::vector<hsize_t> dims) {
+    hid_t space = H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr);
+    hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
+    H5Pset_create_intermediate_group(lcpl, 1);
+    hid_t dataset = H5Dcreate2(file_, name, file_type, space, lcpl, H5P_DEFAULT, H5P_DEFAULT);
+    REQUIRE(dataset >= 0);
+    REQUIRE(H5Dwrite(dataset, memory_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) >= 0);
+    H5Dclose(dataset);
+    H5Pclose(lcpl);
+    H5Sclose(space);
+  }
+
+  void strings(const char* name, const std::vector<std::string>& values, bool variable) {
+    hsize_t count = values.size();
+    hid_t type = H5Tcopy(H5T_C_S1);
+    H5Tset_cset(type, H5T_CSET_UTF8);
+    std::vector<const char*> pointers;
+    std::vector<char> fixed;
+    size_t width = 1;
+    for (const auto& v : values) width = std::max(width, v.size());
+    if (variable) {
+      H5Tset_size(type, H5T_VARIABLE);
+      for (const auto& v : values) pointers.push_back(v.c_str());
+    } else {
+      H5Tset_size(type, width);
+      H5Tset_strpad(type, H5T_STR_NULLPAD);
+      fixed.assign(width * count, '\0');
+      for (size_t i = 0; i < count; ++i) std::memcpy(fixed.data() + i * width, values[i].data(), values[i].size());
+    }
+    hid_t space = H5Screate_simple(1, &count, nullptr);
+    hid_t dataset = H5Dcreate2(file_, name, type, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    REQUIRE(dataset >= 0);
+    REQUIRE(H5Dwrite(dataset, type, H5S_ALL, H5S_ALL, H5P_DEFAULT,
+                     variable ? static_cast<const void*>(pointers.data()) : fixed.data()) >= 0);
+    H5Dclose(dataset);
+    H5Sclose(space);
+    H5Tclose(type);
+  }
+
+  void attribute(const char* name, const std::string& value, bool variable) {
+    hid_t type = H5Tcopy(H5T_C_S1);
+    H5Tset_cset(type, H5T_CSET_UTF8);
+    H5Tset_size(type, variable ? H5T_VARIABLE : value.size());
+    hid_t space = H5Screate(H5S_SCALAR);
+    hid_t attribute = H5Acreate2(file_, name, type, space, H5P_DEFAULT, H5P_DEFAULT);
+    const char* text = value.c_str();
+    REQUIRE(H5Awrite(attribute, type, variable ? static_cast<const void*>(&text) : text) >= 0);
+    H5Aclose(attribute);
+    H5Sclose(space);
+    H5Tclose(type);
+  }
+
+ private:
+  hid_t file_ = -1;
+};
+
+struct AnnFixture {
+  static constexpr size_t kTrain = 60, kTest = 5, kDim = 8, kK = 10;
+  std::vector<float> train = test::clustered_rows(kTrain, kDim, 4, 21);
+  std::vector<float> test_rows = test::clustered_rows(kTest, kDim, 4, 22);
+  std::vector<int64_t> neighbors;
+  std::vector<std::string> words;
+
+  AnnFixture() {
+    for (size_t i = 0; i < kTest * kK; ++i) neighbors.push_back(static_cast<int64_t>((i * 7) % kTrain));
+    for (size_t i = 0; i < kTrain; ++i) words.push_back(i == 3 ? "caf\xC3\xA9" : "w" + std::to_string(i));
+  }
+
+  // skip: a dataset to leave out; test_dim: columns of "test".
+  void write(const std::string& path, const std::string& skip = {}, size_t test_dim = kDim) const {
+    H5Writer h5(path);
+    if (skip != "train") h5.matrix("train", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, train.data(), {kTrain, kDim});
+    std::vector<float> queries = test_rows;
+    queries.resize(kTest * test_dim);
+    if (skip != "test") h5.matrix("test", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, queries.data(), {kTest, test_dim});
+    if (skip != "neighbors") h5.matrix("neighbors", H5T_STD_I64LE, H5T_NATIVE_INT64, neighbors.data(), {kTest, kK});
+    std::vector<float> distances(kTest * kK, 0.5f);
+    h5.matrix("distances", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, distances.data(), {kTest, kK});
+    if (skip != "words_train") h5.strings("words_train", words, true);
+    h5.attribute("distance", "euclidean", true);
+    h5.attribute("point_type", "float", true);
+  }
+};
+
+std::vector<float> all_rows(const Table& table) {
+  std::vector<float> out(table.size() * table.dim());
+  if (!out.empty()) table.reconstruct(0, table.size(), out.data());
+  return out;
+}
+
+template <class F>
+FormatError format_error(F&& f) {
+  try {
+    f();
+  } catch (const FormatError& e) {
+    return e;
+  }
+  FAIL("expected a FormatError");
+  return FormatError("");
+}
+
+bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+
+class FailingProgress : public Progress {
+ public:
+  void begin(std::string_view, uint64_t) override {}
+  void advance(uint64_t) override { throw std::runtime_error("disk on fire"); }
+  void end() override {}
+};
+
+}  // namespace
+
+TEST_CASE("hdf5: an ann-benchmarks file reads as a keyed table and as a dataset") {
+  test::TempDir dir;
+  AnnFixture ann;
+  std::string path = dir.file("glove-8-euclidean.hdf5");
+  ann.write(path);
+
+  CHECK(std::string(detect_format(path).name) == "hdf5");
+  Table train = read_table(path);
+  REQUIRE(train.size() == AnnFixture::kTrain);
+  REQUIRE(train.dim() == AnnFixture::kDim);
+  CHECK(all_rows(train) == ann.train);
+  REQUIRE(train.has_keys());
+  CHECK(train.key(3) == "caf\xC3\xA9");
+  CHECK(*train.find("w59") == 59);
+  CHECK(train.metric() == Metric::l2);
+  CHECK(train.meta().source_format == "hdf5");
+  CHECK(train.meta().source_path == path);
+
+  AnnDataset data = read_ann_dataset(path);
+  CHECK(data.test_rows == AnnFixture::kTest);
+  CHECK(data.dim == AnnFixture::kDim);
+  CHECK(data.neighbors_k == AnnFixture::kK);
+  CHECK(data.metric == Metric::l2);
+  CHECK(data.test == ann.test_rows);
+  REQUIRE(data.neighbors.size() == ann.neighbors.size());
+  for (size_t i = 0; i < ann.neighbors.size(); ++i) CHECK(data.neighbors[i] == ann.neighbors[i]);
+  CHECK(data.train.size() == AnnFixture::kTrain);
+  CHECK(data.train.key(3) == "caf\xC3\xA9");
+
+  AnnDataset light = read_ann_dataset(path, false);
+  CHECK(light.train.size() == 0);
+  CHECK(light.test == ann.test_rows);
+
+  ReadOptions options;
+  options.limit = 10;
+  Table first = read_table(path, {}, options);
+  CHECK(first.size() == 10);
+  CHECK(first.key(9) == "w9");
+}
+
+TEST_CASE("hdf5: missing datasets and disagreeing shapes are FormatErrors naming the dataset") {
+  test::TempDir dir;
+  AnnFixture ann;
+  for (const char* missing : {"train", "test", "neighbors"}) {
+    CAPTURE(missing);
+    std::string path = dir.file(std::string("no-") + missing + ".hdf5");
+    ann.write(path, missing);
+    FormatError e = format_error([&] { read_ann_dataset(path); });
+    CHECK(contains(e.what(), "no dataset '" + std::string(missing) + "'"));
+    CHECK(contains(e.what(), path));
+    CHECK(e.section() == missing);
+  }
+  FormatError no_train = format_error([&] { read_table(dir.file("no-train.hdf5")); });
+  CHECK(contains(no_train.what(), "no dataset 'train'"));
+
+  std::string wide = dir.file("wide.hdf5");
+  ann.write(wide, {}, AnnFixture::kDim + 1);
+  FormatError shapes = format_error([&] { read_ann_dataset(wide); });
+  CHECK(contains(shapes.what(), "dataset 'test' has 9 columns but 'train' has 8"));
+  CHECK(shapes.section() == "test");
+
+  // Keys are optional.
+  std::string unkeyed = dir.file("unkeyed.hdf5");
+  ann.write(unkeyed, "words_train");
+  CHECK_FALSE(read_table(unkeyed).has_keys());
+}
+
+TEST_CASE("hdf5: neighbour ids outside train, bad shapes, NaN and non-HDF5 files are reported") {
+  test::TempDir dir;
+  AnnFixture ann;
+  ann.neighbors[13] = 1000;
+  std::string path = dir.file("bad-ids.hdf5");
+  ann.write(path);
+  CHECK(contains(format_error([&] { read_ann_dataset(path); }).what(),
+                 "dataset 'neighbors': entry [1][3] = 1000 is not a row of 'train' (60 rows)"));
+
+  std::string cube = dir.file("cube.h5");
+  {
+    H5Writer h5(cube);
+    std::vector<float> values(2 * 3 * 4, 1.0f);
+    h5.matrix("train", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, values.data(), {2, 3, 4});
+    int32_t ints[4] = {1, 2, 3, 4};
+    h5.matrix("ints", H5T_STD_I32LE, H5T_NATIVE_INT32, ints, {2, 2});
+  }
+  CHECK(contains(format_error([&] { read_table(cube); }).what(), "dataset 'train': has 3 dimensions; expected 2"));
+  CHECK(contains(format_error([&] { read_table(cube + ":/ints"); }).what(), "expected float32 or float64 elements"));
+  CHECK(contains(format_error([&] { read_table(cube + ":/nothing/here"); }).what(), "no dataset '/nothing/here'"));
+
+  std::string nan_file = dir.file("nan.h5");
+  {
+    H5Writer h5(nan_file);
+    float values[4] = {1.0f, std::numeric_limits<float>::quiet_NaN(), 3.0f, 4.0f};
+    h5.matrix("train", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, values, {2, 2});
+  }
+  CHECK(contains(format_error([&] { read_table(nan_file); }).what(), "NaN at row 0, column 1"));
+  ReadOptions options;
+  options.allow_nan = true;
+  CHECK(std::isnan(read_table(nan_file, {}, options).row(0)[1]));
+
+  std::string fake = dir.file("fake.h5");
+  test::write_bytes(fake, {'n', 'o', 't', ' ', 'h', 'd', 'f'});
+  CHECK(contains(format_error([&] { read_table(fake); }).what(), "not an HDF5 file"));
+  CHECK_THROWS_AS(read_table(dir.file("absent.h5")), IoError);
+  CHECK_THROWS_AS(read_ann_dataset(dir.file("absent.h5")), IoError);
+}
+
+TEST_CASE("hdf5: FILE:/group/name reads any 2-D float dataset, float64 converted") {
+  test::TempDir dir;
+  std::string path = dir.file("any.h5");
+  std::vector<double> values = {0.5, -1.25, 3.0, 1e-3, 7.0, 8.5};
+  {
+    H5Writer h5(path);
+    h5.matrix("/group/emb", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, values.data(), {3, 2});
+    hid_t group = H5Gopen2(h5.file(), "/group", H5P_DEFAULT);
+    H5Gclose(group);
+    h5.attribute("distance", "angular", false);  // fixed-length, as older writers store it
+  }
+  {
+    // Fixed-length keys beside the dataset.
+    hid_t file = H5Fopen(path.c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
+    hsize_t count = 3;
+    hid_t type = H5Tcopy(H5T_C_S1);
+    H5Tset_size(type, 4);
+    const char keys[] = "one\0two\0six\0";
+    hid_t space = H5Screate_simple(1, &count, nullptr);
+    hid_t dataset = H5Dcreate2(file, "/group/words_emb", type, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    REQUIRE(H5Dwrite(dataset, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, keys) >= 0);
+    H5Dclose(dataset);
+    H5Sclose(space);
+    H5Tclose(type);
+    H5Fclose(file);
+  }
+  std::string named = path + ":/group/emb";
+  CHECK(std::string(detect_format(named).name) == "hdf5");
+  Table t = read_table(named);
+  REQUIRE(t.size() == 3);
+  CHECK(t.dim() == 2);
+  CHECK(t.row(2) == std::vector<float>{7.0f, 8.5f});
+  CHECK(t.row(1) == std::vector<float>{3.0f, static_cast<float>(1e-3)});
+  CHECK(t.key(2) == "six");
+  CHECK(t.metric() == Metric::cos);
+  CHECK(t.meta().source_path == named);
+}
+
+TEST_CASE("hdf5: write_table writes train, words_train and distance; read back exactly") {
+  test::TempDir dir;
+  std::vector<float> rows = test::clustered_rows(5000, 6, 5, 3);
+  rows[0] = -0.0f;
+  rows[1] = std::numeric_limits<float>::denorm_min();
+  std::vector<std::string> keys;
+  for (size_t i = 0; i < 5000; ++i) keys.push_back("k" + std::to_string(i));
+  keys[7] = "\xE6\x97\xA5\xE6\x9C\xAC";
+  Table table = Table::from_rows(rows, 6, keys, Metric::ip);
+  std::string path = dir.file("out.h5");
+  write_table(table, path);
+  Table back = read_table(path);
+  REQUIRE(back.size() == 5000);
+  std::vector<float> a = all_rows(table), b = all_rows(back);
+  CHECK(std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0);
+  CHECK(back.key(7) == keys[7]);
+  CHECK(back.key(4999) == "k4999");
+  CHECK(back.metric() == Metric::ip);
+
+  Table unkeyed = Table::from_rows({1, 2, 3, 4}, 2, {}, Metric::l2);
+  write_table(unkeyed, dir.file("plain.hdf5"));
+  Table plain = read_table(dir.file("plain.hdf5"));
+  CHECK_FALSE(plain.has_keys());
+  CHECK(plain.row(1) == std::vector<float>{3.0f, 4.0f});
+  CHECK(plain.metric() == Metric::l2);
+
+  // A write that fails midway leaves the old file and no temporary.
+  FailingProgress failing;
+  WriteOptions options;
+  options.progress = &failing;
+  auto before = test::read_bytes(path);
+  size_t files = test::files_in(dir.path());
+  CHECK_THROWS_WITH(write_table(table, path, "hdf5", options), "disk on fire");
+  CHECK(test::read_bytes(path) == before);
+  CHECK(test::files_in(dir.path()) == files);
+  CHECK_THROWS_AS(write_table(table, dir.file("missing/out.h5")), IoError);
+}

@@ -1,0 +1,135 @@
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
+#include "search.h"
+#include "test_util.h"
+#include "vecpack/errors.h"
+#include "vecpack/table.h"
+
+using namespace vecpack;
+
+namespace {
+
+// Brute force in double precision: the reference every search path is held to.
+std::vector<int64_t> brute_force(const std::vector<float>& x, size_t d, const float* q, Metric metric, size_t k) {
+  size_t n = x.size() / d;
+  std::vector<double> score(n);
+  double qn = 0;
+  for (size_t j = 0; j < d; ++j) qn += double(q[j]) * q[j];
+  for (size_t i = 0; i < n; ++i) {
+    double dot = 0, sq = 0, l2 = 0;
+    for (size_t j = 0; j < d; ++j) {
+      dot += double(q[j]) * x[i * d + j];
+      sq += double(x[i * d + j]) * x[i * d + j];
+      l2 += (double(q[j]) - x[i * d + j]) * (double(q[j]) - x[i * d + j]);
+    }
+    score[i] = metric == Metric::ip ? dot : metric == Metric::cos ? dot / std::sqrt(sq * qn) : -l2;
+  }
+  std::vector<int64_t> ids(n);
+  std::iota(ids.begin(), ids.end(), 0);
+  std::stable_sort(ids.begin(), ids.end(), [&](int64_t a, int64_t b) { return score[a] > score[b]; });
+  ids.resize(std::min(k, n));
+  return ids;
+}
+
+}  // namespace
+
+TEST_CASE("search: exact top-k equals brute force for every metric, batch size and thread count") {
+  const size_t n = 9000, d = 24, k = 10;
+  auto x = test::clustered_rows(n, d, 50, 7);
+  auto queries = test::clustered_rows(40, d, 50, 7);
+  Table t = Table::from_rows(x, d);
+  for (Metric metric : {Metric::ip, Metric::cos, Metric::l2})
+    for (size_t nq : {size_t(1), size_t(3), size_t(40)})
+      for (unsigned threads : {1u, 2u, 3u}) {
+        CAPTURE(metric_name(metric));
+        CAPTURE(nq);
+        CAPTURE(threads);
+        SearchOptions options;
+        options.k = k;
+        options.threads = threads;
+        SearchResult r = t.search(queries.data(), nq, options, metric);
+        REQUIRE(r.ids.size() == nq * k);
+        for (size_t q = 0; q < nq; ++q) {
+          auto want = brute_force(x, d, queries.data() + q * d, metric, k);
+          // Near-ties may swap under float rounding; the sets must agree on all but such ties.
+          size_t same = 0;
+          for (size_t i = 0; i < k; ++i) same += std::count(want.begin(), want.end(), r.ids_of(q)[i]);
+          CHECK(same >= k - 1);
+          CHECK(r.ids_of(q)[0] == want[0]);
+          for (size_t i = 1; i < k; ++i) {
+            if (metric == Metric::l2) CHECK(r.scores_of(q)[i] >= r.scores_of(q)[i - 1]);
+            else CHECK(r.scores_of(q)[i] <= r.scores_of(q)[i - 1]);
+          }
+        }
+      }
+}
+
+TEST_CASE("search: scores are the metric's values") {
+  std::vector<float> x = {3, 4, 0, 1, 0, 0, 0, 0, 0};
+  Table t = Table::from_rows(x, 3);
+  float q[3] = {1, 0, 0};
+  SearchOptions o;
+  o.k = 3;
+  auto ip = t.search(q, 1, o, Metric::ip);
+  CHECK(ip.ids == std::vector<int64_t>{0, 1, 2});
+  CHECK(ip.scores[0] == doctest::Approx(3));
+  auto cos = t.search(q, 1, o, Metric::cos);
+  CHECK(cos.ids == std::vector<int64_t>{1, 0, 2});
+  CHECK(cos.scores[0] == doctest::Approx(1.0));
+  CHECK(cos.scores[1] == doctest::Approx(0.6));
+  CHECK(cos.scores[2] == doctest::Approx(0.0));  // the zero row scores 0, not NaN
+  auto l2 = t.search(q, 1, o, Metric::l2);
+  CHECK(l2.ids == std::vector<int64_t>{1, 2, 0});
+  CHECK(l2.scores[0] == doctest::Approx(0));
+  CHECK(l2.scores[1] == doctest::Approx(1));
+  CHECK(l2.scores[2] == doctest::Approx(20));
+}
+
+TEST_CASE("search: ties break by smaller row id across threads; k beyond n pads with -1") {
+  const size_t n = 20000, d = 4;
+  std::vector<float> x(n * d, 1.f);  // every row identical
+  Table t = Table::from_rows(x, d);
+  float q[4] = {1, 2, 3, 4};
+  SearchOptions o;
+  o.k = 5;
+  o.threads = 2;
+  auto r = t.search(q, 1, o);
+  CHECK(r.ids == std::vector<int64_t>{0, 1, 2, 3, 4});
+
+  Table small = Table::from_rows({1, 0, 0, 1}, 2);
+  o.k = 4;
+  auto padded = small.search(q, 1, o, Metric::ip);
+  CHECK(padded.ids[0] == 1);
+  CHECK(padded.ids[2] == -1);
+  CHECK(padded.ids[3] == -1);
+  CHECK(std::isnan(padded.scores[3]));
+}
+
+TEST_CASE("search: bad requests are errors") {
+  Table t = Table::from_rows({1, 0, 0, 1}, 2);
+  float q[2] = {NAN, 1};
+  SearchOptions o;
+  CHECK_THROWS_WITH_AS(t.search(q, 1, o), doctest::Contains("query 0 contains NaN"), Error);
+  float good[2] = {1, 1};
+  o.k = 0;
+  CHECK_THROWS_WITH_AS(t.search(good, 1, o), doctest::Contains("k must be at least 1"), Error);
+  o.k = 1;
+  o.rerank = 10;
+  CHECK_THROWS_WITH_AS(t.search(good, 1, o), doctest::Contains("no rerank section"), Error);
+}
+
+TEST_CASE("TopK keeps the best with stable ties") {
+  TopK top(3);
+  for (int i = 0; i < 10; ++i) top.push(float(i % 4), i);
+  int64_t ids[3];
+  float scores[3];
+  top.sorted_into(ids, scores);
+  CHECK(ids[0] == 3);
+  CHECK(ids[1] == 7);
+  CHECK(ids[2] == 2);
+  CHECK(scores[2] == 2.f);
+}

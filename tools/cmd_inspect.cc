@@ -1,0 +1,67 @@
+// vecpack inspect FILE: what a .vecpack file holds, section by section.
+#include <cstdio>
+#include <iostream>
+
+#include "cli_common.h"
+
+namespace vecpack::cli {
+
+static nlohmann::json info_json(const Table& t) {
+  TableInfo info = t.info();
+  nlohmann::json j;
+  j["rows"] = info.rows;
+  j["dim"] = info.dim;
+  j["metric"] = metric_name(t.metric());
+  j["codec"] = info.spec;
+  j["code_size"] = info.rows ? info.code_bytes / info.rows : 0;
+  j["keys"] = info.has_keys;
+  j["bytes"] = {{"file", info.file_bytes}, {"codes", info.code_bytes}, {"codec_parameters", info.parameter_bytes},
+                {"keys", info.key_bytes}};
+  j["bytes_per_vector"] = info.rows ? double(info.code_bytes + info.parameter_bytes) / double(info.rows) : 0.0;
+  j["compression_ratio"] =
+      info.code_bytes ? double(info.rows) * info.dim * 4 / double(info.code_bytes + info.parameter_bytes) : 0.0;
+  j["source"] = {{"format", t.meta().source_format}, {"path", t.meta().source_path}};
+  j["tool_version"] = t.meta().tool_version;
+  j["created"] = t.meta().created;
+  nlohmann::json sections = nlohmann::json::array();
+  for (const auto& s : info.sections) {
+    char checksum[17];
+    std::snprintf(checksum, sizeof(checksum), "%016llx", static_cast<unsigned long long>(s.checksum));
+    sections.push_back({{"type", s.type}, {"offset", s.offset}, {"length", s.length}, {"xxh64", checksum}});
+  }
+  j["sections"] = sections;
+  return j;
+}
+
+void add_inspect(CLI::App& app, Globals&) {
+  struct Options {
+    std::string file;
+    bool json = false;
+  };
+  auto o = std::make_shared<Options>();
+  auto* cmd = app.add_subcommand("inspect", "Show a .vecpack file's codec, sizes and sections");
+  cmd->add_option("file", o->file, ".vecpack file")->required();
+  cmd->add_flag("--json", o->json, "One JSON object on stdout");
+  cmd->callback([o] {
+    Table t = Table::open(o->file);
+    nlohmann::json j = info_json(t);
+    if (o->json) return print_json(j);
+    std::printf("%s\n", o->file.c_str());
+    std::printf("  rows        %zu\n  dim         %zu\n  metric      %s\n  codec       %s (%llu bytes per row)\n", t.size(),
+                t.dim(), metric_name(t.metric()), t.spec().c_str(), static_cast<unsigned long long>(j["code_size"].get<uint64_t>()));
+    std::printf("  keys        %s\n", t.has_keys() ? "yes" : "no");
+    std::printf("  file        %s, %.2f bytes per vector, %.1fx smaller than f32\n",
+                human_bytes(j["bytes"]["file"].get<uint64_t>()).c_str(), j["bytes_per_vector"].get<double>(),
+                j["compression_ratio"].get<double>());
+    if (!t.meta().source_format.empty())
+      std::printf("  source      %s (%s)\n", t.meta().source_path.c_str(), t.meta().source_format.c_str());
+    std::printf("  written by  %s, %s\n", t.meta().tool_version.c_str(), t.meta().created.c_str());
+    std::printf("  sections\n");
+    for (const auto& s : j["sections"])
+      std::printf("    %s  offset %12llu  %12s  xxh64 %s\n", s["type"].get<std::string>().c_str(),
+                  static_cast<unsigned long long>(s["offset"].get<uint64_t>()),
+                  human_bytes(s["length"].get<uint64_t>()).c_str(), s["xxh64"].get<std::string>().c_str());
+  });
+}
+
+}  // namespace vecpack::cli

@@ -1,0 +1,111 @@
+// vecpack search FILE [KEY...] [--vector V] [--queries FILE]: nearest rows.
+#include <charconv>
+#include <cstdio>
+#include <iostream>
+
+#include "cli_common.h"
+
+namespace vecpack::cli {
+
+static std::vector<float> parse_vector(const std::string& text, size_t dim) {
+  std::vector<float> v;
+  const char* p = text.data();
+  const char* end = p + text.size();
+  while (p < end) {
+    while (p < end && (*p == ',' || *p == ' ' || *p == '\t')) ++p;
+    if (p == end) break;
+    float x;
+    auto r = std::from_chars(p, end, x);
+    if (r.ec != std::errc()) throw Error("--vector: '" + std::string(p, std::min<size_t>(end - p, 20)) + "' is not a number");
+    v.push_back(x);
+    p = r.ptr;
+  }
+  if (v.size() != dim)
+    throw Error("--vector has " + std::to_string(v.size()) + " values; the table's dimension is " + std::to_string(dim));
+  return v;
+}
+
+void add_search(CLI::App& app, Globals& globals) {
+  struct Options {
+    std::string file, vector, queries, metric;
+    std::vector<std::string> keys;
+    size_t k = 10;
+    unsigned threads = 0;
+    bool json = false, include_self = false;
+  };
+  auto o = std::make_shared<Options>();
+  auto* cmd = app.add_subcommand("search", "Nearest rows of keys, a vector, or a file of query vectors");
+  cmd->add_option("file", o->file, ".vecpack file")->required();
+  cmd->add_option("keys", o->keys, "Query by the vectors of these keys (the key itself is left out)");
+  cmd->add_option("--vector", o->vector, "Query vector: comma- or space-separated values");
+  cmd->add_option("--queries", o->queries, "File of query vectors (any readable format)");
+  cmd->add_option("-k", o->k, "Neighbours per query")->capture_default_str();
+  cmd->add_option("--metric", o->metric, "ip, cos or l2 (default: the table's)");
+  cmd->add_option("--threads", o->threads, "Threads (0: one per core)");
+  cmd->add_flag("--include-self", o->include_self, "Keep a key's own row among its neighbours");
+  cmd->add_flag("--json", o->json, "JSON on stdout");
+  cmd->callback([o, &globals] {
+    Table t = Table::open(o->file);
+    if (o->k == 0) throw Error("-k must be at least 1");
+    std::vector<std::string> labels;
+    std::vector<float> q;
+    std::vector<int64_t> self_rows;
+    for (const auto& key : o->keys) {
+      auto row = t.find(key);
+      if (!row) throw NotFoundError("key '" + key + "' is not in the table");
+      auto v = t.row(*row);
+      q.insert(q.end(), v.begin(), v.end());
+      labels.push_back(key);
+      self_rows.push_back(o->include_self ? -1 : static_cast<int64_t>(*row));
+    }
+    if (!o->vector.empty()) {
+      auto v = parse_vector(o->vector, t.dim());
+      q.insert(q.end(), v.begin(), v.end());
+      labels.push_back("vector");
+      self_rows.push_back(-1);
+    }
+    if (!o->queries.empty()) {
+      ReadOptions read;
+      auto progress = make_progress(globals);
+      read.progress = progress.get();
+      Table queries = load_table(o->queries, "", read);
+      if (queries.dim() != t.dim())
+        throw Error(o->queries + ": queries have dimension " + std::to_string(queries.dim()) + ", the table " + std::to_string(t.dim()));
+      size_t old = q.size();
+      q.resize(old + queries.size() * queries.dim());
+      queries.reconstruct(0, queries.size(), q.data() + old);
+      for (size_t i = 0; i < queries.size(); ++i) {
+        labels.push_back(queries.has_keys() ? std::string(queries.key(i)) : "query " + std::to_string(i));
+        self_rows.push_back(-1);
+      }
+    }
+    if (labels.empty()) throw Error("nothing to search for: give keys, --vector or --queries");
+    SearchOptions options;
+    options.k = o->k + (o->include_self ? 0 : 1);
+    options.threads = o->threads;
+    std::optional<Metric> metric;
+    if (!o->metric.empty()) metric = parse_metric(o->metric);
+    SearchResult r = t.search(q.data(), labels.size(), options, metric);
+
+    nlohmann::json out = nlohmann::json::array();
+    for (size_t i = 0; i < labels.size(); ++i) {
+      nlohmann::json neighbours = nlohmann::json::array();
+      if (!o->json) std::printf("%s\n", labels[i].c_str());
+      size_t shown = 0;
+      for (size_t j = 0; j < r.k && shown < o->k; ++j) {
+        int64_t id = r.ids_of(i)[j];
+        if (id < 0 || id == self_rows[i]) continue;
+        ++shown;
+        std::string key = t.has_keys() ? std::string(t.key(id)) : std::to_string(id);
+        if (o->json)
+          neighbours.push_back({{"row", id}, {"key", key}, {"score", r.scores_of(i)[j]}});
+        else
+          std::printf("  %3zu  %-24s %9.4f\n", shown, key.c_str(), r.scores_of(i)[j]);
+      }
+      if (o->json) out.push_back({{"query", labels[i]}, {"neighbors", neighbours}});
+    }
+    if (o->json) print_json(out);
+  });
+}
+
+}  // namespace vecpack::cli

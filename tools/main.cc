@@ -1,0 +1,56 @@
+// vecpack: the command-line tool. Each subcommand lives in its own cmd_*.cc file.
+#include <iostream>
+
+#include "cli_common.h"
+
+using namespace vecpack;
+using namespace vecpack::cli;
+
+int main(int argc, char** argv) {
+  CLI::App app{"vecpack: store, compress and search embedding tables"};
+  app.require_subcommand(1);
+  Globals globals;
+  app.add_flag("-q,--quiet", globals.quiet, "No progress output");
+  app.set_version_flag("--version", std::string("vecpack ") + version() + " (kernels: " + kernel_isa() + ")");
+  add_convert(app, globals);
+  add_compress(app, globals);
+  add_inspect(app, globals);
+  add_get(app, globals);
+  add_search(app, globals);
+  add_verify(app, globals);
+  add_codecs(app, globals);
+  add_eval(app, globals);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int code = app.exit(e);
+    return code == 0 ? kOk : kUsage;
+  } catch (const Exit& e) {
+    return e.code;
+  } catch (const FormatError& e) {
+    std::cerr << "vecpack: error: " << e.what() << "\n";
+    return kBadFormat;
+  } catch (const ParseError& e) {
+    std::cerr << "vecpack: error: " << e.what() << "\n";
+    return kBadInput;
+  } catch (const SpecError& e) {
+    std::cerr << "vecpack: error: " << e.what() << "\n";
+    return kBadSpec;
+  } catch (const IoError& e) {
+    std::cerr << "vecpack: error: " << e.what() << "\n";
+    return kIoFailure;
+  } catch (const NotFoundError& e) {
+    std::cerr << "vecpack: error: " << e.what() << "\n";
+    return kNotFound;
+  } catch (const Error& e) {
+    std::cerr << "vecpack: error: " << e.what() << "\n";
+    return kFailure;
+  } catch (const std::bad_alloc&) {
+    std::cerr << "vecpack: error: out of memory\n";
+    return kFailure;
+  } catch (const std::exception& e) {
+    std::cerr << "vecpack: error: " << e.what() << "\n";
+    return kFailure;
+  }
+  return kOk;
+}
