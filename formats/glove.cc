@@ -95,30 +95,17 @@ Table read_glove(const std::string& path, const ReadOptions& options) {
       }
       const char* first_value = starts[starts.size() - dim];
       size_t found = io::parse_floats(first_value, end, values.data(), dim, bad);
-      if (bad) {
-        const char* bad_end = bad;
-        while (bad_end != end && !io::is_blank(*bad_end)) ++bad_end;
-        throw ParseError(path, number, column(bad),
-                         io::quoted(std::string_view(bad, static_cast<size_t>(bad_end - bad))) +
-                             " is not a number (value " + std::to_string(found + 1) + " of " + std::to_string(dim) +
-                             ")");
-      }
+      if (bad) io::throw_not_a_number(path, number, begin, bad, end, found, dim);
       key = std::string_view(begin, static_cast<size_t>(first_value - 1 - begin));
       if (key.empty()) throw ParseError(path, number, 1, "the line starts with a blank; expected a word first");
     }
 
-    if (size_t invalid = io::invalid_utf8_offset(key); invalid != std::string_view::npos) {
-      throw ParseError(path, number, invalid + 1,
-                       "the word " + io::quoted(key) + " is not valid UTF-8 (byte " + std::to_string(invalid + 1) + ")");
-    }
+    io::check_key_utf8(path, number, key);
     if (!options.allow_nan) {
       size_t index = first_non_finite(values.data(), dim);
       if (index < dim) {
         const char* at = io::nth_field(begin + key.size(), end, index);
-        throw ParseError(path, number, column(at),
-                         std::string(std::isnan(values[index]) ? "NaN" : "infinity") + " in value " +
-                             std::to_string(index + 1) + " of row " + std::to_string(rows + 1) + " (word " +
-                             io::quoted(key) + "); non-finite values are rejected unless allow_nan is set");
+        throw ParseError(path, number, column(at), io::non_finite_message(values[index], index, rows + 1, key));
       }
     }
     builder.add(key, values.data(), dim);
@@ -137,21 +124,7 @@ void write_glove(const Table& table, const std::string& path, const WriteOptions
   if (dim == 0) throw Error("cannot write " + path + " as glove: the table has dimension 0");
   io::OutputFile out(path);
   io::ProgressScope progress(options.progress, "writing " + path, table.size());
-  std::string scratch;
-  io::for_each_row_block(table, [&](size_t first, size_t count, const float* values) {
-    for (size_t r = 0; r < count; ++r) {
-      std::string_view key = io::row_key(table, first + r, scratch);
-      io::check_writable_key(key, first + r, "glove", true);
-      out.write(key);
-      const float* row = values + r * dim;
-      for (size_t j = 0; j < dim; ++j) {
-        out.put(' ');
-        out.write_float(row[j]);
-      }
-      out.put('\n');
-    }
-    progress.advance(first + count);
-  });
+  io::write_text_rows(table, out, progress, "glove", true);
   out.commit();
 }
 

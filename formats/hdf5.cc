@@ -32,7 +32,7 @@ constexpr hsize_t kMaxCompressionRatio = 1100;
 class Handle {
  public:
   Handle() = default;
-  Handle(hid_t id, herr_t (*close)(hid_t)) : id_(id), close_(close) {}
+  Handle(hid_t id, herr_t (*closer)(hid_t)) : id_(id), close_(closer) {}
   ~Handle() { reset(); }
   Handle(Handle&& other) noexcept : id_(other.id_), close_(other.close_) { other.id_ = H5I_INVALID_HID; }
   Handle& operator=(Handle&& other) noexcept {

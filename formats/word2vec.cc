@@ -61,20 +61,6 @@ std::string count_mismatch(uint64_t header_rows, uint64_t found) {
   return "header says " + std::to_string(header_rows) + " rows, file has " + std::to_string(found);
 }
 
-std::string non_finite_message(float value, size_t index, uint64_t row, std::string_view key) {
-  return std::string(std::isnan(value) ? "NaN" : "infinity") + " in value " + std::to_string(index + 1) +
-         " of row " + std::to_string(row) + " (word " + io::quoted(key) +
-         "); non-finite values are rejected unless allow_nan is set";
-}
-
-void check_key_utf8(const std::string& path, uint64_t line, std::string_view key, std::string_view where) {
-  size_t bad = io::invalid_utf8_offset(key);
-  if (bad == std::string_view::npos) return;
-  throw ParseError(path, line, line ? bad + 1 : 0,
-                   "the word " + io::quoted(key) + " is not valid UTF-8 (byte " + std::to_string(bad + 1) + ")" +
-                       std::string(where));
-}
-
 Table finish(TableBuilder& builder, const char* format, const std::string& path) {
   io::warn_duplicates(path, builder.duplicates());
   Table table = builder.finish(Metric::cos);
@@ -118,18 +104,12 @@ Table read_text(const std::string& path, const ReadOptions& options) {
     while (key_end != end && !io::is_blank(*key_end)) ++key_end;
     std::string_view key(begin, static_cast<size_t>(key_end - begin));
     if (key.empty()) throw ParseError(path, number, 1, "the line starts with a blank; expected a word first");
-    check_key_utf8(path, number, key, "");
+    io::check_key_utf8(path, number, key);
 
     const char* bad = nullptr;
     size_t found = io::parse_floats(key_end, end, values.data(), dim, bad);
     auto column = [&](const char* p) { return static_cast<uint64_t>(p - begin) + 1; };
-    if (bad) {
-      const char* bad_end = bad;
-      while (bad_end != end && !io::is_blank(*bad_end)) ++bad_end;
-      throw ParseError(path, number, column(bad),
-                       io::quoted(std::string_view(bad, static_cast<size_t>(bad_end - bad))) +
-                           " is not a number (value " + std::to_string(found + 1) + " of " + std::to_string(dim) + ")");
-    }
+    if (bad) io::throw_not_a_number(path, number, begin, bad, end, found, dim);
     if (found != dim) {
       const char* at = found > dim ? io::nth_field(key_end, end, dim) : end;
       throw ParseError(path, number, column(at),
@@ -139,7 +119,7 @@ Table read_text(const std::string& path, const ReadOptions& options) {
       size_t index = first_non_finite(values.data(), dim);
       if (index < dim) {
         throw ParseError(path, number, column(io::nth_field(key_end, end, index)),
-                         non_finite_message(values[index], index, rows + 1, key));
+                         io::non_finite_message(values[index], index, rows + 1, key));
       }
     }
     builder.add(key, values.data(), dim);
@@ -161,21 +141,7 @@ void write_text(const Table& table, const std::string& path, const WriteOptions&
   out.put(' ');
   out.write_integer(dim);
   out.put('\n');
-  std::string scratch;
-  io::for_each_row_block(table, [&](size_t first, size_t count, const float* values) {
-    for (size_t r = 0; r < count; ++r) {
-      std::string_view key = io::row_key(table, first + r, scratch);
-      io::check_writable_key(key, first + r, "word2vec", false);
-      out.write(key);
-      const float* row = values + r * dim;
-      for (size_t j = 0; j < dim; ++j) {
-        out.put(' ');
-        out.write_float(row[j]);
-      }
-      out.put('\n');
-    }
-    progress.advance(first + count);
-  });
+  io::write_text_rows(table, out, progress, "word2vec", false);
   out.commit();
 }
 
@@ -229,7 +195,7 @@ Table read_binary(const std::string& path, const ReadOptions& options) {
                            " but no vector" + at);
     }
     if (word.empty()) throw ParseError(path, 0, 0, "row " + std::to_string(rows + 1) + " has an empty word" + at);
-    check_key_utf8(path, 0, word, at);
+    io::check_key_utf8(path, 0, word, at);
     key.assign(word);  // the view dies with the next read
 
     const uint64_t vector_offset = in.position();
@@ -245,7 +211,7 @@ Table read_binary(const std::string& path, const ReadOptions& options) {
       size_t index = first_non_finite(values.data(), dim);
       if (index < dim) {
         throw ParseError(path, 0, 0,
-                         non_finite_message(values[index], index, rows + 1, key) + " (byte offset " +
+                         io::non_finite_message(values[index], index, rows + 1, key) + " (byte offset " +
                              std::to_string(vector_offset + index * sizeof(float)) + ")");
       }
     }

@@ -33,12 +33,26 @@ MappedFile::MappedFile(const std::string& path) : path_(path) {
       throw IoError(path, "map", e);
     }
     data_ = static_cast<const uint8_t*>(p);
+    ::madvise(p, size_, MADV_RANDOM);
   }
   ::close(fd);
 }
 
 MappedFile::~MappedFile() {
   if (data_) ::munmap(const_cast<uint8_t*>(data_), size_);
+}
+
+}  // namespace vecpack
+
+namespace vecpack {
+
+void MappedFile::will_scan(const uint8_t* begin, uint64_t length) const {
+  if (!data_ || begin < data_ || begin + length > data_ + size_) return;
+  const uint64_t page = static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
+  uint64_t start = static_cast<uint64_t>(begin - data_) / page * page;
+  uint64_t end = static_cast<uint64_t>(begin - data_) + length;
+  ::madvise(const_cast<uint8_t*>(data_) + start, end - start, MADV_SEQUENTIAL);
+  ::madvise(const_cast<uint8_t*>(data_) + start, end - start, MADV_WILLNEED);
 }
 
 }  // namespace vecpack

@@ -27,7 +27,9 @@ std::shared_ptr<CodesStore> CodesStore::open(const ContainerReader& file, size_t
     throw FormatError(file.path() + ": section CODE has " + std::to_string(codes.size) + " bytes, " + std::to_string(rows) +
                           " rows of " + std::to_string(codec->code_size()) + " bytes need " + std::to_string(expected),
                       "CODE", file.find("CODE")->offset);
-  return std::make_shared<CodesStore>(std::move(codec), codes.data, rows, file.mapping());
+  auto store = std::make_shared<CodesStore>(std::move(codec), codes.data, rows, file.mapping());
+  store->mapping_ = file.mapping();
+  return store;
 }
 
 void CodesStore::reconstruct(size_t begin, size_t count, float* out) const {
@@ -54,6 +56,8 @@ class CodesScorer final : public RowScorer {
 }  // namespace
 
 std::unique_ptr<RowScorer> CodesStore::scorer(const float* queries, size_t nq, Metric metric) const {
+  // A search reads every code: ask for the whole section once instead of page by page.
+  if (mapping_ && !scanned_.exchange(true)) mapping_->will_scan(codes_, code_bytes());
   return std::make_unique<CodesScorer>(codec_->scorer(queries, nq, metric), codes_, code_size_);
 }
 

@@ -3,6 +3,7 @@
 // codec); codecs whose rows share parameters implement RowStore themselves.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 
@@ -57,6 +58,8 @@ class CodesStore final : public RowStore {
   size_t rows_, code_size_;
   uint64_t parameters_;
   std::shared_ptr<const void> owner_;
+  std::shared_ptr<const MappedFile> mapping_;  // set when the codes are in a mapped file
+  mutable std::atomic<bool> scanned_{false};
 };
 
 }  // namespace vecpack

@@ -419,6 +419,28 @@ size_t invalid_utf8_offset(std::string_view text) noexcept {
   return std::string_view::npos;
 }
 
+void throw_not_a_number(const std::string& path, uint64_t line, const char* line_begin, const char* field,
+                        const char* line_end, size_t index, size_t dim) {
+  const char* field_end = field;
+  while (field_end != line_end && !is_blank(*field_end)) ++field_end;
+  throw ParseError(path, line, static_cast<uint64_t>(field - line_begin) + 1,
+                   quoted(std::string_view(field, static_cast<size_t>(field_end - field))) + " is not a number (value " +
+                       std::to_string(index + 1) + " of " + std::to_string(dim) + ")");
+}
+
+void check_key_utf8(const std::string& path, uint64_t line, std::string_view key, std::string_view where) {
+  size_t bad = invalid_utf8_offset(key);
+  if (bad == std::string_view::npos) return;
+  throw ParseError(path, line, line ? bad + 1 : 0,
+                   "the word " + quoted(key) + " is not valid UTF-8 (byte " + std::to_string(bad + 1) + ")" +
+                       std::string(where));
+}
+
+std::string non_finite_message(float value, size_t index, uint64_t row, std::string_view key) {
+  return std::string(std::isnan(value) ? "NaN" : "infinity") + " in value " + std::to_string(index + 1) + " of row " +
+         std::to_string(row) + " (word " + quoted(key) + "); non-finite values are rejected unless allow_nan is set";
+}
+
 ProgressScope::~ProgressScope() {
   if (!sink_) return;
   try {
@@ -447,6 +469,26 @@ void check_writable_key(std::string_view key, size_t row, const char* format, bo
     throw Error("cannot write row " + std::to_string(row) + " as " + format + ": its key " + quoted(key) + " " +
                 problem);
   }
+}
+
+void write_text_rows(const Table& table, OutputFile& out, ProgressScope& progress, const char* format,
+                     bool blanks_allowed) {
+  const size_t dim = table.dim();
+  std::string scratch;
+  for_each_row_block(table, [&](size_t first, size_t count, const float* values) {
+    for (size_t r = 0; r < count; ++r) {
+      std::string_view key = row_key(table, first + r, scratch);
+      check_writable_key(key, first + r, format, blanks_allowed);
+      out.write(key);
+      const float* row = values + r * dim;
+      for (size_t j = 0; j < dim; ++j) {
+        out.put(' ');
+        out.write_float(row[j]);
+      }
+      out.put('\n');
+    }
+    progress.advance(first + count);
+  });
 }
 
 void warn_duplicates(const std::string& path, size_t count) {

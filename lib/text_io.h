@@ -150,6 +150,15 @@ std::string_view first_line(std::string_view head, bool& complete);
 // code points above U+10FFFF are invalid), or npos when the text is valid.
 size_t invalid_utf8_offset(std::string_view text) noexcept;
 
+// Errors shared by the text readers; line and column are 1-based, 0 when unknown (binary).
+// `field` points into the line [line_begin, line_end) at a field that is not a number.
+[[noreturn]] void throw_not_a_number(const std::string& path, uint64_t line, const char* line_begin,
+                                     const char* field, const char* line_end, size_t index, size_t dim);
+// Throws ParseError when `key` is not valid UTF-8; `where` ends the message (e.g. an offset).
+void check_key_utf8(const std::string& path, uint64_t line, std::string_view key, std::string_view where = {});
+// "NaN in value 3 of row 7 (word 'cat'); ..." for a value rejected without allow_nan.
+std::string non_finite_message(float value, size_t index, uint64_t row, std::string_view key);
+
 // Progress of one task; silent without a sink. end() runs on destruction, also on errors.
 class ProgressScope {
  public:
@@ -188,6 +197,11 @@ std::string_view row_key(const Table& table, size_t row, std::string& scratch);
 // Throws Error unless `key` can be written as the word of a line of `format`: not empty, no
 // line breaks, and (unless blanks_allowed) no spaces or tabs.
 void check_writable_key(std::string_view key, size_t row, const char* format, bool blanks_allowed);
+
+// Writes every row as "key v1 ... vd\n" with shortest round-trip floats, refusing keys that
+// `format` cannot hold (see check_writable_key); reports rows done to `progress`.
+void write_text_rows(const Table& table, OutputFile& out, ProgressScope& progress, const char* format,
+                     bool blanks_allowed);
 
 // The one warning line readers print when a file repeats keys (TableBuilder keeps the first).
 void warn_duplicates(const std::string& path, size_t count);

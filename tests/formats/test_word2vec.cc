@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "test_util.h"
+#include "text_io.h"
 #include "vecpack/errors.h"
 #include "vecpack/formats.h"
 #include "vecpack/table.h"
@@ -463,4 +464,60 @@ TEST_CASE("word2vec: unkeyed tables get row numbers as words; progress is report
   CHECK(reading.totals == std::vector<uint64_t>{std::filesystem::file_size(dir.file("n.vec"))});
   CHECK(reading.last == reading.totals[0]);
   CHECK(reading.ends == 1);
+}
+
+TEST_CASE("word2vec: the shared reader handles small buffers, long lines, raw reads and gzip") {
+  test::TempDir dir;
+  std::string text;
+  for (int i = 0; i < 200; ++i) text += "line" + std::to_string(i) + std::string(static_cast<size_t>(i % 97), 'x') + "\r\n";
+  text += "last";
+  for (const char* name : {"lines.txt", "lines.txt.gz"}) {
+    CAPTURE(name);
+    std::string path = dir.file(name);
+    {
+      io::OutputFile out(path, 256);  // small buffer: writes larger than it go straight through
+      out.write(text.substr(0, 1000));
+      out.write(text.substr(1000));
+      out.commit();
+    }
+    io::InputFile in(path, 64);  // lines longer than the buffer make it grow
+    CHECK(in.compressed() == (std::string(name).find(".gz") != std::string::npos));
+    CHECK(in.peek(4) == "line");
+    std::string_view line;
+    for (int i = 0; i < 200; ++i) {
+      REQUIRE(in.next_line(line));
+      CHECK(line == "line" + std::to_string(i) + std::string(static_cast<size_t>(i % 97), 'x'));
+      CHECK(in.line_number() == static_cast<uint64_t>(i + 1));
+      CHECK_FALSE(in.last_line_unterminated());
+    }
+    REQUIRE(in.next_line(line));
+    CHECK(line == "last");
+    CHECK(in.last_line_unterminated());
+    CHECK_FALSE(in.next_line(line));
+    CHECK(in.position() == text.size());
+  }
+
+  // Raw reads larger than the buffer bypass it; read_until stops at max_length.
+  std::string raw(10000, '\0');
+  for (size_t i = 0; i < raw.size(); ++i) raw[i] = static_cast<char>(i * 7);
+  test::write_bytes(dir.file("raw.bin"), std::vector<uint8_t>(raw.begin(), raw.end()));
+  io::InputFile in(dir.file("raw.bin"), 64);
+  std::string head(10, '\0'), body(5000, '\0'), rest(10000, '\0');
+  CHECK(in.read(head.data(), head.size()) == 10);
+  CHECK(in.peek_byte() == static_cast<unsigned char>(raw[10]));
+  CHECK(in.read(body.data(), body.size()) == 5000);
+  CHECK(in.read(rest.data(), rest.size()) == 4990);
+  CHECK(head + body + rest.substr(0, 4990) == raw);
+  CHECK(in.peek_byte() == -1);
+
+  test::write_bytes(dir.file("word.bin"), std::vector<uint8_t>(300, 'a'));
+  io::InputFile words(dir.file("word.bin"), 64);
+  std::string_view token;
+  bool terminated = true;
+  REQUIRE(words.read_until(' ', 100, token, terminated));
+  CHECK(token.size() == 100);
+  CHECK_FALSE(terminated);
+
+  CHECK_THROWS_WITH_AS(io::InputFile(dir.file("absent.txt")), doctest::Contains("absent.txt: cannot open: No such file"),
+                       IoError);
 }
