@@ -15,15 +15,11 @@ for codec in f16 int8; do
   "$vp" -q compress "$out/glove15k.f32.vecpack" -o "$out/glove15k.$codec.vecpack" --codec "$codec"
 done
 
-size() { stat -c %s "$1"; }
+py=.venv/bin/python
 echo
 echo "== Size: $sample (15,000 words x 100 dimensions)"
-printf '  %-28s %12s\n' "GloVe text (gzip)" "$(size "$sample") B"
-for codec in f32 f16 int8; do
-  f="$out/glove15k.$codec.vecpack"
-  printf '  %-28s %12s   %5.1fx smaller than f32 rows\n' "vecpack $codec" "$(size "$f") B" \
-    "$(awk -v a=$((15000 * 400)) -v b="$("$vp" inspect --json "$f" | awk -F: '/"codes"/ {gsub(/[ ,]/,"",$2); print $2}')" 'BEGIN{print a/b}')"
-done
+"$py" tools/demo_report.py sizes "$vp" "$sample" \
+  "vecpack f32" "$out/glove15k.f32.vecpack" "vecpack f16" "$out/glove15k.f16.vecpack" "vecpack int8" "$out/glove15k.int8.vecpack"
 
 echo
 echo "== Quality: 1,000 sample words as queries, against exact f32 search (each word's own row left out)"
@@ -32,7 +28,5 @@ for codec in f16 int8; do
 done
 
 echo
-echo "== Nearest neighbours: f32 (exact) and int8 (compressed)"
-for word in king paris computer coffee; do
-  paste <("$vp" search "$out/glove15k.f32.vecpack" "$word" -k 5) <("$vp" search "$out/glove15k.int8.vecpack" "$word" -k 5 | sed 's/^/   |   /')
-done
+echo "== Nearest neighbours: exact (f32) | compressed (int8, 4x smaller)"
+"$py" tools/demo_report.py neighbours "$vp" "$out/glove15k.f32.vecpack" "$out/glove15k.int8.vecpack" king paris computer coffee
