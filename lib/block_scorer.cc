@@ -30,19 +30,13 @@ void row_squared_norms(const float* rows, size_t count, size_t d, float* sq) {
   kernels::active().dot_f32_rows(zeros.data(), rows, count, d, unused.data(), sq);
 }
 
-static std::vector<float> query_squares(const float* q, size_t nq, size_t d) {
-  std::vector<float> sq(nq);
-  row_squared_norms(q, nq, d, sq.data());
-  return sq;
+QueryBatchScorer::QueryBatchScorer(const float* queries, size_t nq, size_t d, Metric metric)
+    : queries_(queries, queries + nq * d), query_sq_(nq), nq_(nq), d_(d), metric_(metric) {
+  row_squared_norms(queries, nq, d, query_sq_.data());
 }
 
 GemmScorer::GemmScorer(const float* queries, size_t nq, size_t d, Metric metric, Decode decode)
-    : queries_(queries, queries + nq * d),
-      query_sq_(query_squares(queries, nq, d)),
-      nq_(nq),
-      d_(d),
-      metric_(metric),
-      decode_(std::move(decode)) {}
+    : QueryBatchScorer(queries, nq, d, metric), decode_(std::move(decode)) {}
 
 void GemmScorer::score(const uint8_t* codes, size_t count, float* out, size_t ld) const {
   static thread_local std::vector<float> decoded, row_sq;
@@ -74,12 +68,7 @@ void GemmScorer::score(const uint8_t* codes, size_t count, float* out, size_t ld
 }
 
 RowKernelScorer::RowKernelScorer(const float* queries, size_t nq, size_t d, Metric metric, DotRows dot_rows)
-    : queries_(queries, queries + nq * d),
-      query_sq_(query_squares(queries, nq, d)),
-      nq_(nq),
-      d_(d),
-      metric_(metric),
-      dot_rows_(std::move(dot_rows)) {}
+    : QueryBatchScorer(queries, nq, d, metric), dot_rows_(std::move(dot_rows)) {}
 
 void RowKernelScorer::score(const uint8_t* codes, size_t count, float* out, size_t ld) const {
   static thread_local std::vector<float> dot, sq;

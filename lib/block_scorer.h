@@ -23,7 +23,16 @@ void finish_scores(Metric metric, float query_sq, const float* dot, const float*
 // Squared norms of count rows of dimension d.
 void row_squared_norms(const float* rows, size_t count, size_t d, float* sq);
 
-class GemmScorer : public CodeScorer {
+// A copy of the query batch with each query's squared norm.
+class QueryBatchScorer : public CodeScorer {
+ protected:
+  QueryBatchScorer(const float* queries, size_t nq, size_t d, Metric metric);
+  std::vector<float> queries_, query_sq_;
+  size_t nq_, d_;
+  Metric metric_;
+};
+
+class GemmScorer final : public QueryBatchScorer {
  public:
   // decode: turns count codes into count x d floats; empty when the codes are f32 rows.
   using Decode = std::function<void(const uint8_t* codes, size_t count, float* out)>;
@@ -31,13 +40,10 @@ class GemmScorer : public CodeScorer {
   void score(const uint8_t* codes, size_t count, float* out, size_t ld) const override;
 
  private:
-  std::vector<float> queries_, query_sq_;
-  size_t nq_, d_;
-  Metric metric_;
   Decode decode_;
 };
 
-class RowKernelScorer : public CodeScorer {
+class RowKernelScorer final : public QueryBatchScorer {
  public:
   // dot_rows: dot[i] = q . x_i and (sq non-null) sq[i] = x_i . x_i for count rows of codes.
   using DotRows = std::function<void(const float* q, const uint8_t* codes, size_t count, float* dot, float* sq)>;
@@ -45,9 +51,6 @@ class RowKernelScorer : public CodeScorer {
   void score(const uint8_t* codes, size_t count, float* out, size_t ld) const override;
 
  private:
-  std::vector<float> queries_, query_sq_;
-  size_t nq_, d_;
-  Metric metric_;
   DotRows dot_rows_;
 };
 

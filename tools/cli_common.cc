@@ -57,6 +57,24 @@ Table load_table(const std::string& path, const std::string& format, const ReadO
   return f.read(path, options);
 }
 
+void add_input_options(CLI::App* cmd, InputOptions& input, const std::string& description) {
+  cmd->add_option("input", input.path, description)->required();
+  cmd->add_option("--from", input.format, "Input format (default: from content or extension)");
+  cmd->add_option("--metric", input.metric, "Metric stored with the table: ip, cos or l2 (default: the input's, else cos)");
+  cmd->add_option("--limit", input.limit, "Read at most N rows");
+  cmd->add_flag("--allow-nan", input.allow_nan, "Accept NaN and infinite values");
+}
+
+Table read_input(const InputOptions& input, Progress* progress) {
+  ReadOptions read;
+  read.limit = input.limit;
+  read.allow_nan = input.allow_nan;
+  read.progress = progress;
+  Table t = load_table(input.path, input.format, read);
+  if (!input.metric.empty()) t.set_metric(parse_metric(input.metric));
+  return t;
+}
+
 std::string human_bytes(uint64_t bytes) {
   const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
   double v = double(bytes);

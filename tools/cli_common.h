@@ -33,6 +33,15 @@ std::unique_ptr<Progress> make_progress(const Globals& globals);
 // A .vecpack file is mapped; any other format is read through the format registry.
 Table load_table(const std::string& path, const std::string& format, const ReadOptions& options);
 
+// The input side shared by the commands that read a table: path, format, metric, limit, NaN.
+struct InputOptions {
+  std::string path, format, metric;
+  size_t limit = 0;
+  bool allow_nan = false;
+};
+void add_input_options(CLI::App* cmd, InputOptions& input, const std::string& description);
+Table read_input(const InputOptions& input, Progress* progress);
+
 std::string human_bytes(uint64_t bytes);
 // Shortest text that reads back as the same float.
 std::string float_text(float value);

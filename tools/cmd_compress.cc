@@ -8,40 +8,31 @@ namespace vecpack::cli {
 
 void add_compress(CLI::App& app, Globals& globals) {
   struct Options {
-    std::string input, output, codec = "int8", from, metric;
-    size_t train_size = 100000, limit = 0;
+    InputOptions input;
+    std::string output, codec = "int8";
+    size_t train_size = 100000;
     unsigned threads = 0;
     uint64_t seed = 1234;
-    bool allow_nan = false;
   };
   auto o = std::make_shared<Options>();
   auto* cmd = app.add_subcommand("compress", "Compress a table with a codec spec into a .vecpack file");
-  cmd->add_option("input", o->input, "Input table (.vecpack, word2vec, GloVe, HDF5 ann-benchmarks: its train set)")->required();
+  add_input_options(cmd, o->input, "Input table (.vecpack, word2vec, GloVe, HDF5 ann-benchmarks: its train set)");
   cmd->add_option("-o,--output", o->output, "Output .vecpack file")->required();
   cmd->add_option("-c,--codec", o->codec, "Codec spec, e.g. int8, f16, 'opq:m=25/pq:m=25' ('vecpack codecs' lists them)")
       ->capture_default_str();
   cmd->add_option("--train-size", o->train_size, "Rows sampled for training (0: all)")->capture_default_str();
   cmd->add_option("--threads", o->threads, "Threads (0: one per core)");
   cmd->add_option("--seed", o->seed, "Seed of the training sample and of training")->capture_default_str();
-  cmd->add_option("--from", o->from, "Input format (default: from content or extension)");
-  cmd->add_option("--metric", o->metric, "Metric stored with the table: ip, cos or l2 (default: the input's, else cos)");
-  cmd->add_option("--limit", o->limit, "Read at most N rows of a text input");
-  cmd->add_flag("--allow-nan", o->allow_nan, "Accept NaN and infinite values");
   cmd->callback([o, &globals] {
     // Validate the spec before reading a large input.
     Codec check(o->codec);
     auto progress = make_progress(globals);
-    ReadOptions read;
-    read.limit = o->limit;
-    read.allow_nan = o->allow_nan;
-    read.progress = progress.get();
-    Table input = load_table(o->input, o->from, read);
-    if (!o->metric.empty()) input.set_metric(parse_metric(o->metric));
+    Table input = read_input(o->input, progress.get());
     CompressOptions options;
     options.train_size = o->train_size;
     options.threads = o->threads;
     options.seed = o->seed;
-    options.allow_nan = o->allow_nan;
+    options.allow_nan = o->input.allow_nan;
     options.progress = progress.get();
     auto start = std::chrono::steady_clock::now();
     Table out = input.compress(o->codec, options);

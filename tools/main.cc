@@ -6,6 +6,16 @@
 using namespace vecpack;
 using namespace vecpack::cli;
 
+// The most specific error type decides the exit code.
+static int exit_code_for(const Error& e) {
+  if (dynamic_cast<const FormatError*>(&e)) return kBadFormat;
+  if (dynamic_cast<const ParseError*>(&e)) return kBadInput;
+  if (dynamic_cast<const SpecError*>(&e)) return kBadSpec;
+  if (dynamic_cast<const IoError*>(&e)) return kIoFailure;
+  if (dynamic_cast<const NotFoundError*>(&e)) return kNotFound;
+  return kFailure;
+}
+
 int main(int argc, char** argv) {
   CLI::App app{"vecpack: store, compress and search embedding tables"};
   app.require_subcommand(1);
@@ -27,24 +37,9 @@ int main(int argc, char** argv) {
     return code == 0 ? kOk : kUsage;
   } catch (const Exit& e) {
     return e.code;
-  } catch (const FormatError& e) {
-    std::cerr << "vecpack: error: " << e.what() << "\n";
-    return kBadFormat;
-  } catch (const ParseError& e) {
-    std::cerr << "vecpack: error: " << e.what() << "\n";
-    return kBadInput;
-  } catch (const SpecError& e) {
-    std::cerr << "vecpack: error: " << e.what() << "\n";
-    return kBadSpec;
-  } catch (const IoError& e) {
-    std::cerr << "vecpack: error: " << e.what() << "\n";
-    return kIoFailure;
-  } catch (const NotFoundError& e) {
-    std::cerr << "vecpack: error: " << e.what() << "\n";
-    return kNotFound;
   } catch (const Error& e) {
     std::cerr << "vecpack: error: " << e.what() << "\n";
-    return kFailure;
+    return exit_code_for(e);
   } catch (const std::bad_alloc&) {
     std::cerr << "vecpack: error: out of memory\n";
     return kFailure;
