@@ -132,15 +132,20 @@ Table read_text(const std::string& path, const ReadOptions& options) {
   return finish(builder, "word2vec", path);
 }
 
+// "count dim\n", the first line of both word2vec variants.
+void write_count_header(io::OutputFile& out, size_t rows, size_t dim) {
+  out.write_integer(rows);
+  out.put(' ');
+  out.write_integer(dim);
+  out.put('\n');
+}
+
 void write_text(const Table& table, const std::string& path, const WriteOptions& options) {
   const size_t dim = table.dim();
   if (dim == 0) throw Error("cannot write " + path + " as word2vec: the table has dimension 0");
   io::OutputFile out(path);
   io::ProgressScope progress(options.progress, "writing " + path, table.size());
-  out.write_integer(table.size());
-  out.put(' ');
-  out.write_integer(dim);
-  out.put('\n');
+  write_count_header(out, table.size(), dim);
   io::write_text_rows(table, out, progress, "word2vec", false);
   out.commit();
 }
@@ -230,10 +235,7 @@ void write_binary(const Table& table, const std::string& path, const WriteOption
   if (dim == 0) throw Error("cannot write " + path + " as word2vec-bin: the table has dimension 0");
   io::OutputFile out(path);
   io::ProgressScope progress(options.progress, "writing " + path, table.size());
-  out.write_integer(table.size());
-  out.put(' ');
-  out.write_integer(dim);
-  out.put('\n');
+  write_count_header(out, table.size(), dim);
   std::string scratch;
   std::vector<float> little_endian(dim);
   io::for_each_row_block(table, [&](size_t first, size_t count, const float* values) {

@@ -1,14 +1,18 @@
 // Shared test helpers: temporary folders, generated data, file bytes.
 #pragma once
 
+#include <doctest/doctest.h>
 #include <unistd.h>
 
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <random>
 #include <string>
 #include <vector>
+
+#include "vecpack/table.h"
 
 namespace vecpack::test {
 
@@ -57,6 +61,46 @@ inline size_t files_in(const std::string& dir) {
   size_t n = 0;
   for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator(dir)) ++n;
   return n;
+}
+
+inline void write_text(const std::string& path, const std::string& text) {
+  write_bytes(path, std::vector<uint8_t>(text.begin(), text.end()));
+}
+
+inline std::string file_text(const std::string& path) {
+  auto bytes = read_bytes(path);
+  return std::string(bytes.begin(), bytes.end());
+}
+
+inline bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+
+// Every row of a table, decoded.
+inline std::vector<float> all_rows(const Table& table) {
+  std::vector<float> out(table.size() * table.dim());
+  if (!out.empty()) table.reconstruct(0, table.size(), out.data());
+  return out;
+}
+
+// Same keys and bit-identical rows.
+inline void check_same_table(const Table& expected, const Table& actual) {
+  REQUIRE(actual.size() == expected.size());
+  REQUIRE(actual.dim() == expected.dim());
+  std::vector<float> a = all_rows(expected), b = all_rows(actual);
+  CHECK(std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0);
+  REQUIRE(actual.has_keys());
+  for (size_t i = 0; i < expected.size(); ++i) CHECK(actual.key(i) == expected.key(i));
+}
+
+// The exception of type E that f throws; fails the test when it throws nothing.
+template <class E, class F>
+E caught(F&& f) {
+  try {
+    f();
+  } catch (const E& e) {
+    return e;
+  }
+  FAIL("expected an exception that was not thrown");
+  throw;
 }
 
 }  // namespace vecpack::test

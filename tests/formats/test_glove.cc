@@ -18,43 +18,6 @@ using namespace vecpack;
 
 namespace {
 
-void write_text(const std::string& path, const std::string& text) {
-  test::write_bytes(path, std::vector<uint8_t>(text.begin(), text.end()));
-}
-
-std::string file_text(const std::string& path) {
-  auto bytes = test::read_bytes(path);
-  return std::string(bytes.begin(), bytes.end());
-}
-
-std::vector<float> all_rows(const Table& table) {
-  std::vector<float> out(table.size() * table.dim());
-  if (!out.empty()) table.reconstruct(0, table.size(), out.data());
-  return out;
-}
-
-void check_same_table(const Table& expected, const Table& actual) {
-  REQUIRE(actual.size() == expected.size());
-  REQUIRE(actual.dim() == expected.dim());
-  std::vector<float> a = all_rows(expected), b = all_rows(actual);
-  CHECK(std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0);
-  REQUIRE(actual.has_keys());
-  for (size_t i = 0; i < expected.size(); ++i) CHECK(actual.key(i) == expected.key(i));
-}
-
-template <class F>
-ParseError parse_error(F&& f) {
-  try {
-    f();
-  } catch (const ParseError& e) {
-    return e;
-  }
-  FAIL("expected a ParseError");
-  return ParseError("", 0, 0, "");
-}
-
-bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
-
 const std::string kNbsp = "\xC2\xA0";  // U+00A0 NO-BREAK SPACE in UTF-8
 
 }  // namespace
@@ -81,17 +44,17 @@ TEST_CASE("glove: round trips are bit exact, plain and gzip, with awkward words"
     write_table(table, path);
     CHECK(std::string(detect_format(path).name) == "glove");
     Table back = read_table(path);
-    check_same_table(table, back);
+    test::check_same_table(table, back);
     CHECK(back.meta().source_format == "glove");
   }
   // No header: the first line is the first row.
-  CHECK(file_text(dir.file("g.txt")).rfind("w0 0.1 -0 ", 0) == 0);
+  CHECK(test::file_text(dir.file("g.txt")).rfind("w0 0.1 -0 ", 0) == 0);
 }
 
 TEST_CASE("glove: words with spaces and non-breaking spaces keep their exact bytes") {
   test::TempDir dir;
   std::string path = dir.file("840b.txt");
-  write_text(path,
+  test::write_text(path,
              ". . . 0.5 1 1.5\n"               // the first line itself has a spaced word
              ", 1 2 3\n"
              "at" + kNbsp + "name@x.com 4 5 6\n"
@@ -111,7 +74,7 @@ TEST_CASE("glove: words with spaces and non-breaking spaces keep their exact byt
   CHECK(t.row(3) == std::vector<float>{7.0f, 8.0f, 9.0f});
   CHECK(t.row(5) == std::vector<float>{13.0f, 14.0f, 15.0f});
   // A first word that parses as a number still leaves one field for the word.
-  write_text(path, "1 2 3\n4 5 6\n");
+  test::write_text(path, "1 2 3\n4 5 6\n");
   Table numeric = read_table(path, "glove");
   CHECK(numeric.dim() == 2);
   CHECK(numeric.key(1) == "4");
@@ -120,7 +83,7 @@ TEST_CASE("glove: words with spaces and non-breaking spaces keep their exact byt
 TEST_CASE("glove: CRLF, a byte order mark, trailing blanks and blank lines are tolerated") {
   test::TempDir dir;
   std::string path = dir.file("crlf.txt");
-  write_text(path, "\xEF\xBB\xBF" "the 0.1 0.2 \r\n\r\nof -1 +2e3\r\nand 5 6");
+  test::write_text(path, "\xEF\xBB\xBF" "the 0.1 0.2 \r\n\r\nof -1 +2e3\r\nand 5 6");
   CHECK(std::string(detect_format(path).name) == "glove");
   Table t = read_table(path);
   REQUIRE(t.size() == 3);
@@ -133,7 +96,7 @@ TEST_CASE("glove: CRLF, a byte order mark, trailing blanks and blank lines are t
 TEST_CASE("glove: limit reads only the first rows") {
   test::TempDir dir;
   std::string path = dir.file("l.txt");
-  write_text(path, "a 1 2\nb 3 4\nc 5 6\nd 7\n");  // the bad last line is never read
+  test::write_text(path, "a 1 2\nb 3 4\nc 5 6\nd 7\n");  // the bad last line is never read
   ReadOptions options;
   options.limit = 3;
   Table t = read_table(path, {}, options);
@@ -145,47 +108,47 @@ TEST_CASE("glove: errors name the file, line and column") {
   test::TempDir dir;
   std::string path = dir.file("bad.txt");
 
-  write_text(path, "a 1 2 3\nb 1 2 3\nc 1 2\n");
-  ParseError few = parse_error([&] { read_table(path, "glove"); });
-  CHECK(contains(few.what(), "bad.txt:3:"));
-  CHECK(contains(few.what(), "expected 3 values after the word, found 2"));
+  test::write_text(path, "a 1 2 3\nb 1 2 3\nc 1 2\n");
+  ParseError few = test::caught<ParseError>([&] { read_table(path, "glove"); });
+  CHECK(test::contains(few.what(), "bad.txt:3:"));
+  CHECK(test::contains(few.what(), "expected 3 values after the word, found 2"));
   CHECK(few.line() == 3);
 
-  write_text(path, "a 1 2 3\nb 1 zz 3\n");
-  ParseError bad = parse_error([&] { read_table(path, "glove"); });
-  CHECK(contains(bad.what(), "bad.txt:2:5:"));
-  CHECK(contains(bad.what(), "'zz' is not a number (value 2 of 3)"));
+  test::write_text(path, "a 1 2 3\nb 1 zz 3\n");
+  ParseError bad = test::caught<ParseError>([&] { read_table(path, "glove"); });
+  CHECK(test::contains(bad.what(), "bad.txt:2:5:"));
+  CHECK(test::contains(bad.what(), "'zz' is not a number (value 2 of 3)"));
 
-  write_text(path, "a 1 2\nb inf 2\n");
-  ParseError infinite = parse_error([&] { read_table(path, "glove"); });
-  CHECK(contains(infinite.what(), "bad.txt:2:3:"));
-  CHECK(contains(infinite.what(), "infinity in value 1 of row 2 (word 'b')"));
+  test::write_text(path, "a 1 2\nb inf 2\n");
+  ParseError infinite = test::caught<ParseError>([&] { read_table(path, "glove"); });
+  CHECK(test::contains(infinite.what(), "bad.txt:2:3:"));
+  CHECK(test::contains(infinite.what(), "infinity in value 1 of row 2 (word 'b')"));
   ReadOptions options;
   options.allow_nan = true;
   CHECK(std::isinf(read_table(path, "glove", options).row(1)[0]));
 
-  write_text(path, "2 3\na 1 2 3\n");
-  CHECK(contains(parse_error([&] { read_table(path, "glove"); }).what(), "read the file as word2vec"));
+  test::write_text(path, "2 3\na 1 2 3\n");
+  CHECK(test::contains(test::caught<ParseError>([&] { read_table(path, "glove"); }).what(), "read the file as word2vec"));
 
-  write_text(path, "\n\n");
-  CHECK(contains(parse_error([&] { read_table(path, "glove"); }).what(), "the file has no rows"));
+  test::write_text(path, "\n\n");
+  CHECK(test::contains(test::caught<ParseError>([&] { read_table(path, "glove"); }).what(), "the file has no rows"));
 
-  write_text(path, "justaword\n");
-  CHECK(contains(parse_error([&] { read_table(path, "glove"); }).what(), "expected a word followed by numbers"));
+  test::write_text(path, "justaword\n");
+  CHECK(test::contains(test::caught<ParseError>([&] { read_table(path, "glove"); }).what(), "expected a word followed by numbers"));
 
-  write_text(path, "a 1\n\xC0\xAF 2\n");  // an overlong '/'
-  ParseError utf8 = parse_error([&] { read_table(path, "glove"); });
-  CHECK(contains(utf8.what(), "bad.txt:2:1:"));
-  CHECK(contains(utf8.what(), "not valid UTF-8"));
+  test::write_text(path, "a 1\n\xC0\xAF 2\n");  // an overlong '/'
+  ParseError utf8 = test::caught<ParseError>([&] { read_table(path, "glove"); });
+  CHECK(test::contains(utf8.what(), "bad.txt:2:1:"));
+  CHECK(test::contains(utf8.what(), "not valid UTF-8"));
 
-  write_text(path, "a 1 2\n 3 4\n");
-  CHECK(contains(parse_error([&] { read_table(path, "glove"); }).what(), "bad.txt:2:1: the line starts with a blank"));
+  test::write_text(path, "a 1 2\n 3 4\n");
+  CHECK(test::contains(test::caught<ParseError>([&] { read_table(path, "glove"); }).what(), "bad.txt:2:1: the line starts with a blank"));
 }
 
 TEST_CASE("glove: duplicate keys keep the first row") {
   test::TempDir dir;
   std::string path = dir.file("dup.txt");
-  write_text(path, "a 1 1\nb 2 2\na 3 3\n");
+  test::write_text(path, "a 1 1\nb 2 2\na 3 3\n");
   Table t = read_table(path);
   REQUIRE(t.size() == 2);
   CHECK(t.row(*t.find("a")) == std::vector<float>{1.0f, 1.0f});
@@ -194,26 +157,26 @@ TEST_CASE("glove: duplicate keys keep the first row") {
 TEST_CASE("glove: writing refuses keys with line breaks and keeps the old file") {
   test::TempDir dir;
   std::string path = dir.file("out.txt");
-  write_text(path, "old");
+  test::write_text(path, "old");
   Table table = Table::from_rows({1, 2, 3, 4}, 2, {"fine", "two\nlines"});
   CHECK_THROWS_WITH_AS(write_table(table, path), doctest::Contains("contains a line break"), Error);
-  CHECK(file_text(path) == "old");
+  CHECK(test::file_text(path) == "old");
   CHECK(test::files_in(dir.path()) == 1);
   CHECK_THROWS_AS(write_table(table, dir.file("no/such/dir/out.txt")), IoError);
 }
 
 TEST_CASE("glove: sniffing tells GloVe from word2vec and from other text") {
   test::TempDir dir;
-  write_text(dir.file("g.dat"), "the 0.418 0.24968 -0.41242\n");
-  write_text(dir.file("w.dat"), "1 3\nthe 0.418 0.24968 -0.41242\n");
-  write_text(dir.file("prose.dat"), "This is not an embedding file at all.\n");
+  test::write_text(dir.file("g.dat"), "the 0.418 0.24968 -0.41242\n");
+  test::write_text(dir.file("w.dat"), "1 3\nthe 0.418 0.24968 -0.41242\n");
+  test::write_text(dir.file("prose.dat"), "This is not an embedding file at all.\n");
   CHECK(std::string(detect_format(dir.file("g.dat")).name) == "glove");
   CHECK(std::string(detect_format(dir.file("w.dat")).name) == "word2vec");
   CHECK_THROWS_WITH_AS(detect_format(dir.file("prose.dat")), doctest::Contains("known formats"), Error);
   // A first line longer than the sniffed head still counts.
   std::string long_line = "word";
   for (int i = 0; i < 2000; ++i) long_line += " 0.123456";
-  write_text(dir.file("long.dat"), long_line + "\n");
+  test::write_text(dir.file("long.dat"), long_line + "\n");
   CHECK(std::string(detect_format(dir.file("long.dat")).name) == "glove");
   CHECK(read_table(dir.file("long.dat")).dim() == 2000);
 }
@@ -226,6 +189,6 @@ TEST_CASE("glove: lines longer than the read buffer") {
   // A long word takes the line past the 1 MiB read buffer.
   Table table = Table::from_rows(rows, d, {"first " + std::string(600000, 'x'), "second word"});
   write_table(table, dir.file("wide.txt"));
-  CHECK(file_text(dir.file("wide.txt")).find('\n') > (size_t{1} << 20));
-  check_same_table(table, read_table(dir.file("wide.txt")));
+  CHECK(test::file_text(dir.file("wide.txt")).find('\n') > (size_t{1} << 20));
+  test::check_same_table(table, read_table(dir.file("wide.txt")));
 }

@@ -112,25 +112,6 @@ struct AnnFixture {
   }
 };
 
-std::vector<float> all_rows(const Table& table) {
-  std::vector<float> out(table.size() * table.dim());
-  if (!out.empty()) table.reconstruct(0, table.size(), out.data());
-  return out;
-}
-
-template <class F>
-FormatError format_error(F&& f) {
-  try {
-    f();
-  } catch (const FormatError& e) {
-    return e;
-  }
-  FAIL("expected a FormatError");
-  return FormatError("");
-}
-
-bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
-
 class FailingProgress : public Progress {
  public:
   void begin(std::string_view, uint64_t) override {}
@@ -150,7 +131,7 @@ TEST_CASE("hdf5: an ann-benchmarks file reads as a keyed table and as a dataset"
   Table train = read_table(path);
   REQUIRE(train.size() == AnnFixture::kTrain);
   REQUIRE(train.dim() == AnnFixture::kDim);
-  CHECK(all_rows(train) == ann.train);
+  CHECK(test::all_rows(train) == ann.train);
   REQUIRE(train.has_keys());
   CHECK(train.key(3) == "caf\xC3\xA9");
   CHECK(*train.find("w59") == 59);
@@ -187,18 +168,18 @@ TEST_CASE("hdf5: missing datasets and disagreeing shapes are FormatErrors naming
     CAPTURE(missing);
     std::string path = dir.file(std::string("no-") + missing + ".hdf5");
     ann.write(path, missing);
-    FormatError e = format_error([&] { read_ann_dataset(path); });
-    CHECK(contains(e.what(), "no dataset '" + std::string(missing) + "'"));
-    CHECK(contains(e.what(), path));
+    FormatError e = test::caught<FormatError>([&] { read_ann_dataset(path); });
+    CHECK(test::contains(e.what(), "no dataset '" + std::string(missing) + "'"));
+    CHECK(test::contains(e.what(), path));
     CHECK(e.section() == missing);
   }
-  FormatError no_train = format_error([&] { read_table(dir.file("no-train.hdf5")); });
-  CHECK(contains(no_train.what(), "no dataset 'train'"));
+  FormatError no_train = test::caught<FormatError>([&] { read_table(dir.file("no-train.hdf5")); });
+  CHECK(test::contains(no_train.what(), "no dataset 'train'"));
 
   std::string wide = dir.file("wide.hdf5");
   ann.write(wide, {}, AnnFixture::kDim + 1);
-  FormatError shapes = format_error([&] { read_ann_dataset(wide); });
-  CHECK(contains(shapes.what(), "dataset 'test' has 9 columns but 'train' has 8"));
+  FormatError shapes = test::caught<FormatError>([&] { read_ann_dataset(wide); });
+  CHECK(test::contains(shapes.what(), "dataset 'test' has 9 columns but 'train' has 8"));
   CHECK(shapes.section() == "test");
 
   // Keys are optional.
@@ -213,7 +194,7 @@ TEST_CASE("hdf5: neighbour ids outside train, bad shapes, NaN and non-HDF5 files
   ann.neighbors[13] = 1000;
   std::string path = dir.file("bad-ids.hdf5");
   ann.write(path);
-  CHECK(contains(format_error([&] { read_ann_dataset(path); }).what(),
+  CHECK(test::contains(test::caught<FormatError>([&] { read_ann_dataset(path); }).what(),
                  "dataset 'neighbors': entry [1][3] = 1000 is not a row of 'train' (60 rows)"));
 
   std::string cube = dir.file("cube.h5");
@@ -224,9 +205,9 @@ TEST_CASE("hdf5: neighbour ids outside train, bad shapes, NaN and non-HDF5 files
     int32_t ints[4] = {1, 2, 3, 4};
     h5.matrix("ints", H5T_STD_I32LE, H5T_NATIVE_INT32, ints, {2, 2});
   }
-  CHECK(contains(format_error([&] { read_table(cube); }).what(), "dataset 'train': has 3 dimensions; expected 2"));
-  CHECK(contains(format_error([&] { read_table(cube + ":/ints"); }).what(), "expected float32 or float64 elements"));
-  CHECK(contains(format_error([&] { read_table(cube + ":/nothing/here"); }).what(), "no dataset '/nothing/here'"));
+  CHECK(test::contains(test::caught<FormatError>([&] { read_table(cube); }).what(), "dataset 'train': has 3 dimensions; expected 2"));
+  CHECK(test::contains(test::caught<FormatError>([&] { read_table(cube + ":/ints"); }).what(), "expected float32 or float64 elements"));
+  CHECK(test::contains(test::caught<FormatError>([&] { read_table(cube + ":/nothing/here"); }).what(), "no dataset '/nothing/here'"));
 
   std::string nan_file = dir.file("nan.h5");
   {
@@ -234,14 +215,14 @@ TEST_CASE("hdf5: neighbour ids outside train, bad shapes, NaN and non-HDF5 files
     float values[4] = {1.0f, std::numeric_limits<float>::quiet_NaN(), 3.0f, 4.0f};
     h5.matrix("train", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, values, {2, 2});
   }
-  CHECK(contains(format_error([&] { read_table(nan_file); }).what(), "NaN at row 0, column 1"));
+  CHECK(test::contains(test::caught<FormatError>([&] { read_table(nan_file); }).what(), "NaN at row 0, column 1"));
   ReadOptions options;
   options.allow_nan = true;
   CHECK(std::isnan(read_table(nan_file, {}, options).row(0)[1]));
 
   std::string fake = dir.file("fake.h5");
   test::write_bytes(fake, {'n', 'o', 't', ' ', 'h', 'd', 'f'});
-  CHECK(contains(format_error([&] { read_table(fake); }).what(), "not an HDF5 file"));
+  CHECK(test::contains(test::caught<FormatError>([&] { read_table(fake); }).what(), "not an HDF5 file"));
   CHECK_THROWS_AS(read_table(dir.file("absent.h5")), IoError);
   CHECK_THROWS_AS(read_ann_dataset(dir.file("absent.h5")), IoError);
 }
@@ -297,7 +278,7 @@ TEST_CASE("hdf5: write_table writes train, words_train and distance; read back e
   write_table(table, path);
   Table back = read_table(path);
   REQUIRE(back.size() == 5000);
-  std::vector<float> a = all_rows(table), b = all_rows(back);
+  std::vector<float> a = test::all_rows(table), b = test::all_rows(back);
   CHECK(std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0);
   CHECK(back.key(7) == keys[7]);
   CHECK(back.key(4999) == "k4999");

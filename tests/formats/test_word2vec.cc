@@ -23,15 +23,6 @@ using namespace vecpack;
 
 namespace {
 
-void write_text(const std::string& path, const std::string& text) {
-  test::write_bytes(path, std::vector<uint8_t>(text.begin(), text.end()));
-}
-
-std::string file_text(const std::string& path) {
-  auto bytes = test::read_bytes(path);
-  return std::string(bytes.begin(), bytes.end());
-}
-
 // Values that a careless float formatter would not round-trip.
 std::vector<float> awkward_values() {
   return {0.1f, -0.0f, 1.0f / 3.0f, FLT_MAX, -FLT_MIN, std::numeric_limits<float>::denorm_min(), 1e10f,
@@ -47,23 +38,6 @@ Table keyed_table(size_t n, size_t d, uint64_t seed = 7) {
   return Table::from_rows(std::move(rows), d, std::move(keys));
 }
 
-std::vector<float> all_rows(const Table& table) {
-  std::vector<float> out(table.size() * table.dim());
-  if (!out.empty()) table.reconstruct(0, table.size(), out.data());
-  return out;
-}
-
-void check_same_table(const Table& expected, const Table& actual) {
-  REQUIRE(actual.size() == expected.size());
-  REQUIRE(actual.dim() == expected.dim());
-  std::vector<float> a = all_rows(expected), b = all_rows(actual);
-  CHECK(std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0);
-  REQUIRE(actual.has_keys() == expected.has_keys());
-  if (expected.has_keys()) {
-    for (size_t i = 0; i < expected.size(); ++i) CHECK(actual.key(i) == expected.key(i));
-  }
-}
-
 std::string binary_row(std::string_view word, const std::vector<float>& values) {
   std::string row(word);
   row += ' ';
@@ -72,19 +46,6 @@ std::string binary_row(std::string_view word, const std::vector<float>& values) 
 }
 
 // Runs f, which must throw ParseError, and returns the error.
-template <class F>
-ParseError parse_error(F&& f) {
-  try {
-    f();
-  } catch (const ParseError& e) {
-    return e;
-  }
-  FAIL("expected a ParseError");
-  return ParseError("", 0, 0, "");
-}
-
-bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
-
 // Collects what is written to stderr while alive.
 class StderrCapture {
  public:
@@ -98,7 +59,7 @@ class StderrCapture {
   ~StderrCapture() { restore(); }
   std::string text() {
     restore();
-    return file_text(path_);
+    return test::file_text(path_);
   }
 
  private:
@@ -141,16 +102,16 @@ TEST_CASE("word2vec: text and binary round trips are bit exact, plain and gzip")
     std::string path = dir.file(name);
     write_table(table, path);
     Table back = read_table(path);
-    check_same_table(table, back);
-    const bool binary = contains(name, ".bin");
+    test::check_same_table(table, back);
+    const bool binary = test::contains(name, ".bin");
     CHECK(back.meta().source_format == (binary ? "word2vec-bin" : "word2vec"));
     CHECK(back.meta().source_path == path);
   }
   // The gzip files really are compressed, and the text header is "count dim".
   CHECK(test::read_bytes(dir.file("t.vec.gz"))[0] == 0x1f);
-  CHECK(file_text(dir.file("t.vec")).rfind("300 12\n", 0) == 0);
+  CHECK(test::file_text(dir.file("t.vec")).rfind("300 12\n", 0) == 0);
   // Binary as the C tool writes it: a '\n' after each vector.
-  std::string bin = file_text(dir.file("t.bin"));
+  std::string bin = test::file_text(dir.file("t.bin"));
   size_t expected_size = std::string("300 12\n").size();
   for (size_t i = 0; i < 300; ++i) expected_size += table.key(i).size() + 1 + 12 * sizeof(float) + 1;
   CHECK(bin.size() == expected_size);
@@ -163,19 +124,19 @@ TEST_CASE("word2vec: files larger than the read buffer; gzip found by content, d
   for (const char* name : {"big.bin", "big.vec.gz"}) {
     CAPTURE(name);
     write_table(table, dir.file(name));
-    check_same_table(table, read_table(dir.file(name)));
+    test::check_same_table(table, read_table(dir.file(name)));
   }
   // Compressed content under a plain name is still read (and sniffed) as gzip.
   std::filesystem::copy_file(dir.file("big.vec.gz"), dir.file("disguised.vec"));
   CHECK(std::string(detect_format(dir.file("disguised.vec")).name) == "word2vec");
-  check_same_table(table, read_table(dir.file("disguised.vec")));
+  test::check_same_table(table, read_table(dir.file("disguised.vec")));
   // A cut gzip stream is an error, not a short table.
   auto bytes = test::read_bytes(dir.file("big.vec.gz"));
   bytes.resize(bytes.size() / 2);
   test::write_bytes(dir.file("cut.vec.gz"), bytes);
-  ParseError e = parse_error([&] { read_table(dir.file("cut.vec.gz")); });
-  CHECK(contains(e.what(), "cut.vec.gz"));
-  CHECK(contains(e.what(), "damaged or truncated gzip data"));
+  ParseError e = test::caught<ParseError>([&] { read_table(dir.file("cut.vec.gz")); });
+  CHECK(test::contains(e.what(), "cut.vec.gz"));
+  CHECK(test::contains(e.what(), "damaged or truncated gzip data"));
 }
 
 TEST_CASE("word2vec: format names, extensions and content sniffing") {
@@ -197,7 +158,7 @@ TEST_CASE("word2vec: format names, extensions and content sniffing") {
                        Error);
   CHECK_THROWS_WITH_AS(read_table(dir.file("a.txt"), "nope"), doctest::Contains("unknown format 'nope'"), Error);
   // A header-only file is text.
-  write_text(dir.file("empty.txt"), "0 5\n");
+  test::write_text(dir.file("empty.txt"), "0 5\n");
   Table empty = read_table(dir.file("empty.txt"));
   CHECK(empty.size() == 0);
   CHECK(empty.dim() == 5);
@@ -211,7 +172,7 @@ TEST_CASE("word2vec: binary with and without the newline after each vector") {
   std::string c_tool = "3 3\n" + binary_row("alpha", a) + "\n" + binary_row("beta", b) + "\n\n" + binary_row("gamma", c) + "\n";
   for (const std::string& bytes : {gensim, c_tool}) {
     std::string path = dir.file("v.bin");
-    write_text(path, bytes);
+    test::write_text(path, bytes);
     Table t = read_table(path);
     REQUIRE(t.size() == 3);
     CHECK(t.key(0) == "alpha");
@@ -226,7 +187,7 @@ TEST_CASE("word2vec: binary with and without the newline after each vector") {
 TEST_CASE("word2vec: CRLF line ends, a byte order mark and trailing blanks are tolerated") {
   test::TempDir dir;
   std::string path = dir.file("crlf.txt");
-  write_text(path, "\xEF\xBB\xBF" "2 3\r\nthe 0.1 0.2 0.3 \r\n\xC3\xA9t\xC3\xA9 -1 2e-3 +4\r\n");
+  test::write_text(path, "\xEF\xBB\xBF" "2 3\r\nthe 0.1 0.2 0.3 \r\n\xC3\xA9t\xC3\xA9 -1 2e-3 +4\r\n");
   Table t = read_table(path, "word2vec");
   REQUIRE(t.size() == 2);
   CHECK(t.key(0) == "the");
@@ -234,35 +195,35 @@ TEST_CASE("word2vec: CRLF line ends, a byte order mark and trailing blanks are t
   CHECK(t.row(0) == std::vector<float>{0.1f, 0.2f, 0.3f});
   CHECK(t.row(1) == std::vector<float>{-1.0f, 2e-3f, 4.0f});
   // Sniffing sees past the byte order mark too, and a final line without '\n' is a row.
-  write_text(path, "\xEF\xBB\xBF" "1 2\nx 1 2");
+  test::write_text(path, "\xEF\xBB\xBF" "1 2\nx 1 2");
   CHECK(std::string(detect_format(path).name) == "word2vec");
   CHECK(read_table(path).row(0) == std::vector<float>{1.0f, 2.0f});
   // Binary header with CRLF.
   std::string bin = dir.file("crlf.bin");
-  write_text(bin, "1 2\r\n" + binary_row("k", {5.0f, 6.0f}));
+  test::write_text(bin, "1 2\r\n" + binary_row("k", {5.0f, 6.0f}));
   CHECK(read_table(bin, "word2vec-bin").row(0) == std::vector<float>{5.0f, 6.0f});
 }
 
 TEST_CASE("word2vec: numbers beyond float range round as strtof does") {
   test::TempDir dir;
   std::string path = dir.file("range.vec");
-  write_text(path, "1 5\nw 1e-50 -1e-400 +2.5 1e-45 .5\n");
+  test::write_text(path, "1 5\nw 1e-50 -1e-400 +2.5 1e-45 .5\n");
   std::vector<float> row = read_table(path).row(0);
   CHECK(row[0] == 0.0f);
   CHECK((row[1] == 0.0f && std::signbit(row[1])));
   CHECK(row[2] == 2.5f);
   CHECK(row[3] == std::numeric_limits<float>::denorm_min());
   CHECK(row[4] == 0.5f);
-  write_text(path, "1 2\nw 1 1e39\n");
-  CHECK(contains(parse_error([&] { read_table(path); }).what(), "range.vec:2:5: infinity in value 2"));
-  write_text(path, "1 2\nw 1 -1e400\n");
+  test::write_text(path, "1 2\nw 1 1e39\n");
+  CHECK(test::contains(test::caught<ParseError>([&] { read_table(path); }).what(), "range.vec:2:5: infinity in value 2"));
+  test::write_text(path, "1 2\nw 1 -1e400\n");
   ReadOptions options;
   options.allow_nan = true;
   CHECK(read_table(path, {}, options).row(0)[1] == -std::numeric_limits<float>::infinity());
   for (const char* bad : {"1 2\nw 1 ++1\n", "1 2\nw 1 +-1\n", "1 2\nw 1 1e\n", "1 2\nw 1 0x10\n", "1 2\nw 1 1,5\n"}) {
     CAPTURE(bad);
-    write_text(path, bad);
-    CHECK(contains(parse_error([&] { read_table(path); }).what(), "is not a number (value 2 of 2)"));
+    test::write_text(path, bad);
+    CHECK(test::contains(test::caught<ParseError>([&] { read_table(path); }).what(), "is not a number (value 2 of 2)"));
   }
 }
 
@@ -282,7 +243,7 @@ TEST_CASE("word2vec: limit reads only the first rows") {
     CHECK(read_table(path, {}, options).size() == 50);
   }
   // The header may promise more rows than the limit reads.
-  write_text(dir.file("big.vec"), "1000 2\na 1 2\nb 3 4\nc 5 6\n");
+  test::write_text(dir.file("big.vec"), "1000 2\na 1 2\nb 3 4\nc 5 6\n");
   ReadOptions options;
   options.limit = 2;
   CHECK(read_table(dir.file("big.vec"), {}, options).size() == 2);
@@ -299,10 +260,10 @@ TEST_CASE("word2vec: header errors name the file and line 1") {
                         Case{"", "the file is empty"}, Case{"2 0\n", "dimension must be positive, found 0"},
                         Case{"-4 3\n", "row count is negative (-4)"}, Case{"3 x\n", "expected a header of two integers"}}) {
     CAPTURE(c.text);
-    write_text(path, c.text);
-    ParseError e = parse_error([&] { read_table(path, "word2vec"); });
-    CHECK(contains(e.what(), c.message));
-    CHECK(contains(e.what(), "h.vec:"));
+    test::write_text(path, c.text);
+    ParseError e = test::caught<ParseError>([&] { read_table(path, "word2vec"); });
+    CHECK(test::contains(e.what(), c.message));
+    CHECK(test::contains(e.what(), "h.vec:"));
     CHECK(e.file() == path);
     CHECK(e.line() == 1);
   }
@@ -312,49 +273,49 @@ TEST_CASE("word2vec: row errors give file, line, column and a clear message") {
   test::TempDir dir;
   std::string path = dir.file("rows.vec");
 
-  write_text(path, "3 3\na 1 2 3\nb 1 2\nc 1 2 3\n");
-  ParseError few = parse_error([&] { read_table(path, "word2vec"); });
-  CHECK(contains(few.what(), "rows.vec:3:"));
-  CHECK(contains(few.what(), "expected 3 values after the word, found 2"));
+  test::write_text(path, "3 3\na 1 2 3\nb 1 2\nc 1 2 3\n");
+  ParseError few = test::caught<ParseError>([&] { read_table(path, "word2vec"); });
+  CHECK(test::contains(few.what(), "rows.vec:3:"));
+  CHECK(test::contains(few.what(), "expected 3 values after the word, found 2"));
   CHECK(few.line() == 3);
 
-  write_text(path, "3 3\na 1 2 3\nb 1 2 3\nc 1 2 3 4 5\n");
-  ParseError many = parse_error([&] { read_table(path, "word2vec"); });
-  CHECK(contains(many.what(), "rows.vec:4:"));
-  CHECK(contains(many.what(), "expected 3 values after the word, found 5"));
+  test::write_text(path, "3 3\na 1 2 3\nb 1 2 3\nc 1 2 3 4 5\n");
+  ParseError many = test::caught<ParseError>([&] { read_table(path, "word2vec"); });
+  CHECK(test::contains(many.what(), "rows.vec:4:"));
+  CHECK(test::contains(many.what(), "expected 3 values after the word, found 5"));
   CHECK(many.column() == 9);
 
-  write_text(path, "2 3\na 1 2 3\nb 1 2.5x 3\n");
-  ParseError bad = parse_error([&] { read_table(path, "word2vec"); });
-  CHECK(contains(bad.what(), "rows.vec:3:5:"));
-  CHECK(contains(bad.what(), "'2.5x' is not a number (value 2 of 3)"));
+  test::write_text(path, "2 3\na 1 2 3\nb 1 2.5x 3\n");
+  ParseError bad = test::caught<ParseError>([&] { read_table(path, "word2vec"); });
+  CHECK(test::contains(bad.what(), "rows.vec:3:5:"));
+  CHECK(test::contains(bad.what(), "'2.5x' is not a number (value 2 of 3)"));
 
-  write_text(path, "3 2\na 1 2\n\nb 3 4\n");
-  ParseError short_file = parse_error([&] { read_table(path, "word2vec"); });
-  CHECK(contains(short_file.what(), "rows.vec:"));
-  CHECK(contains(short_file.what(), "header says 3 rows, file has 2"));
+  test::write_text(path, "3 2\na 1 2\n\nb 3 4\n");
+  ParseError short_file = test::caught<ParseError>([&] { read_table(path, "word2vec"); });
+  CHECK(test::contains(short_file.what(), "rows.vec:"));
+  CHECK(test::contains(short_file.what(), "header says 3 rows, file has 2"));
 
-  write_text(path, "1 2\na 1 2\nb 3 4\nc 5 6\n");
-  ParseError long_file = parse_error([&] { read_table(path, "word2vec"); });
-  CHECK(contains(long_file.what(), "rows.vec:3:"));
-  CHECK(contains(long_file.what(), "header says 1 rows, file has 3"));
+  test::write_text(path, "1 2\na 1 2\nb 3 4\nc 5 6\n");
+  ParseError long_file = test::caught<ParseError>([&] { read_table(path, "word2vec"); });
+  CHECK(test::contains(long_file.what(), "rows.vec:3:"));
+  CHECK(test::contains(long_file.what(), "header says 1 rows, file has 3"));
 
-  write_text(path, "1 2\n 1 2\n");
-  CHECK(contains(parse_error([&] { read_table(path, "word2vec"); }).what(), "expected a word first"));
+  test::write_text(path, "1 2\n 1 2\n");
+  CHECK(test::contains(test::caught<ParseError>([&] { read_table(path, "word2vec"); }).what(), "expected a word first"));
 
-  write_text(path, "1 2\nbad\xFF" "word 1 2\n");
-  ParseError utf8 = parse_error([&] { read_table(path, "word2vec"); });
-  CHECK(contains(utf8.what(), "rows.vec:2:4:"));
-  CHECK(contains(utf8.what(), "not valid UTF-8"));
+  test::write_text(path, "1 2\nbad\xFF" "word 1 2\n");
+  ParseError utf8 = test::caught<ParseError>([&] { read_table(path, "word2vec"); });
+  CHECK(test::contains(utf8.what(), "rows.vec:2:4:"));
+  CHECK(test::contains(utf8.what(), "not valid UTF-8"));
 }
 
 TEST_CASE("word2vec: NaN and infinity are rejected unless allow_nan") {
   test::TempDir dir;
   std::string path = dir.file("nan.vec");
-  write_text(path, "3 2\na 1 2\nb 3 nan\nc -inf 1\n");
-  ParseError e = parse_error([&] { read_table(path); });
-  CHECK(contains(e.what(), "nan.vec:3:5:"));
-  CHECK(contains(e.what(), "NaN in value 2 of row 2 (word 'b')"));
+  test::write_text(path, "3 2\na 1 2\nb 3 nan\nc -inf 1\n");
+  ParseError e = test::caught<ParseError>([&] { read_table(path); });
+  CHECK(test::contains(e.what(), "nan.vec:3:5:"));
+  CHECK(test::contains(e.what(), "NaN in value 2 of row 2 (word 'b')"));
   ReadOptions options;
   options.allow_nan = true;
   Table t = read_table(path, {}, options);
@@ -363,11 +324,11 @@ TEST_CASE("word2vec: NaN and infinity are rejected unless allow_nan") {
 
   std::string bin = dir.file("nan.bin");
   const float inf = std::numeric_limits<float>::infinity();
-  write_text(bin, "2 2\n" + binary_row("a", {1.0f, 2.0f}) + binary_row("b", {inf, 2.0f}));
-  ParseError be = parse_error([&] { read_table(bin); });
-  CHECK(contains(be.what(), "nan.bin:"));
-  CHECK(contains(be.what(), "infinity in value 1 of row 2 (word 'b')"));
-  CHECK(contains(be.what(), "byte offset"));
+  test::write_text(bin, "2 2\n" + binary_row("a", {1.0f, 2.0f}) + binary_row("b", {inf, 2.0f}));
+  ParseError be = test::caught<ParseError>([&] { read_table(bin); });
+  CHECK(test::contains(be.what(), "nan.bin:"));
+  CHECK(test::contains(be.what(), "infinity in value 1 of row 2 (word 'b')"));
+  CHECK(test::contains(be.what(), "byte offset"));
   CHECK(std::isinf(read_table(bin, {}, options).row(1)[0]));
 }
 
@@ -377,30 +338,30 @@ TEST_CASE("word2vec: a truncated binary file names the row, the bytes missing an
   std::string whole = "3 100\n" + binary_row("one", std::vector<float>(100, 1.0f)) + "\n" +
                       binary_row("two", std::vector<float>(100, 2.0f)) + "\n" + binary_row("three", std::vector<float>(100, 3.0f));
   const size_t third_vector = whole.size() - 400;
-  write_text(path, whole.substr(0, third_vector + 123));
-  ParseError e = parse_error([&] { read_table(path); });
-  CHECK(contains(e.what(), "cut.bin"));
-  CHECK(contains(e.what(), "truncated: row 3 needs 400 bytes, 123 remain (byte offset " + std::to_string(third_vector) + ")"));
+  test::write_text(path, whole.substr(0, third_vector + 123));
+  ParseError e = test::caught<ParseError>([&] { read_table(path); });
+  CHECK(test::contains(e.what(), "cut.bin"));
+  CHECK(test::contains(e.what(), "truncated: row 3 needs 400 bytes, 123 remain (byte offset " + std::to_string(third_vector) + ")"));
 
-  write_text(path, whole.substr(0, third_vector - 3));  // cut inside the word
-  CHECK(contains(parse_error([&] { read_table(path); }).what(), "truncated: row 3 has a word 'thr' but no vector"));
+  test::write_text(path, whole.substr(0, third_vector - 3));  // cut inside the word
+  CHECK(test::contains(test::caught<ParseError>([&] { read_table(path); }).what(), "truncated: row 3 has a word 'thr' but no vector"));
 
-  write_text(path, whole.substr(0, third_vector - 7));  // two whole rows of three
-  CHECK(contains(parse_error([&] { read_table(path); }).what(), "header says 3 rows, file has 2"));
+  test::write_text(path, whole.substr(0, third_vector - 7));  // two whole rows of three
+  CHECK(test::contains(test::caught<ParseError>([&] { read_table(path); }).what(), "header says 3 rows, file has 2"));
 
-  write_text(path, "1 2\n" + binary_row("a", {1.0f, 2.0f}) + "\n" + binary_row("b", {1.0f, 2.0f}));
-  CHECK(contains(parse_error([&] { read_table(path); }).what(), "header says 1 rows, file has more data"));
+  test::write_text(path, "1 2\n" + binary_row("a", {1.0f, 2.0f}) + "\n" + binary_row("b", {1.0f, 2.0f}));
+  CHECK(test::contains(test::caught<ParseError>([&] { read_table(path); }).what(), "header says 1 rows, file has more data"));
 }
 
 TEST_CASE("word2vec: duplicate keys keep the first row and warn once with the count") {
   test::TempDir dir;
   std::string path = dir.file("dup.vec");
-  write_text(path, "5 2\na 1 1\nb 2 2\na 3 3\nc 4 4\nb 5 5\n");
+  test::write_text(path, "5 2\na 1 1\nb 2 2\na 3 3\nc 4 4\nb 5 5\n");
   Table t = [&] {
     StderrCapture capture(dir.file("stderr.txt"));
     Table table = read_table(path);
     std::string warning = capture.text();
-    CHECK(contains(warning, "warning: 2 duplicate keys skipped (first kept)"));
+    CHECK(test::contains(warning, "warning: 2 duplicate keys skipped (first kept)"));
     CHECK(std::count(warning.begin(), warning.end(), '\n') == 1);
     return table;
   }();
@@ -412,14 +373,14 @@ TEST_CASE("word2vec: duplicate keys keep the first row and warn once with the co
 TEST_CASE("word2vec: a failed write leaves an existing file untouched and no temporary behind") {
   test::TempDir dir;
   std::string path = dir.file("out.vec");
-  write_text(path, "precious");
+  test::write_text(path, "precious");
   Table table = keyed_table(5000, 4);
   FailingProgress failing;
   WriteOptions options;
   options.progress = &failing;
   for (const char* format : {"word2vec", "word2vec-bin"}) {
     CHECK_THROWS_WITH(write_table(table, path, format, options), "disk on fire");
-    CHECK(file_text(path) == "precious");
+    CHECK(test::file_text(path) == "precious");
     CHECK(test::files_in(dir.path()) == 1);
   }
   // gzip output likewise.
@@ -431,11 +392,11 @@ TEST_CASE("word2vec: a failed write leaves an existing file untouched and no tem
   if (::geteuid() != 0) {  // root writes through permissions
     std::string locked = dir.file("locked");
     std::filesystem::create_directory(locked);
-    write_text(locked + "/out.vec", "precious");
+    test::write_text(locked + "/out.vec", "precious");
     ::chmod(locked.c_str(), 0555);
     CHECK_THROWS_AS(write_table(table, locked + "/out.vec"), IoError);
     ::chmod(locked.c_str(), 0755);
-    CHECK(file_text(locked + "/out.vec") == "precious");
+    CHECK(test::file_text(locked + "/out.vec") == "precious");
   }
 
   // A key word2vec cannot hold is refused, and nothing is written.
@@ -451,7 +412,7 @@ TEST_CASE("word2vec: unkeyed tables get row numbers as words; progress is report
   WriteOptions write_options;
   write_options.progress = &progress;
   write_table(table, dir.file("n.vec"), {}, write_options);
-  CHECK(file_text(dir.file("n.vec")) == "3 2\n0 1 2\n1 3 4\n2 5 6\n");
+  CHECK(test::file_text(dir.file("n.vec")) == "3 2\n0 1 2\n1 3 4\n2 5 6\n");
   CHECK(progress.totals == std::vector<uint64_t>{3});
   CHECK(progress.last == 3);
   CHECK(progress.ends == 1);
