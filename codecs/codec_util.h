@@ -5,10 +5,11 @@
 #include <string>
 
 #include "bytes.h"
+#include "vecpack/types.h"
 
 namespace vecpack {
 
-inline constexpr uint64_t kMaxDim = 1u << 16;
+inline constexpr uint64_t kMaxDim = kMaxDimension;
 
 // Every codec blob starts with u32 version + u64 dimension; returns the dimension.
 inline uint64_t read_blob_header(ByteReader& r, uint32_t supported_version) {

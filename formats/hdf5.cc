@@ -22,7 +22,7 @@
 namespace vecpack {
 namespace {
 
-constexpr hsize_t kMaxDim = hsize_t{1} << 24;
+constexpr hsize_t kMaxDim = hsize_t{kMaxDimension};
 constexpr hsize_t kBlockRows = 4096;
 // Deflate cannot compress by more than about 1032:1; a dataset claiming more than this over
 // its stored bytes is damaged or hostile, and must not make us allocate its logical size.

@@ -13,7 +13,7 @@
 namespace vecpack {
 namespace {
 
-constexpr int64_t kMaxDim = int64_t{1} << 24;
+constexpr int64_t kMaxDim = int64_t{kMaxDimension};
 // A binary word is cut at the first space; no real word is this long, so a longer run means
 // the file is not binary word2vec (or is damaged) and reading it whole would only waste memory.
 constexpr size_t kMaxWordBytes = size_t{1} << 16;

@@ -54,7 +54,8 @@ static void attach_vocabulary(Table::Impl& impl, std::shared_ptr<const void> own
 }
 
 Table Table::from_rows(std::vector<float> rows, size_t dim, std::vector<std::string> keys, Metric metric) {
-  if (dim == 0) throw Error("a table needs a dimension of at least 1");
+  if (dim == 0 || dim > kMaxDimension)
+    throw Error("a table's dimension must be 1.." + std::to_string(kMaxDimension) + ", not " + std::to_string(dim));
   if (rows.size() % dim != 0)
     throw Error("row data has " + std::to_string(rows.size()) + " values, not a multiple of the dimension " + std::to_string(dim));
   const size_t n = rows.size() / dim;

@@ -17,6 +17,8 @@ struct TableBuilder::Impl {
   void check(size_t count) {
     if (dim == 0) {
       if (count == 0) throw Error("a row needs at least one value");
+      if (count > kMaxDimension)
+        throw Error("rows of " + std::to_string(count) + " values exceed the largest dimension, " + std::to_string(kMaxDimension));
       dim = count;
     }
     if (count != dim)
@@ -25,7 +27,11 @@ struct TableBuilder::Impl {
   }
 };
 
-TableBuilder::TableBuilder(size_t dim) : impl_(std::make_unique<Impl>()) { impl_->dim = dim; }
+TableBuilder::TableBuilder(size_t dim) : impl_(std::make_unique<Impl>()) {
+  if (dim > kMaxDimension)
+    throw Error("dimension " + std::to_string(dim) + " exceeds the largest supported, " + std::to_string(kMaxDimension));
+  impl_->dim = dim;
+}
 TableBuilder::~TableBuilder() = default;
 TableBuilder::TableBuilder(TableBuilder&&) noexcept = default;
 TableBuilder& TableBuilder::operator=(TableBuilder&&) noexcept = default;

@@ -9,6 +9,9 @@
 
 namespace vecpack {
 
+// The largest row dimension a table or codec accepts.
+inline constexpr size_t kMaxDimension = size_t{1} << 16;
+
 // How rows are compared. cos scores are true cosines of the stored (decoded) rows;
 // rows are stored as given, never silently normalised.
 enum class Metric : uint8_t { ip = 0, cos = 1, l2 = 2 };

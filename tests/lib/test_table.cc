@@ -85,6 +85,7 @@ TEST_CASE("table: inconsistent files are FormatErrors naming the problem") {
 TEST_CASE("table: from_rows validates its input") {
   CHECK_THROWS_WITH_AS(Table::from_rows({1, 2, 3}, 2), doctest::Contains("not a multiple"), Error);
   CHECK_THROWS_WITH_AS(Table::from_rows({1, 2}, 0), doctest::Contains("dimension"), Error);
+  CHECK_THROWS_WITH_AS(TableBuilder(kMaxDimension + 1), doctest::Contains("exceeds the largest"), Error);
   CHECK_THROWS_WITH_AS(Table::from_rows({1, 2, 3, 4}, 2, {"a"}), doctest::Contains("2 rows but 1 keys"), Error);
   CHECK_THROWS_WITH_AS(Table::from_rows({1, 2, 3, 4}, 2, {"a", "a"}), doctest::Contains("duplicate key 'a'"), Error);
   Table empty;
