@@ -48,7 +48,7 @@ void TopK::sorted_into(int64_t* ids, float* scores) const {
 
 namespace {
 
-constexpr size_t kQueryChunk = 256;   // queries scored together (one GEMM operand)
+constexpr size_t kQueryChunk = 1024;   // queries scored together (one GEMM operand)
 constexpr size_t kSkipGroup = 64;     // scores checked against the heap at once
 
 size_t block_rows_for(size_t d) {

@@ -1,5 +1,6 @@
 // vecpack compress IN -o OUT --codec SPEC: train a codec on a sample and encode every row.
 #include <chrono>
+#include <iomanip>
 #include <iostream>
 
 #include "cli_common.h"
@@ -42,7 +43,7 @@ void add_compress(CLI::App& app, Globals& globals) {
       TableInfo info = Table::open(o->output).info();
       uint64_t raw = uint64_t(info.rows) * info.dim * 4;
       std::cerr << "wrote " << o->output << ": " << info.rows << " rows x " << info.dim << ", codec " << info.spec << ", "
-                << human_bytes(info.file_bytes) << " (f32 rows: " << human_bytes(raw) << "), " << seconds << " s\n";
+                << human_bytes(info.file_bytes) << " (f32 rows: " << human_bytes(raw) << "), encoded in " << std::fixed << std::setprecision(2) << seconds << " s\n";
     }
   });
 }
