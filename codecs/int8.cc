@@ -39,17 +39,22 @@ class Int8Quantizer final : public Quantizer {
     }
     low_ = std::move(low);
     d_ = d;
+    set_inverse_steps();
   }
 
   void encode(const float* x, size_t n, uint8_t* codes) const override {
-    for (size_t i = 0; i < n; ++i)
+    for (size_t i = 0; i < n; ++i) {
+      const float* row = x + i * d_;
+      uint8_t* out = codes + i * d_;
       for (size_t j = 0; j < d_; ++j) {
-        float v = x[i * d_ + j];
-        float t = step_[j] > 0 ? (v - low_[j]) / step_[j] : 0.f;
-        // NaN compares false both ways and lands on 0; out-of-range values clamp.
-        t = t > 0.f ? (t < 255.f ? t : 255.f) : 0.f;
-        codes[i * d_ + j] = static_cast<uint8_t>(std::lrintf(t));
+        // Branch-free so the compiler vectorizes it: NaN fails both comparisons and lands on 0,
+        // out-of-range values clamp; + 0.5 then truncation rounds to nearest (ties up).
+        float t = (row[j] - low_[j]) * inverse_step_[j];
+        t = t > 0.f ? t : 0.f;
+        t = t < 255.f ? t : 255.f;
+        out[j] = static_cast<uint8_t>(static_cast<int>(t + 0.5f));
       }
+    }
   }
 
   void decode(const uint8_t* codes, size_t n, float* x) const override {
@@ -85,11 +90,17 @@ class Int8Quantizer final : public Quantizer {
     low_ = std::move(low);
     step_ = std::move(step);
     d_ = d;
+    set_inverse_steps();
   }
 
  private:
+  void set_inverse_steps() {
+    inverse_step_.resize(d_);
+    for (size_t j = 0; j < d_; ++j) inverse_step_[j] = step_[j] > 0 ? 1.f / step_[j] : 0.f;
+  }
+
   size_t d_ = 0;
-  std::vector<float> low_, step_;
+  std::vector<float> low_, step_, inverse_step_;  // inverse_step_ is derived, not stored
 };
 
 std::unique_ptr<Stage> create_int8(const CodecArgs&) { return std::make_unique<Int8Quantizer>(); }

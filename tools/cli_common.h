@@ -56,6 +56,8 @@ void add_search(CLI::App& app, Globals& globals);
 void add_verify(CLI::App& app, Globals& globals);
 void add_codecs(CLI::App& app, Globals& globals);
 void add_eval(CLI::App& app, Globals& globals);
+void add_bench(CLI::App& app, Globals& globals);
+void add_tune(CLI::App& app, Globals& globals);
 
 // Thrown by a command to end with a specific exit code after printing its own message.
 struct Exit {

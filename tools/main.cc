@@ -30,6 +30,8 @@ int main(int argc, char** argv) {
   add_verify(app, globals);
   add_codecs(app, globals);
   add_eval(app, globals);
+  add_bench(app, globals);
+  add_tune(app, globals);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -120,6 +120,8 @@ struct CodecDescriptor {
   uint32_t capabilities;
   std::vector<ParamSpec> params;
   std::unique_ptr<Stage> (*create)(const CodecArgs& args);
+  // Spec strings `vecpack tune` tries for this codec; empty: the codec's name alone.
+  std::vector<const char*> tune_grid = {};
 };
 
 // A codec chain built from a spec string: transforms then one quantizer. Movable, not copyable.

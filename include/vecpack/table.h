@@ -41,12 +41,20 @@ struct TableInfo {
   std::vector<SectionInfo> sections;  // empty for an in-memory table
 };
 
+// Where compress() spent its time, for benchmarks.
+struct CompressReport {
+  double train_seconds = 0;
+  double encode_seconds = 0;
+  size_t train_rows = 0;
+};
+
 struct CompressOptions {
   size_t train_size = 100000;  // rows sampled (seeded) for training; 0: all rows
   unsigned threads = 0;        // 0: one per core
   uint64_t seed = 1234;
   bool allow_nan = false;      // otherwise a NaN/Inf row is an Error naming the row
   Progress* progress = nullptr;
+  CompressReport* report = nullptr;  // filled in when not null
 };
 
 struct VerifyReport {

@@ -1,0 +1,193 @@
+"""The benchmark helper scripts vecpack bench calls: the FAISS driver and the recall/size plot."""
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+BENCH = Path(__file__).resolve().parents[2] / "tools" / "bench"
+DRIVER = BENCH / "faiss_driver.py"
+PLOT = BENCH / "plot.py"
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+TIMED_FIELDS = ("train_seconds", "encode_vectors_per_second", "queries_per_second", "codes_per_second_per_core")
+
+
+def run_script(script, *args, env=None):
+    return subprocess.run([sys.executable, str(script), *map(str, args)], capture_output=True, text=True,
+                          stdin=subprocess.DEVNULL, env=env)
+
+
+def blocking_module(tmp_path, name):
+    """An environment where importing `name` fails, as if the package were not installed."""
+    shadow = tmp_path / f"without_{name}"
+    shadow.mkdir()
+    (shadow / f"{name}.py").write_text(f"raise ImportError('{name} hidden by the test')\n")
+    return {**os.environ, "PYTHONPATH": str(shadow)}
+
+
+@pytest.fixture
+def angular_dataset(tmp_path):
+    """2,000 clustered 16-d train rows, 50 queries, exact cosine top-100 neighbours."""
+    rng = np.random.default_rng(11)
+    centres = rng.normal(size=(20, 16))
+    train = (centres[rng.integers(0, 20, 2000)] + 0.4 * rng.normal(size=(2000, 16))).astype(np.float32)
+    test = (centres[rng.integers(0, 20, 50)] + 0.4 * rng.normal(size=(50, 16))).astype(np.float32)
+    unit = lambda a: a.astype(np.float64) / np.linalg.norm(a, axis=1, keepdims=True)
+    sims = unit(test) @ unit(train).T
+    order = np.argsort(-sims, axis=1, kind="stable")
+    # Exact recall 1.0 is only a fair demand if float32 rounding cannot move a neighbour across
+    # the cuts recall@1/10/100 look at (order within a cut does not matter to them).
+    ranked = np.take_along_axis(sims, order, axis=1)
+    cuts = np.array([1, 10, 100])
+    assert np.min(ranked[:, cuts - 1] - ranked[:, cuts]) > 1e-5
+    path = tmp_path / "small-16-angular.hdf5"
+    with h5py.File(path, "w") as f:
+        f.create_dataset("train", data=train)
+        f.create_dataset("test", data=test)
+        f.create_dataset("neighbors", data=order[:, :100].astype(np.int32))
+        f.attrs["distance"] = "angular"
+    return path
+
+
+def test_faiss_driver_measures_each_factory_string(angular_dataset):
+    pytest.importorskip("faiss", reason="faiss-cpu is not installed")
+    proc = run_script(DRIVER, "--dataset", angular_dataset, "--factory", "Flat;SQ8;NotAnIndex",
+                      "--queries", 50, "--threads", 1, "--runs", 2)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["library"] == "faiss" and report["build"].startswith("faiss ")
+    assert (report["rows"], report["dim"], report["metric"]) == (2000, 16, "cos")
+    assert (report["queries"], report["k"], report["threads"], report["runs"]) == (50, 10, 1, 2)
+    flat, sq8, bad = report["results"]
+    assert [r["spec"] for r in report["results"]] == ["Flat", "SQ8", "NotAnIndex"]
+
+    assert flat["recall@1"] == flat["recall@10"] == flat["recall@100"] == 1.0
+    assert flat["mse"] == pytest.approx(0.0, abs=1e-10)
+    assert flat["bytes_per_vector"] == 64 and flat["compression_ratio"] == 1.0
+    assert sq8["bytes_per_vector"] == 16 and sq8["compression_ratio"] == 4.0
+    assert sq8["recall@10"] >= 0.9 and 0 < sq8["mse"] < 0.01
+
+    assert "error" not in flat and "error" not in sq8
+    assert "NotAnIndex" in bad["error"]
+    assert bad["bytes_per_vector"] is None and bad["recall@10"] is None and bad["queries_per_second"] is None
+
+    for result in (flat, sq8):
+        for field in TIMED_FIELDS:
+            figure = result[field]
+            assert set(figure) == {"median", "min", "max"}, field
+            assert 0 <= figure["min"] <= figure["median"] <= figure["max"], field
+
+
+def test_faiss_driver_euclidean_and_train_sample(angular_dataset, tmp_path):
+    pytest.importorskip("faiss", reason="faiss-cpu is not installed")
+    euclidean = tmp_path / "small-16-euclidean.hdf5"
+    with h5py.File(angular_dataset, "r") as src, h5py.File(euclidean, "w") as dst:
+        train, test = src["train"][:], src["test"][:]
+        dists = ((test[:, None, :].astype(np.float64) - train[None, :, :]) ** 2).sum(axis=2)
+        dst.create_dataset("train", data=train)
+        dst.create_dataset("test", data=test)
+        dst.create_dataset("neighbors", data=np.argsort(dists, axis=1, kind="stable")[:, :10].astype(np.int32))
+        dst.attrs["distance"] = "euclidean"
+    proc = run_script(DRIVER, "--dataset", euclidean, "--factory", "Flat;PQ4", "--queries", 20,
+                      "--threads", 1, "--runs", 1, "--train-size", 500)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    flat, pq = report["results"]
+    assert report["metric"] == "l2" and report["queries"] == 20
+    assert flat["recall@10"] == 1.0 and flat["recall@100"] is None  # neighbours are only 10 wide
+    assert pq["bytes_per_vector"] == 4 and pq["mse"] > 0 and "error" not in pq
+
+
+def test_faiss_driver_missing_inputs(tmp_path):
+    proc = run_script(DRIVER, "--dataset", tmp_path / "absent.hdf5", "--factory", "Flat")
+    if proc.returncode == 3:  # faiss absent: its own report comes first
+        assert json.loads(proc.stdout) == {"error": "faiss-cpu is not installed"}
+        return
+    assert proc.returncode == 2 and "absent.hdf5" in proc.stderr and proc.stdout == ""
+
+    not_ann = tmp_path / "plain.hdf5"
+    with h5py.File(not_ann, "w") as f:
+        f.create_dataset("train", data=np.zeros((4, 2), np.float32))
+    proc = run_script(DRIVER, "--dataset", not_ann, "--factory", "Flat")
+    assert proc.returncode == 2 and "test" in proc.stderr and "neighbors" in proc.stderr
+
+
+def test_faiss_driver_without_faiss(angular_dataset, tmp_path):
+    proc = run_script(DRIVER, "--dataset", angular_dataset, "--factory", "Flat",
+                      env=blocking_module(tmp_path, "faiss"))
+    assert proc.returncode == 3
+    assert json.loads(proc.stdout) == {"error": "faiss-cpu is not installed"}
+
+
+def load_plot_module():
+    spec = importlib.util.spec_from_file_location("bench_plot", PLOT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_pareto_front_keeps_only_undominated_points():
+    front = load_plot_module().pareto_front([
+        (100.0, 0.99, "f16"), (50.0, 0.95, "int8"), (50.0, 0.90, "worse-int8"),
+        (25.0, 0.70, "int4"), (60.0, 0.93, "dominated"), (400.0, 0.99, "f32"), (12.0, 0.70, "tiny"),
+    ])
+    assert [p[2] for p in front] == ["tiny", "int8", "f16"]
+
+
+def test_plot_writes_small_png_and_skips_errors(tmp_path):
+    pytest.importorskip("matplotlib", reason="matplotlib is not installed")
+    report = {
+        "dataset": "/data/glove-100-angular.hdf5", "rows": 1183514, "dim": 100, "metric": "cos",
+        "queries": 1000, "k": 10, "threads": 2, "runs": 3,
+        "results": [
+            {"library": "vecpack", "spec": "f32", "bytes_per_vector": 400, "recall@10": 1.0},
+            {"library": "vecpack", "spec": "f16", "bytes_per_vector": 200, "recall@10": 0.999},
+            {"library": "vecpack", "spec": "int8", "bytes_per_vector": 104, "recall@10": 0.97},
+            {"library": "vecpack", "spec": "int8-slow", "bytes_per_vector": 120, "recall@10": 0.96},
+            {"library": "vecpack", "spec": "pq?", "error": "unknown codec", "bytes_per_vector": None,
+             "recall@10": None},
+            {"library": "vecpack", "spec": "no-recall", "bytes_per_vector": 50, "recall@10": None},
+            {"library": "faiss", "spec": "Flat", "bytes_per_vector": 400, "recall@10": 1.0},
+            {"library": "faiss", "spec": "SQ8", "bytes_per_vector": 100, "recall@10": 0.96},
+            {"library": "faiss", "spec": "NotAnIndex", "error": "could not parse index string NotAnIndex"},
+        ],
+    }
+    results = tmp_path / "results.json"
+    results.write_text(json.dumps(report))
+    out = tmp_path / "chart.png"
+    proc = run_script(PLOT, results, out)
+    assert proc.returncode == 0, proc.stderr
+    data = out.read_bytes()
+    assert data.startswith(PNG_SIGNATURE) and len(data) < 200_000
+    assert not (tmp_path / "chart.png.tmp").exists()
+
+    proc = run_script(PLOT, results, out, "--title", "custom title")
+    assert proc.returncode == 0, proc.stderr
+    assert out.read_bytes().startswith(PNG_SIGNATURE)
+
+
+def test_plot_bad_inputs(tmp_path):
+    pytest.importorskip("matplotlib", reason="matplotlib is not installed")
+    proc = run_script(PLOT, tmp_path / "absent.json", tmp_path / "out.png")
+    assert proc.returncode == 2 and "absent.json" in proc.stderr
+    assert not (tmp_path / "out.png").exists()
+
+    only_errors = tmp_path / "errors.json"
+    only_errors.write_text(json.dumps({"dataset": "x.hdf5", "queries": 5,
+                                       "results": [{"library": "faiss", "spec": "X", "error": "bad"}]}))
+    proc = run_script(PLOT, only_errors, tmp_path / "empty.png")
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "empty.png").read_bytes().startswith(PNG_SIGNATURE)
+
+
+def test_plot_without_matplotlib(tmp_path):
+    results = tmp_path / "results.json"
+    results.write_text(json.dumps({"results": []}))
+    proc = run_script(PLOT, results, tmp_path / "out.png", env=blocking_module(tmp_path, "matplotlib"))
+    assert proc.returncode == 3 and "matplotlib" in proc.stderr
+    assert not (tmp_path / "out.png").exists()
