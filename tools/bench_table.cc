@@ -78,43 +78,58 @@ void write_atomically(const std::string& path, const std::string& text) {
 
 }  // namespace
 
+const std::vector<Peer>& peers() {
+  static const std::vector<Peer> list = {
+      {"faiss", "FAISS", "--faiss", "faiss_driver.py", "FAISS index-factory strings separated by ';', paired in order with --codecs"},
+      {"usearch", "USearch", "--usearch", "usearch_driver.py", "USearch exact-search dtypes (f32;f16;bf16;i8) paired in order with --codecs"},
+      {"scann", "ScaNN", "--scann", "scann_driver.py", "ScaNN brute-force modes (bf;bf-int8) paired in order with --codecs"},
+  };
+  return list;
+}
+
 std::string bench_markdown(const nlohmann::json& result) {
   std::string md = "vecpack bench: " + result.value("dataset", "") + " (" + std::to_string(result.value("rows", 0)) + " x " +
                    std::to_string(result.value("dim", 0)) + ", " + result.value("metric", "") + "), " +
                    std::to_string(result.value("queries", 0)) + " queries, k=" + std::to_string(result.value("k", 0)) + ", " +
                    std::to_string(result.value("threads", 0)) + " threads, kernels " + result.value("isa", "") +
                    "; medians of " + std::to_string(result.value("runs", 0)) + " runs\n";
-  if (result.contains("faiss_build")) md += "FAISS: " + result["faiss_build"].get<std::string>() + "\n";
+  for (const Peer& peer : peers())
+    if (result.contains("builds") && result["builds"].contains(peer.library))
+      md += std::string(peer.title) + ": " + result["builds"][peer.library].get<std::string>() + "\n";
   md += "\n| library | spec |";
   for (const auto& c : kColumns) md += std::string(" ") + c.title + " |";
   md += "\n|---|---|";
   for (size_t i = 0; i < std::size(kColumns); ++i) md += "---:|";
   md += "\n";
-  auto vp = rows_of(result, "vecpack"), faiss = rows_of(result, "faiss");
-  for (size_t i = 0; i < std::max(vp.size(), faiss.size()); ++i) {
+  auto vp = rows_of(result, "vecpack");
+  size_t longest = vp.size();
+  for (const Peer& peer : peers()) longest = std::max(longest, rows_of(result, peer.library).size());
+  for (size_t i = 0; i < longest; ++i) {
     std::vector<std::string> cells;
     if (i < vp.size()) {
       for (const auto& c : kColumns) cells.push_back(number(figure(vp[i], c), c));
       md += markdown_row("vecpack", "`" + vp[i].value("spec", "") + "`", cells);
     }
-    if (i < faiss.size()) {
-      cells.clear();
-      if (faiss[i].contains("error") && !faiss[i]["error"].is_null()) {
-        md += "| FAISS | `" + faiss[i].value("spec", "") + "` | error: " + faiss[i]["error"].get<std::string>() + " |\n";
+    for (const Peer& peer : peers()) {
+      auto other = rows_of(result, peer.library);
+      if (i >= other.size()) continue;
+      const auto& row = other[i];
+      if (row.contains("error") && !row["error"].is_null()) {
+        md += std::string("| ") + peer.title + " | `" + row.value("spec", "") + "` | error: " + row["error"].get<std::string>() + " |\n";
         continue;
       }
-      for (const auto& c : kColumns) cells.push_back(number(figure(faiss[i], c), c));
-      md += markdown_row("FAISS", "`" + faiss[i].value("spec", "") + "`", cells);
-      if (i < vp.size()) {
-        cells.clear();
-        for (const auto& c : kColumns) {
-          auto a = figure(vp[i], c), b = figure(faiss[i], c);
-          char buf[32];
-          if (a && b && *b != 0) std::snprintf(buf, sizeof(buf), "%.2f", *a / *b);
-          cells.push_back(a && b && *b != 0 ? buf : "-");
-        }
-        md += markdown_row("vecpack/FAISS", "", cells);
+      cells.clear();
+      for (const auto& c : kColumns) cells.push_back(number(figure(row, c), c));
+      md += markdown_row(peer.title, "`" + row.value("spec", "") + "`", cells);
+      if (i >= vp.size()) continue;
+      cells.clear();
+      for (const auto& c : kColumns) {
+        auto a = figure(vp[i], c), b = figure(row, c);
+        char buf[32];
+        if (a && b && *b != 0) std::snprintf(buf, sizeof(buf), "%.2f", *a / *b);
+        cells.push_back(a && b && *b != 0 ? buf : "-");
       }
+      md += markdown_row(std::string("vecpack/") + peer.title, "", cells);
     }
   }
   return md;

@@ -19,6 +19,17 @@ struct BenchSettings {
 
 std::vector<std::string> split_specs(const std::string& text);
 
+// Libraries measured beside vecpack, each through a Python driver in tools/bench that takes
+// --dataset --specs --queries -k --threads --runs --train-size --seed and prints JSON rows.
+struct Peer {
+  const char* library;  // "faiss": the value of "library" in its rows
+  const char* title;    // "FAISS"
+  const char* option;   // "--faiss"
+  const char* script;   // "faiss_driver.py"
+  const char* specs_help;
+};
+const std::vector<Peer>& peers();
+
 // Queries and exact neighbours for a bench: an ann-benchmarks HDF5 file as it is; any other
 // table with a file of queries (exact neighbours by f32 search) or with rows sampled as queries.
 GroundTruth load_bench_truth(const std::string& dataset, const std::string& queries_file, size_t queries,
@@ -32,8 +43,8 @@ GroundTruth load_bench_truth(const std::string& dataset, const std::string& quer
 nlohmann::json bench_spec(const Table& base, const GroundTruth& truth, const std::string& spec, const BenchSettings& s,
                           const std::string& scratch_dir);
 
-// Markdown: vecpack rows, each followed by its paired FAISS row (same position in their lists)
-// and the ratio vecpack/FAISS of every figure.
+// Markdown: vecpack rows, each followed by the peer rows paired with it (same position in
+// their lists) and the ratio vecpack/peer of every figure.
 std::string bench_markdown(const nlohmann::json& result);
 // bench.json, bench.csv and bench.md in folder (each written atomically).
 void write_bench_outputs(const nlohmann::json& result, const std::string& folder);

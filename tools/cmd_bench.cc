@@ -100,7 +100,8 @@ GroundTruth load_bench_truth(const std::string& dataset, const std::string& quer
 
 void add_bench(CLI::App& app, Globals& globals) {
   struct Options {
-    std::string dataset, codecs, queries_file, out = "vecpack-bench", faiss, metric;
+    std::string dataset, codecs, queries_file, out = "vecpack-bench", metric;
+    std::vector<std::string> peer_specs = std::vector<std::string>(peers().size());
     size_t queries = 1000;
     BenchSettings settings;
     bool json = false, no_plot = false;
@@ -119,14 +120,13 @@ void add_bench(CLI::App& app, Globals& globals) {
   cmd->add_option("--seed", o->settings.seed, "Seed")->capture_default_str();
   cmd->add_option("--metric", o->metric, "ip, cos or l2 for a dataset without one");
   cmd->add_option("--out", o->out, "Folder for bench.md, bench.csv, bench.json and bench.png")->capture_default_str();
-  cmd->add_option("--faiss", o->faiss, "FAISS index-factory strings separated by ';', paired in order with --codecs");
+  for (size_t p = 0; p < peers().size(); ++p) cmd->add_option(peers()[p].option, o->peer_specs[p], peers()[p].specs_help);
   cmd->add_flag("--no-plot", o->no_plot, "Skip the PNG plot");
   cmd->add_flag("--json", o->json, "Print the JSON result instead of the Markdown table");
   cmd->callback([o, &globals] {
     auto specs = split_specs(o->codecs);
     if (specs.empty()) throw Error("--codecs lists no codec");
     for (const auto& spec : specs) Codec check(spec);  // every spec valid before hours of work
-    auto faiss_specs = split_specs(o->faiss);
     std::filesystem::create_directories(o->out);
     auto progress = make_progress(globals);
     const bool chatty = !globals.quiet && ::isatty(STDERR_FILENO);
@@ -147,23 +147,26 @@ void add_bench(CLI::App& app, Globals& globals) {
       if (chatty) std::fprintf(stderr, "[%zu/%zu] %s\n", i + 1, specs.size(), specs[i].c_str());
       rows.push_back(bench_spec(truth.originals, truth, specs[i], o->settings, o->out));
     }
-    if (!faiss_specs.empty()) {
+    for (size_t p = 0; p < peers().size(); ++p) {
+      const Peer& peer = peers()[p];
+      if (split_specs(o->peer_specs[p]).empty()) continue;
       if (std::string(detect_format(o->dataset).name) != "hdf5" || !o->queries_file.empty())
-        throw Error("--faiss needs an ann-benchmarks HDF5 dataset (train/test/neighbors)");
-      if (chatty) std::fprintf(stderr, "FAISS: %s\n", o->faiss.c_str());
+        throw Error(std::string(peer.option) + " needs an ann-benchmarks HDF5 dataset (train/test/neighbors)");
+      if (chatty) std::fprintf(stderr, "%s: %s\n", peer.title, o->peer_specs[p].c_str());
       std::string out;
-      int code = run_capture({python_interpreter(), bench_script("faiss_driver.py"), "--dataset", o->dataset, "--factory",
-                              o->faiss, "--queries", std::to_string(truth.nq), "-k", std::to_string(o->settings.k),
+      int code = run_capture({python_interpreter(), bench_script(peer.script), "--dataset", o->dataset, "--specs",
+                              o->peer_specs[p], "--queries", std::to_string(truth.nq), "-k", std::to_string(o->settings.k),
                               "--threads", std::to_string(threads_in_use(o->settings.threads)), "--runs",
                               std::to_string(o->settings.runs), "--train-size", std::to_string(o->settings.train_size),
                               "--seed", std::to_string(o->settings.seed)},
                              out);
-      nlohmann::json faiss = nlohmann::json::parse(out.empty() ? "{}" : out, nullptr, false);
-      if (code != 0 || faiss.is_discarded() || faiss.contains("error"))
-        throw Error("the FAISS driver failed (exit " + std::to_string(code) + ")" +
-                    (faiss.is_object() && faiss.contains("error") ? ": " + faiss["error"].get<std::string>() : ""));
-      result["faiss_build"] = faiss.value("build", "");
-      for (auto& row : faiss["results"]) rows.push_back(row);
+      nlohmann::json peer_result = nlohmann::json::parse(out.empty() ? "{}" : out, nullptr, false);
+      if (code != 0 || peer_result.is_discarded() || peer_result.contains("error"))
+        throw Error(std::string("the ") + peer.title + " driver failed (exit " + std::to_string(code) + ")" +
+                    (peer_result.is_object() && peer_result.contains("error") ? ": " + peer_result["error"].get<std::string>()
+                                                                              : ""));
+      result["builds"][peer.library] = peer_result.value("build", "");
+      for (auto& row : peer_result["results"]) rows.push_back(row);
     }
     result["results"] = rows;
 

@@ -1,4 +1,5 @@
-"""The benchmark helper scripts vecpack bench calls: the FAISS driver and the recall/size plot."""
+"""The benchmark helper scripts vecpack bench calls: the peer drivers (FAISS, USearch, ScaNN) and the
+recall/size plot."""
 import importlib.util
 import json
 import os
@@ -12,9 +13,19 @@ import pytest
 
 BENCH = Path(__file__).resolve().parents[2] / "tools" / "bench"
 DRIVER = BENCH / "faiss_driver.py"
+USEARCH_DRIVER = BENCH / "usearch_driver.py"
+SCANN_DRIVER = BENCH / "scann_driver.py"
 PLOT = BENCH / "plot.py"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 TIMED_FIELDS = ("train_seconds", "encode_vectors_per_second", "queries_per_second", "codes_per_second_per_core")
+ROW_FIELDS = {"library", "spec", *TIMED_FIELDS, "bytes_per_vector", "compression_ratio",
+              "recall@1", "recall@10", "recall@100", "mse"}
+# Per driver: the module it imports, the package named when that is missing, and a valid spec.
+PEER_DRIVERS = {
+    "faiss": (DRIVER, "faiss", "faiss-cpu", "Flat"),
+    "usearch": (USEARCH_DRIVER, "usearch", "usearch", "f32"),
+    "scann": (SCANN_DRIVER, "scann", "scann", "bf"),
+}
 
 
 def run_script(script, *args, env=None):
@@ -54,9 +65,32 @@ def angular_dataset(tmp_path):
     return path
 
 
+@pytest.fixture
+def euclidean_dataset(angular_dataset, tmp_path):
+    """The same rows and queries with exact squared-L2 top-10 neighbours."""
+    path = tmp_path / "small-16-euclidean.hdf5"
+    with h5py.File(angular_dataset, "r") as src, h5py.File(path, "w") as dst:
+        train, test = src["train"][:], src["test"][:]
+        dists = ((test[:, None, :].astype(np.float64) - train[None, :, :]) ** 2).sum(axis=2)
+        dst.create_dataset("train", data=train)
+        dst.create_dataset("test", data=test)
+        dst.create_dataset("neighbors", data=np.argsort(dists, axis=1, kind="stable")[:, :10].astype(np.int32))
+        dst.attrs["distance"] = "euclidean"
+    return path
+
+
+def check_measured_row(row):
+    """A row with the fields of every driver's rows and consistent min/median/max spreads."""
+    assert set(row) == ROW_FIELDS, row.get("error")
+    for field in TIMED_FIELDS:
+        figure = row[field]
+        assert set(figure) == {"median", "min", "max"}, field
+        assert 0 <= figure["min"] <= figure["median"] <= figure["max"], field
+
+
 def test_faiss_driver_measures_each_factory_string(angular_dataset):
     pytest.importorskip("faiss", reason="faiss-cpu is not installed")
-    proc = run_script(DRIVER, "--dataset", angular_dataset, "--factory", "Flat;SQ8;NotAnIndex",
+    proc = run_script(DRIVER, "--dataset", angular_dataset, "--specs", "Flat;SQ8;NotAnIndex",
                       "--queries", 50, "--threads", 1, "--runs", 2)
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
@@ -76,24 +110,14 @@ def test_faiss_driver_measures_each_factory_string(angular_dataset):
     assert "NotAnIndex" in bad["error"]
     assert bad["bytes_per_vector"] is None and bad["recall@10"] is None and bad["queries_per_second"] is None
 
-    for result in (flat, sq8):
-        for field in TIMED_FIELDS:
-            figure = result[field]
-            assert set(figure) == {"median", "min", "max"}, field
-            assert 0 <= figure["min"] <= figure["median"] <= figure["max"], field
+    check_measured_row(flat)
+    check_measured_row(sq8)
 
 
-def test_faiss_driver_euclidean_and_train_sample(angular_dataset, tmp_path):
+def test_faiss_driver_euclidean_and_train_sample(euclidean_dataset):
     pytest.importorskip("faiss", reason="faiss-cpu is not installed")
-    euclidean = tmp_path / "small-16-euclidean.hdf5"
-    with h5py.File(angular_dataset, "r") as src, h5py.File(euclidean, "w") as dst:
-        train, test = src["train"][:], src["test"][:]
-        dists = ((test[:, None, :].astype(np.float64) - train[None, :, :]) ** 2).sum(axis=2)
-        dst.create_dataset("train", data=train)
-        dst.create_dataset("test", data=test)
-        dst.create_dataset("neighbors", data=np.argsort(dists, axis=1, kind="stable")[:, :10].astype(np.int32))
-        dst.attrs["distance"] = "euclidean"
-    proc = run_script(DRIVER, "--dataset", euclidean, "--factory", "Flat;PQ4", "--queries", 20,
+    # --factory: the driver's older name for --specs, still accepted.
+    proc = run_script(DRIVER, "--dataset", euclidean_dataset, "--factory", "Flat;PQ4", "--queries", 20,
                       "--threads", 1, "--runs", 1, "--train-size", 500)
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
@@ -103,25 +127,105 @@ def test_faiss_driver_euclidean_and_train_sample(angular_dataset, tmp_path):
     assert pq["bytes_per_vector"] == 4 and pq["mse"] > 0 and "error" not in pq
 
 
-def test_faiss_driver_missing_inputs(tmp_path):
-    proc = run_script(DRIVER, "--dataset", tmp_path / "absent.hdf5", "--factory", "Flat")
-    if proc.returncode == 3:  # faiss absent: its own report comes first
-        assert json.loads(proc.stdout) == {"error": "faiss-cpu is not installed"}
+@pytest.mark.parametrize("library", PEER_DRIVERS)
+def test_peer_driver_missing_inputs(library, tmp_path):
+    driver, _, package, spec = PEER_DRIVERS[library]
+    proc = run_script(driver, "--dataset", tmp_path / "absent.hdf5", "--specs", spec)
+    if proc.returncode == 3:  # library absent: its own report comes first
+        assert json.loads(proc.stdout) == {"error": f"{package} is not installed"}
         return
     assert proc.returncode == 2 and "absent.hdf5" in proc.stderr and proc.stdout == ""
 
     not_ann = tmp_path / "plain.hdf5"
     with h5py.File(not_ann, "w") as f:
         f.create_dataset("train", data=np.zeros((4, 2), np.float32))
-    proc = run_script(DRIVER, "--dataset", not_ann, "--factory", "Flat")
+    proc = run_script(driver, "--dataset", not_ann, "--specs", spec)
     assert proc.returncode == 2 and "test" in proc.stderr and "neighbors" in proc.stderr
 
+    proc = run_script(driver, "--dataset", not_ann, "--specs", " ; ")
+    assert proc.returncode == 2 and "--specs" in proc.stderr
 
-def test_faiss_driver_without_faiss(angular_dataset, tmp_path):
-    proc = run_script(DRIVER, "--dataset", angular_dataset, "--factory", "Flat",
-                      env=blocking_module(tmp_path, "faiss"))
+
+@pytest.mark.parametrize("library", PEER_DRIVERS)
+def test_peer_driver_without_its_library(library, angular_dataset, tmp_path):
+    driver, module, package, spec = PEER_DRIVERS[library]
+    proc = run_script(driver, "--dataset", angular_dataset, "--specs", spec,
+                      env=blocking_module(tmp_path, module))
     assert proc.returncode == 3
-    assert json.loads(proc.stdout) == {"error": "faiss-cpu is not installed"}
+    assert json.loads(proc.stdout) == {"error": f"{package} is not installed"}
+
+
+def test_usearch_driver_exact_search_per_scalar_type(angular_dataset):
+    pytest.importorskip("usearch", reason="usearch is not installed; the comparison is not tested")
+    proc = run_script(USEARCH_DRIVER, "--dataset", angular_dataset, "--specs", "f32;f16;i8;q3",
+                      "--queries", 50, "--threads", 1, "--runs", 2)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["library"] == "usearch" and report["build"].startswith("usearch ")
+    assert (report["rows"], report["dim"], report["metric"], report["queries"]) == (2000, 16, "cos", 50)
+    f32, f16, i8, bad = report["results"]
+    for row in (f32, f16, i8):
+        check_measured_row(row)
+        assert row["library"] == "usearch" and row["train_seconds"]["max"] == 0
+
+    assert f32["recall@1"] == f32["recall@10"] == f32["recall@100"] == 1.0
+    assert f32["bytes_per_vector"] == 64 and f32["compression_ratio"] == 1.0
+    assert f32["mse"] == pytest.approx(0.0, abs=1e-10)
+    assert f16["bytes_per_vector"] == 32 and f16["recall@10"] >= 0.99 and 0 < f16["mse"] < 1e-5
+    assert i8["bytes_per_vector"] == 16 and i8["compression_ratio"] == 4.0
+    assert i8["recall@10"] >= 0.9 and 0 < i8["mse"] < 0.01
+
+    assert "q3" in bad["error"] and bad["bytes_per_vector"] is None and bad["recall@10"] is None
+
+
+def test_usearch_driver_euclidean(euclidean_dataset):
+    pytest.importorskip("usearch", reason="usearch is not installed; the comparison is not tested")
+    proc = run_script(USEARCH_DRIVER, "--dataset", euclidean_dataset, "--specs", "f32;bf16",
+                      "--queries", 20, "--threads", 2, "--runs", 1)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    f32, bf16 = report["results"]
+    assert report["metric"] == "l2" and report["threads"] == 2
+    assert f32["recall@10"] == 1.0 and f32["recall@100"] is None  # neighbours are only 10 wide
+    assert f32["mse"] == pytest.approx(0.0, abs=1e-10)
+    assert bf16["bytes_per_vector"] == 32 and bf16["recall@10"] >= 0.9 and bf16["mse"] > 0
+
+
+def test_scann_driver_brute_force_float_and_int8(angular_dataset):
+    pytest.importorskip("scann", reason="scann is not installed; the comparison is not tested")
+    proc = run_script(SCANN_DRIVER, "--dataset", angular_dataset, "--specs", "bf;bf-int8;tree",
+                      "--queries", 50, "--threads", 2, "--runs", 2)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["library"] == "scann" and report["build"].startswith("scann ")
+    assert (report["rows"], report["dim"], report["metric"], report["threads"]) == (2000, 16, "cos", 2)
+    bf, int8, bad = report["results"]
+    for row in (bf, int8):
+        check_measured_row(row)
+        assert row["library"] == "scann" and row["train_seconds"]["max"] == 0
+
+    # Exact in float32; ScaNN's own kernels may round a borderline neighbour differently.
+    assert bf["recall@1"] >= 0.999 and bf["recall@10"] >= 0.999 and bf["recall@100"] >= 0.999
+    assert bf["bytes_per_vector"] == 64 and bf["mse"] == pytest.approx(0.0, abs=1e-10)
+    # int8 codes plus one float multiplier per dimension spread over the rows.
+    assert int8["bytes_per_vector"] == pytest.approx(16 + 4 * 16 / 2000)
+    assert int8["recall@10"] >= 0.9 and 0 < int8["mse"] < 0.01
+
+    assert "tree" in bad["error"] and bad["bytes_per_vector"] is None
+
+
+def test_scann_driver_euclidean_single_thread(euclidean_dataset):
+    pytest.importorskip("scann", reason="scann is not installed; the comparison is not tested")
+    proc = run_script(SCANN_DRIVER, "--dataset", euclidean_dataset, "--specs", "bf;bf-int8",
+                      "--queries", 20, "--threads", 1, "--runs", 1)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    bf, int8 = report["results"]
+    assert report["metric"] == "l2" and "1 thread" in report["build"]
+    assert bf["recall@10"] >= 0.999 and bf["recall@100"] is None
+    # Under squared L2 the int8 searcher also keeps each row's squared norm as a float.
+    assert int8["bytes_per_vector"] == pytest.approx(16 + 4 + 4 * 16 / 2000)
+    assert int8["recall@10"] >= 0.9 and int8["mse"] > 0
 
 
 def load_plot_module():
