@@ -80,9 +80,9 @@ void write_atomically(const std::string& path, const std::string& text) {
 
 const std::vector<Peer>& peers() {
   static const std::vector<Peer> list = {
-      {"faiss", "FAISS", "--faiss", "faiss_driver.py", "FAISS index-factory strings separated by ';', paired in order with --codecs"},
-      {"usearch", "USearch", "--usearch", "usearch_driver.py", "USearch exact-search dtypes (f32;f16;bf16;i8) paired in order with --codecs"},
-      {"scann", "ScaNN", "--scann", "scann_driver.py", "ScaNN brute-force modes (bf;bf-int8) paired in order with --codecs"},
+      {"faiss", "FAISS", "--faiss", "faiss_driver.py", "FAISS index-factory strings separated by ';', paired in order with --codecs ('-' skips one)"},
+      {"usearch", "USearch", "--usearch", "usearch_driver.py", "USearch exact-search dtypes (f32;f16;bf16;i8), paired in order with --codecs ('-' skips one)"},
+      {"scann", "ScaNN", "--scann", "scann_driver.py", "ScaNN brute-force modes (bf;bf-int8), paired in order with --codecs ('-' skips one)"},
   };
   return list;
 }
@@ -111,9 +111,13 @@ std::string bench_markdown(const nlohmann::json& result) {
       md += markdown_row("vecpack", "`" + vp[i].value("spec", "") + "`", cells);
     }
     for (const Peer& peer : peers()) {
+      // The peer row paired with vecpack row i ("pair"), or the i-th one when rows carry no pair.
       auto other = rows_of(result, peer.library);
-      if (i >= other.size()) continue;
-      const auto& row = other[i];
+      const nlohmann::json* found = nullptr;
+      for (size_t j = 0; j < other.size(); ++j)
+        if (other[j].contains("pair") ? other[j]["pair"].get<size_t>() == i : j == i) found = &other[j];
+      if (!found) continue;
+      const auto& row = *found;
       if (row.contains("error") && !row["error"].is_null()) {
         md += std::string("| ") + peer.title + " | `" + row.value("spec", "") + "` | error: " + row["error"].get<std::string>() + " |\n";
         continue;

@@ -43,8 +43,8 @@ GroundTruth load_bench_truth(const std::string& dataset, const std::string& quer
 nlohmann::json bench_spec(const Table& base, const GroundTruth& truth, const std::string& spec, const BenchSettings& s,
                           const std::string& scratch_dir);
 
-// Markdown: vecpack rows, each followed by the peer rows paired with it (same position in
-// their lists) and the ratio vecpack/peer of every figure.
+// Markdown: vecpack rows, each followed by the peer rows paired with it (a row's "pair" is the
+// index of its vecpack row) and the ratio vecpack/peer of every figure.
 std::string bench_markdown(const nlohmann::json& result);
 // bench.json, bench.csv and bench.md in folder (each written atomically).
 void write_bench_outputs(const nlohmann::json& result, const std::string& folder);

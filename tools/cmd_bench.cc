@@ -149,13 +149,28 @@ void add_bench(CLI::App& app, Globals& globals) {
     }
     for (size_t p = 0; p < peers().size(); ++p) {
       const Peer& peer = peers()[p];
-      if (split_specs(o->peer_specs[p]).empty()) continue;
+      // Position i pairs with the i-th vecpack codec; an empty or '-' entry has no counterpart.
+      std::vector<std::string> wanted;
+      std::vector<size_t> pair_of;
+      size_t position = 0, start = 0;
+      const std::string& list = o->peer_specs[p];
+      while (start <= list.size() && !list.empty()) {
+        size_t semi = list.find(';', start);
+        auto parts = split_specs(list.substr(start, semi == std::string::npos ? std::string::npos : semi - start));
+        if (!parts.empty() && parts[0] != "-") wanted.push_back(parts[0]), pair_of.push_back(position);
+        ++position;
+        if (semi == std::string::npos) break;
+        start = semi + 1;
+      }
+      if (wanted.empty()) continue;
+      std::string joined;
+      for (const auto& w : wanted) joined += (joined.empty() ? "" : ";") + w;
       if (std::string(detect_format(o->dataset).name) != "hdf5" || !o->queries_file.empty())
         throw Error(std::string(peer.option) + " needs an ann-benchmarks HDF5 dataset (train/test/neighbors)");
       if (chatty) std::fprintf(stderr, "%s: %s\n", peer.title, o->peer_specs[p].c_str());
       std::string out;
       int code = run_capture({python_interpreter(), bench_script(peer.script), "--dataset", o->dataset, "--specs",
-                              o->peer_specs[p], "--queries", std::to_string(truth.nq), "-k", std::to_string(o->settings.k),
+                              joined, "--queries", std::to_string(truth.nq), "-k", std::to_string(o->settings.k),
                               "--threads", std::to_string(threads_in_use(o->settings.threads)), "--runs",
                               std::to_string(o->settings.runs), "--train-size", std::to_string(o->settings.train_size),
                               "--seed", std::to_string(o->settings.seed)},
@@ -166,7 +181,12 @@ void add_bench(CLI::App& app, Globals& globals) {
                     (peer_result.is_object() && peer_result.contains("error") ? ": " + peer_result["error"].get<std::string>()
                                                                               : ""));
       result["builds"][peer.library] = peer_result.value("build", "");
-      for (auto& row : peer_result["results"]) rows.push_back(row);
+      size_t index = 0;
+      for (auto& row : peer_result["results"]) {
+        if (index < pair_of.size()) row["pair"] = pair_of[index];
+        ++index;
+        rows.push_back(row);
+      }
     }
     result["results"] = rows;
 

@@ -82,6 +82,12 @@ def test_bench_beside_faiss(ann_dataset, tmp_path):
     r = run("-q", "bench", ann_dataset, "--codecs", "f32;int8", "--faiss", "Flat;SQ8", "--runs", "1",
             "--out", tmp_path / "o", "--no-plot")
     assert "| FAISS | `SQ8` |" in r.out and "| vecpack/FAISS |" in r.out and "FAISS: faiss" in r.out
+    # '-' leaves a codec without a counterpart: SQ8 pairs with int8, the second codec.
+    r = run("-q", "bench", ann_dataset, "--codecs", "f32;int8", "--faiss", "-;SQ8", "--runs", "1",
+            "--out", tmp_path / "p", "--no-plot")
+    lines = [line for line in r.out.splitlines() if line.startswith("| ")]
+    specs = [line.split("|")[2].strip() for line in lines[1:]]  # after the header row
+    assert specs == ["`f32`", "`int8`", "`SQ8`", ""], r.out
 
 
 def test_tune_picks_lossless_when_generous_and_fits_a_tight_budget(ann_dataset, tmp_path):
