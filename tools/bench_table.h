@@ -31,9 +31,11 @@ struct Peer {
 const std::vector<Peer>& peers();
 
 // Queries and exact neighbours for a bench: an ann-benchmarks HDF5 file as it is; any other
-// table with a file of queries (exact neighbours by f32 search) or with rows sampled as queries.
+// table with a file of queries (exact neighbours by f32 search, cached in cache_dir when given)
+// or with rows sampled as queries.
 GroundTruth load_bench_truth(const std::string& dataset, const std::string& queries_file, size_t queries,
-                             const std::string& metric, const BenchSettings& s, Progress* progress);
+                             const std::string& metric, const BenchSettings& s, Progress* progress,
+                             const std::string& cache_dir = {});
 
 // Compresses base with spec `runs` times (train and encode timed), saves it once into
 // scratch_dir to weigh the file, and measures recall, MSE and search speed.

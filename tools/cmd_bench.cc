@@ -81,7 +81,8 @@ nlohmann::json bench_spec(const Table& base, const GroundTruth& truth, const std
 }
 
 GroundTruth load_bench_truth(const std::string& dataset, const std::string& queries_file, size_t queries,
-                              const std::string& metric, const BenchSettings& s, Progress* progress) {
+                              const std::string& metric, const BenchSettings& s, Progress* progress,
+                              const std::string& cache_dir) {
   const FormatDescriptor& format = detect_format(dataset);
   if (std::string(format.name) == "hdf5" && queries_file.empty() && dataset.find(".h5:") == std::string::npos &&
       dataset.find(".hdf5:") == std::string::npos) {
@@ -95,7 +96,7 @@ GroundTruth load_bench_truth(const std::string& dataset, const std::string& quer
   Metric m = metric.empty() ? base.metric() : parse_metric(metric);
   if (queries_file.empty()) return truth_from_rows(std::move(base), dataset, queries, m, s.seed, s.threads);
   Table q = load_table(queries_file, "", ReadOptions{});
-  return truth_from_queries(std::move(base), dataset, q, queries, m, s.threads);
+  return truth_from_queries(std::move(base), dataset, q, queries, m, s.threads, queries_file, cache_dir);
 }
 
 void add_bench(CLI::App& app, Globals& globals) {
@@ -131,7 +132,8 @@ void add_bench(CLI::App& app, Globals& globals) {
     auto progress = make_progress(globals);
     const bool chatty = !globals.quiet && ::isatty(STDERR_FILENO);
 
-    GroundTruth truth = load_bench_truth(o->dataset, o->queries_file, o->queries, o->metric, o->settings, progress.get());
+    GroundTruth truth =
+        load_bench_truth(o->dataset, o->queries_file, o->queries, o->metric, o->settings, progress.get(), o->out);
     nlohmann::json result = {{"dataset", o->dataset},
                              {"rows", truth.originals.size()},
                              {"dim", truth.originals.dim()},

@@ -2,6 +2,9 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
 #include <random>
 #include <thread>
 #include <unordered_set>
@@ -62,8 +65,48 @@ GroundTruth truth_from_rows(Table originals, std::string name, size_t max_querie
   return t;
 }
 
+namespace {
+
+constexpr char kCacheMagic[] = "vecpack exact neighbours 1\n";
+
+std::string file_identity(const std::string& path) {
+  std::error_code ec;
+  auto size = std::filesystem::file_size(path, ec);
+  auto time = std::filesystem::last_write_time(path, ec).time_since_epoch().count();
+  return std::filesystem::absolute(path, ec).string() + "|" + std::to_string(size) + "|" + std::to_string(time);
+}
+
+bool read_cached(const std::string& path, GroundTruth& t) {
+  std::ifstream in(path, std::ios::binary);
+  char magic[sizeof(kCacheMagic) - 1];
+  uint64_t nq = 0, depth = 0;
+  if (!in.read(magic, sizeof(magic)) || std::string(magic, sizeof(magic)) != kCacheMagic) return false;
+  if (!in.read(reinterpret_cast<char*>(&nq), 8) || !in.read(reinterpret_cast<char*>(&depth), 8)) return false;
+  if (nq != t.nq || depth != t.depth) return false;
+  t.neighbours.resize(nq * depth);
+  return bool(in.read(reinterpret_cast<char*>(t.neighbours.data()), std::streamsize(nq * depth * sizeof(int64_t))));
+}
+
+void write_cached(const std::string& path, const GroundTruth& t) {
+  std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    uint64_t nq = t.nq, depth = t.depth;
+    out.write(kCacheMagic, sizeof(kCacheMagic) - 1);
+    out.write(reinterpret_cast<const char*>(&nq), 8);
+    out.write(reinterpret_cast<const char*>(&depth), 8);
+    out.write(reinterpret_cast<const char*>(t.neighbours.data()), std::streamsize(t.neighbours.size() * sizeof(int64_t)));
+    if (!out) return;  // a cache that cannot be written only costs time next run
+  }
+  std::error_code ec;
+  std::filesystem::rename(tmp, path, ec);
+}
+
+}  // namespace
+
 GroundTruth truth_from_queries(Table originals, std::string name, const Table& queries, size_t max_queries,
-                               Metric metric, unsigned threads) {
+                               Metric metric, unsigned threads, const std::string& queries_path,
+                               const std::string& cache_dir) {
   if (queries.dim() != originals.dim())
     throw Error("queries have dimension " + std::to_string(queries.dim()) + ", the table " + std::to_string(originals.dim()));
   GroundTruth t;
@@ -75,7 +118,17 @@ GroundTruth truth_from_queries(Table originals, std::string name, const Table& q
   t.queries.resize(t.nq * queries.dim());
   if (t.nq) queries.reconstruct(0, t.nq, t.queries.data());
   t.exclude.assign(t.nq, -1);
+  std::string cache;
+  if (!cache_dir.empty() && !queries_path.empty()) {
+    std::string identity = file_identity(t.name) + "|" + file_identity(queries_path) + "|" + std::to_string(t.nq) +
+                           "|" + std::to_string(t.depth) + "|" + metric_name(metric);
+    char hex[17];
+    std::snprintf(hex, sizeof(hex), "%016zx", std::hash<std::string>{}(identity));
+    cache = cache_dir + "/exact-neighbours-" + hex + ".bin";
+    if (read_cached(cache, t)) return t;
+  }
   search_exact(t, threads);
+  if (!cache.empty()) write_cached(cache, t);
   return t;
 }
 

@@ -27,9 +27,11 @@ GroundTruth truth_from_dataset(const std::string& path, size_t max_queries);
 // query's own row left out.
 GroundTruth truth_from_rows(Table originals, std::string name, size_t max_queries, Metric metric, uint64_t seed,
                             unsigned threads);
-// Separate query vectors; exact neighbours by f32 search over all rows.
+// Separate query vectors; exact neighbours by f32 search over all rows, kept in cache_dir (when
+// not empty) under a name derived from both files' paths, sizes and times, so reruns skip it.
 GroundTruth truth_from_queries(Table originals, std::string name, const Table& queries, size_t max_queries,
-                               Metric metric, unsigned threads);
+                               Metric metric, unsigned threads, const std::string& queries_path = {},
+                               const std::string& cache_dir = {});
 
 struct Spread {
   double median = 0, min = 0, max = 0;

@@ -70,6 +70,12 @@ def test_bench_on_a_text_table_with_a_queries_file(glove_small, tmp_path):
     result = json.loads(r.out)
     assert result["queries"] == 3
     assert result["results"][0]["recall@10"] == 1.0
+    # The exact neighbours were computed once and kept beside the output for the next run.
+    cached = list((tmp_path / "o").glob("exact-neighbours-*.bin"))
+    assert len(cached) == 1
+    again = json.loads(run("-q", "bench", src, "--queries", queries, "--codecs", "f32", "--runs", "1",
+                           "--out", tmp_path / "o", "--no-plot", "--json").out)
+    assert again["results"][0]["recall@10"] == 1.0
 
 
 def test_bench_rejects_a_bad_spec_before_working(ann_dataset, tmp_path):
