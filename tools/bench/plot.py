@@ -1,4 +1,4 @@
-"""recall@10 against bytes per vector for vecpack codecs and FAISS indexes, one PNG.
+"""recall@10 against bytes per vector for vecpack codecs and the libraries beside it, one PNG.
 
     .venv/bin/python tools/bench/plot.py RESULTS.json OUT.png [--title T]
 
@@ -19,6 +19,12 @@ from pathlib import Path
 
 VECPACK_COLOUR = "#1f77b4"
 FAISS_COLOUR = "#d62728"
+# Libraries measured beside vecpack: legend title, marker, colour.
+PEER_STYLES = {
+    "faiss": ("FAISS", "s", FAISS_COLOUR),
+    "usearch": ("USearch", "^", "#2ca02c"),
+    "scann": ("ScaNN", "D", "#9467bd"),
+}
 FRONT_COLOUR = "#ff9f1c"
 
 
@@ -91,7 +97,9 @@ def draw(report: dict, out_path: str, title: str) -> int:
 
     results = report.get("results") or []
     vecpack_points = plottable_rows(results, "vecpack")
-    faiss_points = plottable_rows(results, "faiss")
+    peer_points = [(plottable_rows(results, library), legend_name, marker, colour)
+                   for library, (legend_name, marker, colour) in PEER_STYLES.items()]
+    faiss_points = [p for points, *_ in peer_points for p in points]
     front = pareto_front(vecpack_points)
 
     fig, ax = plt.subplots(figsize=(8, 5), dpi=100)
@@ -104,10 +112,11 @@ def draw(report: dict, out_path: str, title: str) -> int:
     if vecpack_points:
         ax.scatter([p[0] for p in vecpack_points], [p[1] for p in vecpack_points], marker="o", s=36,
                    color=VECPACK_COLOUR, zorder=3, clip_on=False, label="vecpack")
-    if faiss_points:
-        ax.scatter([p[0] for p in faiss_points], [p[1] for p in faiss_points], marker="s", s=36,
-                   facecolors="none", edgecolors=FAISS_COLOUR, linewidths=1.4, zorder=4, clip_on=False,
-                   label="FAISS")
+    for points, legend_name, marker, colour in peer_points:
+        if points:
+            ax.scatter([p[0] for p in points], [p[1] for p in points], marker=marker, s=36,
+                       facecolors="none", edgecolors=colour, linewidths=1.4, zorder=4, clip_on=False,
+                       label=legend_name)
 
     ax.set_xscale("log")
     sizes = [p[0] for p in vecpack_points + faiss_points]
@@ -117,7 +126,9 @@ def draw(report: dict, out_path: str, title: str) -> int:
     ax.xaxis.set_major_locator(LogLocator(base=2))
     ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
     ax.xaxis.set_minor_formatter(NullFormatter())
-    ax.set_ylim(0, 1)
+    # Zoom to where the points are: codecs near recall 1 are indistinguishable on 0..1.
+    recalls = [p[1] for p in vecpack_points + faiss_points]
+    ax.set_ylim(max(0.0, math.floor((min(recalls) - 0.02) * 20) / 20) if recalls else 0.0, 1.0)
     ax.set_xlabel("bytes per vector (log scale)")
     ax.set_ylabel("recall@10")
     ax.set_title(title, fontsize=10, pad=12)  # clear of labels on recall 1.0
@@ -128,8 +139,8 @@ def draw(report: dict, out_path: str, title: str) -> int:
         ax.text(0.5, 0.5, "no results to plot", transform=ax.transAxes, ha="center", va="center")
     fig.tight_layout()
     # Labels go on last: their placement needs the final axes limits and layout.
-    place_labels(ax, [(vecpack_points, VECPACK_COLOUR, LABEL_OFFSETS_ABOVE),
-                      (faiss_points, FAISS_COLOUR, LABEL_OFFSETS_BELOW)])
+    place_labels(ax, [(vecpack_points, VECPACK_COLOUR, LABEL_OFFSETS_ABOVE)] +
+                 [(points, colour, LABEL_OFFSETS_BELOW) for points, _, _, colour in peer_points])
 
     # Readers of OUT.png never see a half-written file: write beside it, then rename over it.
     tmp_path = out_path + ".tmp"
