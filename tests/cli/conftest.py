@@ -2,6 +2,7 @@ import os
 import subprocess
 from pathlib import Path
 
+import h5py
 import numpy as np
 import pytest
 
@@ -45,3 +46,27 @@ def glove_small(tmp_path):
     path = tmp_path / "small.txt"
     write_glove(path, words, x)
     return path, words, x
+
+
+@pytest.fixture
+def angular_dataset(tmp_path):
+    """2,000 clustered 16-d train rows, 50 queries, exact cosine top-100 neighbours."""
+    rng = np.random.default_rng(11)
+    centres = rng.normal(size=(20, 16))
+    train = (centres[rng.integers(0, 20, 2000)] + 0.4 * rng.normal(size=(2000, 16))).astype(np.float32)
+    test = (centres[rng.integers(0, 20, 50)] + 0.4 * rng.normal(size=(50, 16))).astype(np.float32)
+    unit = lambda a: a.astype(np.float64) / np.linalg.norm(a, axis=1, keepdims=True)
+    sims = unit(test) @ unit(train).T
+    order = np.argsort(-sims, axis=1, kind="stable")
+    # Exact recall 1.0 is only a fair demand if float32 rounding cannot move a neighbour across
+    # the cuts recall@1/10/100 look at (order within a cut does not matter to them).
+    ranked = np.take_along_axis(sims, order, axis=1)
+    cuts = np.array([1, 10, 100])
+    assert np.min(ranked[:, cuts - 1] - ranked[:, cuts]) > 1e-5
+    path = tmp_path / "small-16-angular.hdf5"
+    with h5py.File(path, "w") as f:
+        f.create_dataset("train", data=train)
+        f.create_dataset("test", data=test)
+        f.create_dataset("neighbors", data=order[:, :100].astype(np.int32))
+        f.attrs["distance"] = "angular"
+    return path

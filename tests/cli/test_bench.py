@@ -2,7 +2,6 @@
 import csv
 import json
 
-import h5py
 import numpy as np
 import pytest
 
@@ -11,31 +10,12 @@ from conftest import run, write_glove
 BAD_SPEC = 6
 
 
-@pytest.fixture
-def ann_dataset(tmp_path):
-    """An ann-benchmarks file: 3,000 x 16 clustered rows, 60 queries, exact cosine top-100."""
-    rng = np.random.default_rng(9)
-    centres = rng.normal(size=(30, 16))
-    train = (centres[rng.integers(0, 30, 3000)] + 0.4 * rng.normal(size=(3000, 16))).astype(np.float32)
-    test = (centres[rng.integers(0, 30, 60)] + 0.4 * rng.normal(size=(60, 16))).astype(np.float32)
-    tn = train / np.linalg.norm(train, axis=1, keepdims=True)
-    qn = test / np.linalg.norm(test, axis=1, keepdims=True)
-    neighbours = np.argsort(-(qn @ tn.T), axis=1, kind="stable")[:, :100].astype(np.int32)
-    path = tmp_path / "small-angular.hdf5"
-    with h5py.File(path, "w") as f:
-        f.attrs["distance"] = "angular"
-        f.create_dataset("train", data=train)
-        f.create_dataset("test", data=test)
-        f.create_dataset("neighbors", data=neighbours)
-    return path
-
-
-def test_bench_reports_every_figure_consistently(ann_dataset, tmp_path):
+def test_bench_reports_every_figure_consistently(angular_dataset, tmp_path):
     out = tmp_path / "out"
-    r = run("-q", "bench", ann_dataset, "--codecs", "f32;f16;int8", "--runs", "2", "--out", out)
+    r = run("-q", "bench", angular_dataset, "--codecs", "f32;f16;int8", "--runs", "2", "--out", out)
     assert "| vecpack | `int8` |" in r.out and "recall@10" in r.out
     result = json.loads((out / "bench.json").read_text())
-    assert result["rows"] == 3000 and result["queries"] == 60 and result["metric"] == "cos"
+    assert result["rows"] == 2000 and result["queries"] == 50 and result["metric"] == "cos"
     rows = {row["spec"]: row for row in result["results"]}
     assert list(rows) == ["f32", "f16", "int8"]
     for spec, size in [("f32", 64), ("f16", 32), ("int8", 16)]:
@@ -45,8 +25,8 @@ def test_bench_reports_every_figure_consistently(ann_dataset, tmp_path):
             assert s["min"] <= s["median"] <= s["max"], (spec, key, s)
         assert row["code_size"] == size
         # Bytes per vector: codes plus codec parameters; the file adds only headers and padding.
-        assert row["bytes_per_vector"] == pytest.approx(size + row["parameter_bytes"] / 3000)
-        assert 0 <= row["file_bytes"] / 3000 - row["bytes_per_vector"] < 16384 / 3000
+        assert row["bytes_per_vector"] == pytest.approx(size + row["parameter_bytes"] / 2000)
+        assert 0 <= row["file_bytes"] / 2000 - row["bytes_per_vector"] < 16384 / 2000
         assert row["compression_ratio"] == pytest.approx(64 / row["bytes_per_vector"])
     assert rows["f32"]["recall@1"] == 1.0 and rows["f32"]["recall@10"] == 1.0 and rows["f32"]["recall@100"] == 1.0
     assert rows["f32"]["mse"] == 0.0
@@ -78,44 +58,44 @@ def test_bench_on_a_text_table_with_a_queries_file(glove_small, tmp_path):
     assert again["results"][0]["recall@10"] == 1.0
 
 
-def test_bench_rejects_a_bad_spec_before_working(ann_dataset, tmp_path):
-    r = run("bench", ann_dataset, "--codecs", "f16;int9", "--out", tmp_path / "o", check=False)
+def test_bench_rejects_a_bad_spec_before_working(angular_dataset, tmp_path):
+    r = run("bench", angular_dataset, "--codecs", "f16;int9", "--out", tmp_path / "o", check=False)
     assert r.code == BAD_SPEC and "did you mean 'int8'" in r.err
 
 
-def test_bench_beside_faiss(ann_dataset, tmp_path):
+def test_bench_beside_faiss(angular_dataset, tmp_path):
     pytest.importorskip("faiss", reason="faiss-cpu is not installed; the FAISS comparison is not tested")
-    r = run("-q", "bench", ann_dataset, "--codecs", "f32;int8", "--faiss", "Flat;SQ8", "--runs", "1",
+    r = run("-q", "bench", angular_dataset, "--codecs", "f32;int8", "--faiss", "Flat;SQ8", "--runs", "1",
             "--out", tmp_path / "o", "--no-plot")
     assert "| FAISS | `SQ8` |" in r.out and "| vecpack/FAISS |" in r.out and "FAISS: faiss" in r.out
     # '-' leaves a codec without a counterpart: SQ8 pairs with int8, the second codec.
-    r = run("-q", "bench", ann_dataset, "--codecs", "f32;int8", "--faiss", "-;SQ8", "--runs", "1",
+    r = run("-q", "bench", angular_dataset, "--codecs", "f32;int8", "--faiss", "-;SQ8", "--runs", "1",
             "--out", tmp_path / "p", "--no-plot")
     lines = [line for line in r.out.splitlines() if line.startswith("| ")]
     specs = [line.split("|")[2].strip() for line in lines[1:]]  # after the header row
     assert specs == ["`f32`", "`int8`", "`SQ8`", ""], r.out
 
 
-def test_tune_picks_lossless_when_generous_and_fits_a_tight_budget(ann_dataset, tmp_path):
-    generous = json.loads(run("-q", "tune", ann_dataset, "--budget", "1000", "--json").out)
+def test_tune_picks_lossless_when_generous_and_fits_a_tight_budget(angular_dataset, tmp_path):
+    generous = json.loads(run("-q", "tune", angular_dataset, "--budget", "1000", "--json").out)
     assert generous["winner"]["spec"] == "f32" and generous["winner"]["mse"] == 0.0
-    tight = json.loads(run("-q", "tune", ann_dataset, "--budget", "20", "--json").out)
+    tight = json.loads(run("-q", "tune", angular_dataset, "--budget", "20", "--json").out)
     assert tight["winner"]["spec"] == "int8" and tight["winner"]["bytes_per_vector"] <= 20
-    by_mse = json.loads(run("-q", "tune", ann_dataset, "--budget", "40", "--metric", "mse", "--json").out)
+    by_mse = json.loads(run("-q", "tune", angular_dataset, "--budget", "40", "--metric", "mse", "--json").out)
     assert by_mse["winner"]["spec"] == "f16"  # the smaller error of the 32-byte codecs
 
 
-def test_tune_for_recall_and_apply(ann_dataset, glove_small, tmp_path):
+def test_tune_for_recall_and_apply(angular_dataset, glove_small, tmp_path):
     out = tmp_path / "tuned.vecpack"
     src, _, _ = glove_small
-    result = json.loads(run("-q", "tune", ann_dataset, "--recall", "0.9", "--apply", src, out, "--json").out)
+    result = json.loads(run("-q", "tune", angular_dataset, "--recall", "0.9", "--apply", src, out, "--json").out)
     assert result["winner"]["spec"] == "int8"  # the smallest codec with recall@10 >= 0.9
     info = json.loads(run("inspect", "--json", out).out)
     assert info["codec"] == "int8" and info["rows"] == 500
 
 
-def test_tune_errors(ann_dataset):
-    r = run("tune", ann_dataset, "--budget", "3", check=False)
+def test_tune_errors(angular_dataset):
+    r = run("tune", angular_dataset, "--budget", "3", check=False)
     assert r.code == 1 and "no codec fits 3 bytes per vector" in r.err
-    r = run("tune", ann_dataset, check=False)
+    r = run("tune", angular_dataset, check=False)
     assert r.code == 1 and "--budget" in r.err
