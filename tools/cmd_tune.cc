@@ -98,7 +98,7 @@ void add_tune(CLI::App& app, Globals& globals) {
     if (o->recall > 1) throw Error("--recall is a fraction between 0 and 1");
     const bool chatty = !globals.quiet && ::isatty(STDERR_FILENO);
     auto progress = make_progress(globals);
-    auto start = std::chrono::steady_clock::now();
+    auto start = std::chrono::steady_clock::now();  // reset when the first round begins
     auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(); };
 
     BenchSettings quick = o->settings;
@@ -110,17 +110,21 @@ void add_tune(CLI::App& app, Globals& globals) {
                                         o->settings.seed, o->settings.threads);
     std::string scratch = std::filesystem::temp_directory_path().string();
 
-    // Round 1: every candidate on the sample.
+    // Round 1: every candidate on the sample; the time limit counts from here, and at least one
+    // candidate is always measured.
+    start = std::chrono::steady_clock::now();
     std::vector<Candidate> tried;
+    size_t measured = 0;
     std::vector<std::string> skipped;
     for (const auto& spec : registry_grid()) {
-      if (o->time_limit > 0 && elapsed() > o->time_limit) {
+      if (o->time_limit > 0 && measured > 0 && elapsed() > o->time_limit) {
         skipped.push_back(spec);
         continue;
       }
       if (chatty) std::fprintf(stderr, "sample: %s\n", spec.c_str());
       Candidate c{spec};
       c.sample = bench_spec(sample, small, spec, quick, scratch);
+      ++measured;
       c.estimated_bytes = c.sample["code_size"].get<double>() + c.sample["parameter_bytes"].get<double>() / double(n);
       if (o->budget > 0 && c.estimated_bytes > o->budget) continue;
       tried.push_back(std::move(c));
@@ -130,6 +134,8 @@ void add_tune(CLI::App& app, Globals& globals) {
       std::snprintf(buf, sizeof(buf), "%g", v);
       return std::string(buf);
     };
+    if (tried.empty() && !skipped.empty())
+      throw Error("the time limit ended the first round before a codec within the budget was measured; raise --time-limit");
     if (tried.empty())
       throw Error("no codec fits " + text(o->budget) + " bytes per vector (" + std::to_string(full.originals.dim()) +
                   " dimensions); 'vecpack codecs' lists what exists");
