@@ -33,6 +33,14 @@ def run_script(script, *args, env=None):
                           stdin=subprocess.DEVNULL, env=env)
 
 
+def driver_report(driver, dataset, specs, queries, threads, runs):
+    """A driver's JSON report on `dataset`, asserting that it ran cleanly."""
+    proc = run_script(driver, "--dataset", dataset, "--specs", specs, "--queries", queries, "--threads", threads,
+                      "--runs", runs)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
 def blocking_module(tmp_path, name):
     """An environment where importing `name` fails, as if the package were not installed."""
     shadow = tmp_path / f"without_{name}"
@@ -66,10 +74,7 @@ def check_measured_row(row):
 
 def test_faiss_driver_measures_each_factory_string(angular_dataset):
     pytest.importorskip("faiss", reason="faiss-cpu is not installed")
-    proc = run_script(DRIVER, "--dataset", angular_dataset, "--specs", "Flat;SQ8;NotAnIndex",
-                      "--queries", 50, "--threads", 1, "--runs", 2)
-    assert proc.returncode == 0, proc.stderr
-    report = json.loads(proc.stdout)
+    report = driver_report(DRIVER, angular_dataset, "Flat;SQ8;NotAnIndex", queries=50, threads=1, runs=2)
     assert report["library"] == "faiss" and report["build"].startswith("faiss ")
     assert (report["rows"], report["dim"], report["metric"]) == (2000, 16, "cos")
     assert (report["queries"], report["k"], report["threads"], report["runs"]) == (50, 10, 1, 2)
@@ -133,10 +138,7 @@ def test_peer_driver_without_its_library(library, angular_dataset, tmp_path):
 
 def test_usearch_driver_exact_search_per_scalar_type(angular_dataset):
     pytest.importorskip("usearch", reason="usearch is not installed; the comparison is not tested")
-    proc = run_script(USEARCH_DRIVER, "--dataset", angular_dataset, "--specs", "f32;f16;i8;q3",
-                      "--queries", 50, "--threads", 1, "--runs", 2)
-    assert proc.returncode == 0, proc.stderr
-    report = json.loads(proc.stdout)
+    report = driver_report(USEARCH_DRIVER, angular_dataset, "f32;f16;i8;q3", queries=50, threads=1, runs=2)
     assert report["library"] == "usearch" and report["build"].startswith("usearch ")
     assert (report["rows"], report["dim"], report["metric"], report["queries"]) == (2000, 16, "cos", 50)
     f32, f16, i8, bad = report["results"]
@@ -156,10 +158,7 @@ def test_usearch_driver_exact_search_per_scalar_type(angular_dataset):
 
 def test_usearch_driver_euclidean(euclidean_dataset):
     pytest.importorskip("usearch", reason="usearch is not installed; the comparison is not tested")
-    proc = run_script(USEARCH_DRIVER, "--dataset", euclidean_dataset, "--specs", "f32;bf16",
-                      "--queries", 20, "--threads", 2, "--runs", 1)
-    assert proc.returncode == 0, proc.stderr
-    report = json.loads(proc.stdout)
+    report = driver_report(USEARCH_DRIVER, euclidean_dataset, "f32;bf16", queries=20, threads=2, runs=1)
     f32, bf16 = report["results"]
     assert report["metric"] == "l2" and report["threads"] == 2
     assert f32["recall@10"] == 1.0 and f32["recall@100"] is None  # neighbours are only 10 wide
@@ -169,10 +168,7 @@ def test_usearch_driver_euclidean(euclidean_dataset):
 
 def test_scann_driver_brute_force_float_and_int8(angular_dataset):
     pytest.importorskip("scann", reason="scann is not installed; the comparison is not tested")
-    proc = run_script(SCANN_DRIVER, "--dataset", angular_dataset, "--specs", "bf;bf-int8;tree",
-                      "--queries", 50, "--threads", 2, "--runs", 2)
-    assert proc.returncode == 0, proc.stderr
-    report = json.loads(proc.stdout)
+    report = driver_report(SCANN_DRIVER, angular_dataset, "bf;bf-int8;tree", queries=50, threads=2, runs=2)
     assert report["library"] == "scann" and report["build"].startswith("scann ")
     assert (report["rows"], report["dim"], report["metric"], report["threads"]) == (2000, 16, "cos", 2)
     bf, int8, bad = report["results"]
@@ -192,10 +188,7 @@ def test_scann_driver_brute_force_float_and_int8(angular_dataset):
 
 def test_scann_driver_euclidean_single_thread(euclidean_dataset):
     pytest.importorskip("scann", reason="scann is not installed; the comparison is not tested")
-    proc = run_script(SCANN_DRIVER, "--dataset", euclidean_dataset, "--specs", "bf;bf-int8",
-                      "--queries", 20, "--threads", 1, "--runs", 1)
-    assert proc.returncode == 0, proc.stderr
-    report = json.loads(proc.stdout)
+    report = driver_report(SCANN_DRIVER, euclidean_dataset, "bf;bf-int8", queries=20, threads=1, runs=1)
     bf, int8 = report["results"]
     assert report["metric"] == "l2" and "1 thread" in report["build"]
     assert bf["recall@10"] >= 0.999 and bf["recall@100"] is None
