@@ -14,19 +14,22 @@ CodesStore::CodesStore(std::shared_ptr<const Codec> codec, const uint8_t* codes,
       parameters_(codec_->serialize().size()),
       owner_(std::move(owner)) {}
 
-std::shared_ptr<CodesStore> CodesStore::open(const ContainerReader& file, size_t rows, size_t dim) {
-  ByteSpan params = file.section("CODC", /*verify=*/true);
+std::shared_ptr<CodesStore> CodesStore::open(const ContainerReader& file, size_t rows, size_t dim,
+                                             const StoreSections& sections) {
+  const std::string codec_type(sections.codec), codes_type(sections.codes);
+  ByteSpan params = file.section(codec_type, /*verify=*/true);
   auto codec = std::make_shared<const Codec>(Codec::load(params.data, params.size));
   if (codec->dim() != dim)
-    throw FormatError(file.path() + ": codec dimension " + std::to_string(codec->dim()) + " disagrees with META dimension " +
-                          std::to_string(dim),
-                      "CODC", file.find("CODC")->offset);
-  ByteSpan codes = file.section("CODE", /*verify=*/false);
-  uint64_t expected = checked_mul(rows, codec->code_size(), "CODE");
+    throw FormatError(file.path() + ": section " + codec_type + ": codec dimension " + std::to_string(codec->dim()) +
+                          " disagrees with META dimension " + std::to_string(dim),
+                      codec_type, file.find(codec_type)->offset);
+  ByteSpan codes = file.section(codes_type, /*verify=*/false);
+  uint64_t expected = checked_mul(rows, codec->code_size(), codes_type.c_str());
   if (codes.size != expected)
-    throw FormatError(file.path() + ": section CODE has " + std::to_string(codes.size) + " bytes, " + std::to_string(rows) +
-                          " rows of " + std::to_string(codec->code_size()) + " bytes need " + std::to_string(expected),
-                      "CODE", file.find("CODE")->offset);
+    throw FormatError(file.path() + ": section " + codes_type + " has " + std::to_string(codes.size) + " bytes, " +
+                          std::to_string(rows) + " rows of " + std::to_string(codec->code_size()) + " bytes need " +
+                          std::to_string(expected),
+                      codes_type, file.find(codes_type)->offset);
   auto store = std::make_shared<CodesStore>(std::move(codec), codes.data, rows, file.mapping());
   store->mapping_ = file.mapping();
   return store;
@@ -61,10 +64,10 @@ std::unique_ptr<RowScorer> CodesStore::scorer(const float* queries, size_t nq, M
   return std::make_unique<CodesScorer>(codec_->scorer(queries, nq, metric), codes_, code_size_);
 }
 
-void CodesStore::write(ContainerWriter& writer) const {
+void CodesStore::write(ContainerWriter& writer, const StoreSections& sections) const {
   auto params = codec_->serialize();
-  writer.add("CODC", params.data(), params.size());
-  writer.add("CODE", codes_, code_bytes(), kCodeAlign);
+  writer.add(sections.codec, params.data(), params.size());
+  writer.add(sections.codes, codes_, code_bytes(), kCodeAlign);
 }
 
 }  // namespace vecpack

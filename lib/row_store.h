@@ -6,6 +6,7 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <string_view>
 
 #include "container.h"
 #include "vecpack/codec.h"
@@ -20,6 +21,13 @@ class RowScorer {
   virtual void score(size_t begin, size_t count, float* out, size_t ld) const = 0;
 };
 
+// The section types that hold one set of rows: the table's own rows use CODC/CODE; other row
+// sets in the same file (a subword pool, rerank codes) use their own pair.
+struct StoreSections {
+  std::string_view codec = "CODC";
+  std::string_view codes = "CODE";
+};
+
 class RowStore {
  public:
   virtual ~RowStore() = default;
@@ -31,16 +39,17 @@ class RowStore {
   virtual std::unique_ptr<RowScorer> scorer(const float* queries, size_t nq, Metric metric) const = 0;
   virtual uint64_t code_bytes() const = 0;
   virtual uint64_t parameter_bytes() const = 0;
-  // Writes CODC and whatever sections the rows need.
-  virtual void write(ContainerWriter& writer) const = 0;
+  // Writes the codec, the codes and whatever other sections the rows need.
+  virtual void write(ContainerWriter& writer, const StoreSections& sections = {}) const = 0;
 };
 
 class CodesStore final : public RowStore {
  public:
   // codes: rows x codec.code_size() bytes, kept alive by owner.
   CodesStore(std::shared_ptr<const Codec> codec, const uint8_t* codes, size_t rows, std::shared_ptr<const void> owner);
-  // Reads CODC and CODE from a container; CODE is used in place.
-  static std::shared_ptr<CodesStore> open(const ContainerReader& file, size_t rows, size_t dim);
+  // Reads the codec and codes sections from a container; the codes are used in place.
+  static std::shared_ptr<CodesStore> open(const ContainerReader& file, size_t rows, size_t dim,
+                                          const StoreSections& sections = {});
 
   size_t rows() const override { return rows_; }
   size_t dim() const override { return codec_->dim(); }
@@ -49,7 +58,7 @@ class CodesStore final : public RowStore {
   std::unique_ptr<RowScorer> scorer(const float* queries, size_t nq, Metric metric) const override;
   uint64_t code_bytes() const override { return uint64_t(rows_) * code_size_; }
   uint64_t parameter_bytes() const override { return parameters_; }
-  void write(ContainerWriter& writer) const override;
+  void write(ContainerWriter& writer, const StoreSections& sections = {}) const override;
   const uint8_t* codes() const { return codes_; }
 
  private:

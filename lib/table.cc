@@ -11,6 +11,7 @@
 #include "container.h"
 #include "parallel.h"
 #include "search.h"
+#include "subwords.h"
 #include "table_impl.h"
 #include "vecpack/errors.h"
 
@@ -22,6 +23,8 @@ namespace vecpack {
 
 static constexpr uint64_t kMaxMetaBytes = 16u << 20;
 static constexpr uint64_t kMaxRows = uint64_t(1) << 40;
+static constexpr StoreSections kSubwordSections{"SUBC", "SUBW"};
+static constexpr const char* kSubwordHashName = "fasttext";
 
 size_t first_non_finite(const float* values, size_t count) {
   // A branch-free scan of the exponent bits (vectorizable) first; the position only when needed.
@@ -109,6 +112,8 @@ Table Table::open(const std::string& path) {
   uint64_t n = 0, d = 0;
   TableMeta meta;
   bool has_keys = false;
+  std::optional<SubwordScheme> scheme;
+  uint64_t subword_rows_count = 0;
   try {
     n = j.at("n").get<uint64_t>();
     d = j.at("d").get<uint64_t>();
@@ -120,15 +125,43 @@ Table Table::open(const std::string& path) {
     }
     meta.tool_version = j.value("tool", "");
     meta.created = j.value("created", "");
+    if (j.contains("subwords")) {
+      const auto& sw = j.at("subwords");
+      if (sw.at("scheme").get<std::string>() != kSubwordHashName)
+        meta_fail("unknown subword scheme '" + sw.at("scheme").get<std::string>() + "'");
+      scheme.emplace();
+      scheme->minn = sw.at("minn").get<uint32_t>();
+      scheme->maxn = sw.at("maxn").get<uint32_t>();
+      scheme->buckets = sw.at("buckets").get<uint64_t>();
+      scheme->is_pruned = sw.at("pruned").get<bool>();
+      subword_rows_count = sw.at("rows").get<uint64_t>();
+    }
   } catch (const std::exception& e) {
     meta_fail(std::string("missing or invalid field: ") + e.what());
   }
   if (n > kMaxRows) meta_fail("row count " + std::to_string(n) + " is implausible");
+  if (subword_rows_count > kMaxRows) meta_fail("subword row count " + std::to_string(subword_rows_count) + " is implausible");
   auto impl = std::make_shared<Impl>();
   impl->store = CodesStore::open(file, n, d);
   if (has_keys) {
     ByteSpan vocab = file.section("VOCB", /*verify=*/false);
     attach_vocabulary(*impl, file.mapping(), vocab.data, vocab.size, n, path + ": section VOCB");
+  }
+  if (scheme) {
+    if (scheme->is_pruned) {
+      ByteSpan map = file.section("SUBM", /*verify=*/true);
+      scheme->pruned = parse_pruned_buckets(map.data, map.size, path + ": section SUBM", file.find("SUBM")->offset);
+    }
+    auto pool_impl = std::make_shared<Impl>();
+    pool_impl->store = CodesStore::open(file, subword_rows_count, d, kSubwordSections);
+    try {
+      check_subword_scheme(*scheme, subword_rows_count);
+    } catch (const Error& e) {
+      meta_fail(e.what());
+    }
+    TableMeta pool_meta;
+    pool_meta.metric = meta.metric;
+    impl->subwords = std::make_shared<SubwordPool>(SubwordPool{std::move(*scheme), Table(std::move(pool_impl), pool_meta)});
   }
   impl->sections = file.sections();
   impl->file_bytes = file.file_size();
@@ -176,6 +209,12 @@ TableInfo Table::info() const {
   info.key_bytes = impl_->vocab_size;
   info.file_bytes = impl_->file_bytes;
   info.sections = impl_->sections;
+  if (const auto& sw = impl_->subwords) {
+    const RowStore& pool = *sw->pool.impl_->store;
+    info.subword_rows = pool.rows();
+    info.subword_spec = pool.codec().spec();
+    info.subword_bytes = pool.code_bytes() + pool.parameter_bytes() + (sw->scheme.is_pruned ? 8 + 8 * sw->scheme.pruned.size() : 0);
+  }
   return info;
 }
 
@@ -194,9 +233,49 @@ std::string_view Table::key(size_t row) const {
 }
 
 std::vector<float> Table::get(std::string_view key) const {
-  auto row_index = find(key);
-  if (!row_index) throw NotFoundError("key '" + std::string(key) + "' is not in the table");
-  return row(*row_index);
+  if (auto row_index = find(key)) return row(*row_index);
+  if (!has_subwords()) throw NotFoundError("key '" + std::string(key) + "' is not in the table");
+  // As fastText: the mean of the n-gram rows, repeats counted; zeros when there are none.
+  const SubwordPool& sw = *impl_->subwords;
+  const size_t d = dim();
+  std::vector<float> sum(d, 0.0f), ngram(d);
+  // fastText gives its end-of-sentence token no n-grams.
+  std::vector<uint64_t> rows = key == "</s>" ? std::vector<uint64_t>{} : subword_rows(sw.scheme, key);
+  for (uint64_t r : rows) {
+    sw.pool.reconstruct(r, 1, ngram.data());
+    for (size_t i = 0; i < d; ++i) sum[i] += ngram[i];
+  }
+  if (!rows.empty()) {
+    const float scale = 1.0f / static_cast<float>(rows.size());
+    for (float& v : sum) v *= scale;
+  }
+  return sum;
+}
+
+bool Table::has_subwords() const { return impl_ && impl_->subwords; }
+
+const SubwordScheme& Table::subword_scheme() const {
+  if (!has_subwords()) throw Error("the table has no subwords");
+  return impl_->subwords->scheme;
+}
+
+Table Table::subword_pool() const {
+  if (!has_subwords()) throw Error("the table has no subwords");
+  return impl_->subwords->pool;
+}
+
+Table Table::with_subwords(SubwordScheme scheme, Table pool) const {
+  const auto& impl = require(impl_);
+  if (pool.dim() != dim())
+    throw Error("subwords: the pool has dimension " + std::to_string(pool.dim()) + ", the table " + std::to_string(dim()));
+  check_subword_scheme(scheme, pool.size());
+  auto pool_impl = std::make_shared<Impl>();
+  pool_impl->store = require(pool.impl_).store;  // keys of the pool are not kept
+  auto out = std::make_shared<Impl>(impl);
+  out->subwords = std::make_shared<SubwordPool>(SubwordPool{std::move(scheme), Table(std::move(pool_impl), pool.meta_)});
+  out->sections.clear();
+  out->file_bytes = 0;
+  return Table(std::move(out), meta_);
 }
 
 std::vector<float> Table::row(size_t index) const {
@@ -207,6 +286,11 @@ std::vector<float> Table::row(size_t index) const {
 
 void Table::reconstruct(size_t begin, size_t count, float* out) const {
   require(impl_).store->reconstruct(begin, count, out);
+}
+
+const uint8_t* Table::codes() const {
+  const auto* store = impl_ ? dynamic_cast<const CodesStore*>(impl_->store.get()) : nullptr;
+  return store ? store->codes() : nullptr;
 }
 
 SearchResult Table::search(const float* queries, size_t nq, const SearchOptions& options, std::optional<Metric> metric) const {
@@ -287,6 +371,13 @@ Table Table::compress(std::string_view spec, const CompressOptions& options) con
   out->vocab_bytes = impl.vocab_bytes;
   out->vocab_size = impl.vocab_size;
   out->vocab = impl.vocab;
+  if (impl.subwords) {
+    CompressOptions pool_options = options;
+    pool_options.report = nullptr;
+    std::string_view pool_spec = options.subword_spec.empty() ? spec : std::string_view(options.subword_spec);
+    out->subwords = std::make_shared<SubwordPool>(
+        SubwordPool{impl.subwords->scheme, impl.subwords->pool.compress(pool_spec, pool_options)});
+  }
   TableMeta meta = meta_;
   meta.tool_version.clear();
   meta.created.clear();
@@ -305,6 +396,16 @@ void Table::save(const std::string& path) const {
   j["keys"] = has_keys();
   if (!meta_.source_format.empty() || !meta_.source_path.empty())
     j["source"] = {{"format", meta_.source_format}, {"path", meta_.source_path}};
+  if (impl.subwords) {
+    const SubwordScheme& scheme = impl.subwords->scheme;
+    j["subwords"] = {{"scheme", kSubwordHashName},
+                     {"minn", scheme.minn},
+                     {"maxn", scheme.maxn},
+                     {"buckets", scheme.buckets},
+                     {"pruned", scheme.is_pruned},
+                     {"rows", impl.subwords->pool.size()},
+                     {"spec", impl.subwords->pool.spec()}};
+  }
   j["tool"] = std::string("vecpack ") + VECPACK_VERSION;
   j["created"] = now_iso8601();
   std::string meta_text = j.dump(1);
@@ -313,6 +414,13 @@ void Table::save(const std::string& path) const {
   writer.add("META", meta_text.data(), meta_text.size());
   impl.store->write(writer);
   if (has_keys()) writer.add("VOCB", impl.vocab_bytes, impl.vocab_size);
+  if (impl.subwords) {
+    impl.subwords->pool.impl_->store->write(writer, kSubwordSections);
+    if (impl.subwords->scheme.is_pruned) {
+      std::vector<uint8_t> map = serialize_pruned_buckets(impl.subwords->scheme);
+      writer.add("SUBM", map.data(), map.size());
+    }
+  }
   writer.commit();
 }
 

@@ -10,7 +10,7 @@ namespace vecpack::cli {
 void add_compress(CLI::App& app, Globals& globals) {
   struct Options {
     InputOptions input;
-    std::string output, codec = "int8";
+    std::string output, codec = "int8", subword_codec;
     size_t train_size = 100000;
     unsigned threads = 0;
     uint64_t seed = 1234;
@@ -21,12 +21,15 @@ void add_compress(CLI::App& app, Globals& globals) {
   cmd->add_option("-o,--output", o->output, "Output .vecpack file")->required();
   cmd->add_option("-c,--codec", o->codec, "Codec spec, e.g. int8, f16, 'opq:m=25/pq:m=25' ('vecpack codecs' lists them)")
       ->capture_default_str();
+  cmd->add_option("--subword-codec", o->subword_codec,
+                  "Codec spec of the n-gram pool of a table with subwords (default: the table's codec)");
   cmd->add_option("--train-size", o->train_size, "Rows sampled for training (0: all)")->capture_default_str();
   cmd->add_option("--threads", o->threads, "Threads (0: one per core)");
   cmd->add_option("--seed", o->seed, "Seed of the training sample and of training")->capture_default_str();
   cmd->callback([o, &globals] {
     // Validate the spec before reading a large input.
     Codec check(o->codec);
+    if (!o->subword_codec.empty()) Codec check_subwords(o->subword_codec);
     auto progress = make_progress(globals);
     Table input = read_input(o->input, progress.get());
     CompressOptions options;
@@ -35,6 +38,7 @@ void add_compress(CLI::App& app, Globals& globals) {
     options.seed = o->seed;
     options.allow_nan = o->input.allow_nan;
     options.progress = progress.get();
+    options.subword_spec = o->subword_codec;
     auto start = std::chrono::steady_clock::now();
     Table out = input.compress(o->codec, options);
     double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

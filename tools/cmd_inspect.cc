@@ -3,35 +3,9 @@
 #include <iostream>
 
 #include "cli_common.h"
+#include "inspect_json.h"
 
 namespace vecpack::cli {
-
-static nlohmann::json info_json(const Table& t) {
-  TableInfo info = t.info();
-  nlohmann::json j;
-  j["rows"] = info.rows;
-  j["dim"] = info.dim;
-  j["metric"] = metric_name(t.metric());
-  j["codec"] = info.spec;
-  j["code_size"] = info.rows ? info.code_bytes / info.rows : 0;
-  j["keys"] = info.has_keys;
-  j["bytes"] = {{"file", info.file_bytes}, {"codes", info.code_bytes}, {"codec_parameters", info.parameter_bytes},
-                {"keys", info.key_bytes}};
-  j["bytes_per_vector"] = info.rows ? double(info.code_bytes + info.parameter_bytes) / double(info.rows) : 0.0;
-  j["compression_ratio"] =
-      info.code_bytes ? double(info.rows) * info.dim * 4 / double(info.code_bytes + info.parameter_bytes) : 0.0;
-  j["source"] = {{"format", t.meta().source_format}, {"path", t.meta().source_path}};
-  j["tool_version"] = t.meta().tool_version;
-  j["created"] = t.meta().created;
-  nlohmann::json sections = nlohmann::json::array();
-  for (const auto& s : info.sections) {
-    char checksum[17];
-    std::snprintf(checksum, sizeof(checksum), "%016llx", static_cast<unsigned long long>(s.checksum));
-    sections.push_back({{"type", s.type}, {"offset", s.offset}, {"length", s.length}, {"xxh64", checksum}});
-  }
-  j["sections"] = sections;
-  return j;
-}
 
 void add_inspect(CLI::App& app, Globals&) {
   struct Options {
@@ -44,7 +18,7 @@ void add_inspect(CLI::App& app, Globals&) {
   cmd->add_flag("--json", o->json, "One JSON object on stdout");
   cmd->callback([o] {
     Table t = Table::open(o->file);
-    nlohmann::json j = info_json(t);
+    nlohmann::json j = inspect_json(t);
     if (o->json) return print_json(j);
     std::printf("%s\n", o->file.c_str());
     std::printf("  rows        %zu\n  dim         %zu\n  metric      %s\n  codec       %s (%llu bytes per row)\n", t.size(),
@@ -53,6 +27,14 @@ void add_inspect(CLI::App& app, Globals&) {
     std::printf("  file        %s, %.2f bytes per vector, %.1fx smaller than f32\n",
                 human_bytes(j["bytes"]["file"].get<uint64_t>()).c_str(), j["bytes_per_vector"].get<double>(),
                 j["compression_ratio"].get<double>());
+    if (t.has_subwords()) {
+      const auto& sw = j["subwords"];
+      std::printf("  subwords    %llu n-gram rows (%u..%u characters, %llu buckets%s), %s, %s\n",
+                  static_cast<unsigned long long>(sw["rows"].get<uint64_t>()), sw["minn"].get<unsigned>(),
+                  sw["maxn"].get<unsigned>(), static_cast<unsigned long long>(sw["buckets"].get<uint64_t>()),
+                  sw["pruned"].get<bool>() ? ", pruned" : "", sw["codec"].get<std::string>().c_str(),
+                  human_bytes(sw["bytes"].get<uint64_t>()).c_str());
+    }
     if (!t.meta().source_format.empty())
       std::printf("  source      %s (%s)\n", t.meta().source_path.c_str(), t.meta().source_format.c_str());
     std::printf("  written by  %s, %s\n", t.meta().tool_version.c_str(), t.meta().created.c_str());

@@ -9,6 +9,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "vecpack/codec.h"
@@ -37,6 +38,9 @@ struct TableInfo {
   uint64_t code_bytes = 0;       // per-row codes of all rows
   uint64_t parameter_bytes = 0;  // trained codec parameters
   uint64_t key_bytes = 0;        // vocabulary with its index
+  uint64_t subword_bytes = 0;    // n-gram pool codes and parameters (0 without subwords)
+  size_t subword_rows = 0;
+  std::string subword_spec;
   uint64_t file_bytes = 0;       // 0 for an in-memory table
   std::vector<SectionInfo> sections;  // empty for an in-memory table
 };
@@ -48,6 +52,22 @@ struct CompressReport {
   size_t train_rows = 0;
 };
 
+// Out-of-vocabulary vectors from character n-grams, computed as fastText computes them: the
+// word wrapped in '<' and '>', its n-grams of minn..maxn UTF-8 characters (single-character
+// n-grams at either end excluded), each hashed with 32-bit FNV-1a over bytes sign-extended to
+// 32 bits, modulo `buckets`. A pruned pool (fastText .ftz) keeps only some buckets: `pruned`
+// maps bucket -> pool row, sorted by bucket, and n-grams of other buckets are dropped.
+// An unpruned pool has `buckets` rows, one per bucket.
+struct SubwordScheme {
+  uint32_t minn = 3, maxn = 6;
+  uint64_t buckets = 2000000;
+  bool is_pruned = false;
+  std::vector<std::pair<uint32_t, uint32_t>> pruned;
+};
+
+// Pool rows of the n-grams of `word`, in fastText's order, repeats kept (they weigh twice).
+std::vector<uint64_t> subword_rows(const SubwordScheme& scheme, std::string_view word);
+
 struct CompressOptions {
   size_t train_size = 100000;  // rows sampled (seeded) for training; 0: all rows
   unsigned threads = 0;        // 0: one per core
@@ -55,6 +75,7 @@ struct CompressOptions {
   bool allow_nan = false;      // otherwise a NaN/Inf row is an Error naming the row
   Progress* progress = nullptr;
   CompressReport* report = nullptr;  // filled in when not null
+  std::string subword_spec;          // codec of the subword pool, if any; empty: the table's spec
 };
 
 struct VerifyReport {
@@ -97,9 +118,24 @@ class Table {
   bool has_keys() const;
   std::optional<size_t> find(std::string_view key) const;  // O(1) pages touched
   std::string_view key(size_t row) const;                   // throws NotFoundError if no keys
-  std::vector<float> get(std::string_view key) const;        // throws NotFoundError
+  // The row of `key`; for a key not in the table, the mean of its n-gram rows when the table
+  // has subwords (zeros when no n-gram of it is in a pruned pool, as fastText answers).
+  // Throws NotFoundError otherwise.
+  std::vector<float> get(std::string_view key) const;
   std::vector<float> row(size_t index) const;
   void reconstruct(size_t begin, size_t count, float* out) const;  // decoded rows, count x dim
+  // The stored per-row codes, size() x codec().code_size() bytes row after row (for f32, the
+  // rows themselves), valid as long as any copy of this table lives; nullptr when the rows are
+  // not stored as per-row codes. In a mapped table they point into the mapping.
+  const uint8_t* codes() const;
+
+  // Subwords (see SubwordScheme): tables converted from fastText .bin/.ftz carry them.
+  bool has_subwords() const;
+  const SubwordScheme& subword_scheme() const;  // throws Error when the table has none
+  Table subword_pool() const;                   // unkeyed, dim() columns; throws when none
+  // This table with an n-gram pool attached (pool: unkeyed, dim() columns, rows matching the
+  // scheme). The pool is saved in the same file and compressed along with the table.
+  Table with_subwords(SubwordScheme scheme, Table pool) const;
 
   // Exact top-k over the stored codes with the codec's fastest scorer. metric: the table's
   // unless given. queries: nq x dim, row-major.

@@ -1,0 +1,27 @@
+// Character n-gram subwords (SubwordScheme in vecpack/table.h): hashing, the pruned bucket map
+// and its SUBM section.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "vecpack/table.h"
+
+namespace vecpack {
+
+inline constexpr uint32_t kMaxSubwordLength = 64;  // minn and maxn, in characters
+
+// 32-bit FNV-1a over bytes sign-extended to 32 bits, as fastText hashes n-grams.
+uint32_t fasttext_hash(std::string_view bytes) noexcept;
+
+// Throws Error when the scheme cannot describe a pool of pool_rows rows.
+void check_subword_scheme(const SubwordScheme& scheme, size_t pool_rows);
+
+// SUBM: u64 count, then count x (u32 bucket, u32 row), sorted by bucket.
+std::vector<uint8_t> serialize_pruned_buckets(const SubwordScheme& scheme);
+std::vector<std::pair<uint32_t, uint32_t>> parse_pruned_buckets(const uint8_t* data, uint64_t size,
+                                                                const std::string& where, uint64_t offset);
+
+}  // namespace vecpack

@@ -1,0 +1,47 @@
+// What `vecpack inspect --json` prints about a table, shared by the CLI and the Python
+// module's Table.info() so that both always report the same fields.
+#pragma once
+
+#include <cstdio>
+#include <nlohmann/json.hpp>
+
+#include "vecpack/table.h"
+
+namespace vecpack {
+
+inline nlohmann::json inspect_json(const Table& t) {
+  TableInfo info = t.info();
+  nlohmann::json j;
+  j["rows"] = info.rows;
+  j["dim"] = info.dim;
+  j["metric"] = metric_name(t.metric());
+  j["codec"] = info.spec;
+  j["code_size"] = info.rows ? info.code_bytes / info.rows : 0;
+  j["keys"] = info.has_keys;
+  j["bytes"] = {{"file", info.file_bytes}, {"codes", info.code_bytes}, {"codec_parameters", info.parameter_bytes},
+                {"keys", info.key_bytes}};
+  j["bytes_per_vector"] = info.rows ? double(info.code_bytes + info.parameter_bytes) / double(info.rows) : 0.0;
+  j["compression_ratio"] =
+      info.code_bytes ? double(info.rows) * info.dim * 4 / double(info.code_bytes + info.parameter_bytes) : 0.0;
+  if (t.has_subwords()) {
+    const SubwordScheme& scheme = t.subword_scheme();
+    j["subwords"] = {{"minn", scheme.minn},        {"maxn", scheme.maxn},
+                     {"buckets", scheme.buckets},  {"pruned", scheme.is_pruned},
+                     {"rows", info.subword_rows},  {"codec", info.subword_spec},
+                     {"bytes", info.subword_bytes}};
+    j["bytes"]["subwords"] = info.subword_bytes;
+  }
+  j["source"] = {{"format", t.meta().source_format}, {"path", t.meta().source_path}};
+  j["tool_version"] = t.meta().tool_version;
+  j["created"] = t.meta().created;
+  nlohmann::json sections = nlohmann::json::array();
+  for (const auto& s : info.sections) {
+    char checksum[17];
+    std::snprintf(checksum, sizeof(checksum), "%016llx", static_cast<unsigned long long>(s.checksum));
+    sections.push_back({{"type", s.type}, {"offset", s.offset}, {"length", s.length}, {"xxh64", checksum}});
+  }
+  j["sections"] = sections;
+  return j;
+}
+
+}  // namespace vecpack
