@@ -45,6 +45,7 @@ Table read_glove(const std::string& path, const ReadOptions& options) {
   TableBuilder builder;
   size_t dim = 0;
   std::vector<float> values;
+  std::string key_scratch;
   std::vector<const char*> starts;
 
   uint64_t rows = 0;
@@ -100,11 +101,12 @@ Table read_glove(const std::string& path, const ReadOptions& options) {
       if (key.empty()) throw ParseError(path, number, 1, "the line starts with a blank; expected a word first");
     }
 
-    io::check_key_utf8(path, number, key);
+    const size_t raw_key_size = key.size();
+    key = io::utf8_key(path, number, key, options.unicode_errors, key_scratch);
     if (!options.allow_nan) {
       size_t index = first_non_finite(values.data(), dim);
       if (index < dim) {
-        const char* at = io::nth_field(begin + key.size(), end, index);
+        const char* at = io::nth_field(begin + raw_key_size, end, index);
         throw ParseError(path, number, column(at), io::non_finite_message(values[index], index, rows + 1, key));
       }
     }

@@ -80,7 +80,7 @@ uint64_t count_remaining_rows(io::InputFile& in) {
   return rows;
 }
 
-Table read_text(const std::string& path, const ReadOptions& options) {
+Table read_text_as(const std::string& path, const ReadOptions& options, const char* format_name) {
   io::InputFile in(path);
   io::ProgressScope progress(options.progress, "reading " + path, in.file_size());
   const Header header = read_header(in);
@@ -88,6 +88,7 @@ Table read_text(const std::string& path, const ReadOptions& options) {
   TableBuilder builder(dim);
   builder.reserve(reserve_hint(header, options, in, 2 * dim));
   std::vector<float> values(dim);
+  std::string key_scratch;
 
   uint64_t rows = 0;
   std::string_view line;
@@ -97,14 +98,15 @@ Table read_text(const std::string& path, const ReadOptions& options) {
     while (end != begin && io::is_blank(end[-1])) --end;  // the C tool ends lines with "v ";
     if (end == begin) continue;                             // blank lines hold no row
     const uint64_t number = in.line_number();
-    if (rows == header.rows) {
-      throw ParseError(path, number, 0, count_mismatch(header.rows, rows + 1 + count_remaining_rows(in)));
+    if (rows == header.rows && !options.lenient) {
+      throw ParseError(path, number, 0,
+                       count_mismatch(header.rows, rows + 1 + count_remaining_rows(in)) + " (accept with --lenient)");
     }
     const char* key_end = begin;
     while (key_end != end && !io::is_blank(*key_end)) ++key_end;
     std::string_view key(begin, static_cast<size_t>(key_end - begin));
     if (key.empty()) throw ParseError(path, number, 1, "the line starts with a blank; expected a word first");
-    io::check_key_utf8(path, number, key);
+    key = io::utf8_key(path, number, key, options.unicode_errors, key_scratch);
 
     const char* bad = nullptr;
     size_t found = io::parse_floats(key_end, end, values.data(), dim, bad);
@@ -125,12 +127,16 @@ Table read_text(const std::string& path, const ReadOptions& options) {
     builder.add(key, values.data(), dim);
     if (++rows % kProgressRows == 0) progress.advance(in.disk_position());
   }
-  if (rows < header.rows && !(options.limit && rows == options.limit)) {
-    throw ParseError(path, in.line_number(), 0, count_mismatch(header.rows, rows));
+  if (rows != header.rows && !(options.limit && rows == options.limit)) {
+    if (!options.lenient)
+      throw ParseError(path, in.line_number(), 0, count_mismatch(header.rows, rows) + " (accept with --lenient)");
+    io::warn_count_mismatch(path, header.rows, rows);
   }
   progress.advance(in.disk_position());
-  return finish(builder, "word2vec", path);
+  return finish(builder, format_name, path);
 }
+
+Table read_text(const std::string& path, const ReadOptions& options) { return read_text_as(path, options, "word2vec"); }
 
 // "count dim\n", the first line of both word2vec variants.
 void write_count_header(io::OutputFile& out, size_t rows, size_t dim) {
@@ -169,7 +175,7 @@ Table read_binary(const std::string& path, const ReadOptions& options) {
   TableBuilder builder(dim);
   builder.reserve(reserve_hint(header, options, in, row_bytes + 2));
   std::vector<float> values(dim);
-  std::string key;
+  std::string key, key_scratch;
 
   uint64_t rows = 0;
   for (;;) {
@@ -183,8 +189,10 @@ Table read_binary(const std::string& path, const ReadOptions& options) {
     if (next < 0) break;
     const uint64_t word_offset = in.position();
     const std::string at = " (byte offset " + std::to_string(word_offset) + ")";
-    if (rows == header.rows) {
-      throw ParseError(path, 0, 0, "header says " + std::to_string(header.rows) + " rows, file has more data" + at);
+    if (rows == header.rows && !options.lenient) {
+      throw ParseError(path, 0, 0,
+                       "header says " + std::to_string(header.rows) + " rows, file has more data" + at +
+                           " (accept with --lenient)");
     }
     std::string_view word;
     bool terminated = false;
@@ -200,8 +208,7 @@ Table read_binary(const std::string& path, const ReadOptions& options) {
                            " but no vector" + at);
     }
     if (word.empty()) throw ParseError(path, 0, 0, "row " + std::to_string(rows + 1) + " has an empty word" + at);
-    io::check_key_utf8(path, 0, word, at);
-    key.assign(word);  // the view dies with the next read
+    key.assign(io::utf8_key(path, 0, word, options.unicode_errors, key_scratch, at));  // the view dies with the next read
 
     const uint64_t vector_offset = in.position();
     size_t got = in.read(values.data(), row_bytes);
@@ -223,8 +230,10 @@ Table read_binary(const std::string& path, const ReadOptions& options) {
     builder.add(key, values.data(), dim);
     if (++rows % kProgressRows == 0) progress.advance(in.disk_position());
   }
-  if (rows < header.rows && !(options.limit && rows == options.limit)) {
-    throw ParseError(path, 0, 0, "truncated: " + count_mismatch(header.rows, rows));
+  if (rows != header.rows && !(options.limit && rows == options.limit)) {
+    if (!options.lenient)
+      throw ParseError(path, 0, 0, "truncated: " + count_mismatch(header.rows, rows) + " (accept with --lenient)");
+    io::warn_count_mismatch(path, header.rows, rows);
   }
   progress.advance(in.disk_position());
   return finish(builder, "word2vec-bin", path);
@@ -295,6 +304,10 @@ bool sniff_binary(const uint8_t* head, size_t size) {
 }
 
 }  // namespace
+
+Table read_word2vec_text(const std::string& path, const ReadOptions& options, const char* format_name) {
+  return read_text_as(path, options, format_name);
+}
 
 const FormatDescriptor kWord2vecText = {
     .name = "word2vec",

@@ -436,6 +436,33 @@ void check_key_utf8(const std::string& path, uint64_t line, std::string_view key
                        std::string(where));
 }
 
+std::string_view utf8_key(const std::string& path, uint64_t line, std::string_view key, UnicodeErrors mode,
+                          std::string& scratch, std::string_view where) {
+  size_t bad = invalid_utf8_offset(key);
+  if (bad == std::string_view::npos) return key;
+  if (mode == UnicodeErrors::strict) check_key_utf8(path, line, key, where);
+  scratch.assign(key.substr(0, bad));
+  std::string_view rest = key.substr(bad);
+  while (!rest.empty()) {
+    // Drop one invalid byte (or the invalid sequence's lead) and copy what is valid after it.
+    if (mode == UnicodeErrors::replace) scratch += "\xEF\xBF\xBD";
+    rest.remove_prefix(1);
+    while (!rest.empty() && (static_cast<unsigned char>(rest[0]) & 0xC0) == 0x80) rest.remove_prefix(1);
+    size_t next_bad = invalid_utf8_offset(rest);
+    size_t valid = next_bad == std::string_view::npos ? rest.size() : next_bad;
+    scratch.append(rest.substr(0, valid));
+    rest.remove_prefix(valid);
+  }
+  if (scratch.empty())
+    throw ParseError(path, line, 0, "the word " + quoted(key) + " has no valid UTF-8 left to keep" + std::string(where));
+  return scratch;
+}
+
+void warn_count_mismatch(const std::string& path, uint64_t header_rows, uint64_t found) {
+  std::fprintf(stderr, "warning: header says %llu rows, file has %llu (read them all) in %s\n",
+               static_cast<unsigned long long>(header_rows), static_cast<unsigned long long>(found), path.c_str());
+}
+
 std::string non_finite_message(float value, size_t index, uint64_t row, std::string_view key) {
   return std::string(std::isnan(value) ? "NaN" : "infinity") + " in value " + std::to_string(index + 1) + " of row " +
          std::to_string(row) + " (word " + quoted(key) + "); non-finite values are rejected unless allow_nan is set";
@@ -498,15 +525,32 @@ void warn_duplicates(const std::string& path, size_t count) {
 }
 
 std::string quoted(std::string_view text, size_t max_chars) {
+  // Messages are UTF-8: control bytes and bytes that are not valid UTF-8 are shown as \xHH.
   std::string out = "'";
-  for (size_t i = 0; i < text.size() && i < max_chars; ++i) {
+  size_t i = 0;
+  auto escape = [&](unsigned char c) {
+    char escaped[8];
+    std::snprintf(escaped, sizeof escaped, "\\x%02X", c);
+    out += escaped;
+  };
+  while (i < text.size() && i < max_chars) {
     unsigned char c = static_cast<unsigned char>(text[i]);
     if (c < 0x20 || c == 0x7F) {
-      char escaped[8];
-      std::snprintf(escaped, sizeof escaped, "\\x%02X", c);
-      out += escaped;
-    } else {
+      escape(c);
+      ++i;
+    } else if (c < 0x80) {
       out += static_cast<char>(c);
+      ++i;
+    } else {
+      size_t length = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : 2;
+      std::string_view sequence = text.substr(i, length);
+      if (sequence.size() == length && invalid_utf8_offset(sequence) == std::string_view::npos) {
+        out += sequence;
+        i += length;
+      } else {
+        escape(c);
+        ++i;
+      }
     }
   }
   if (text.size() > max_chars) out += "...";

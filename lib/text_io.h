@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "atomic_file.h"
+#include "vecpack/formats.h"
 #include "vecpack/table.h"
 #include "vecpack/types.h"
 
@@ -156,6 +157,13 @@ size_t invalid_utf8_offset(std::string_view text) noexcept;
                                      const char* field, const char* line_end, size_t index, size_t dim);
 // Throws ParseError when `key` is not valid UTF-8; `where` ends the message (e.g. an offset).
 void check_key_utf8(const std::string& path, uint64_t line, std::string_view key, std::string_view where = {});
+// The key as the reader should store it under `mode`: `key` itself when valid UTF-8; else a
+// ParseError (strict) or a repaired copy in `scratch` (invalid sequences replaced by U+FFFD, or
+// dropped). A key that repairs to nothing is a ParseError too.
+std::string_view utf8_key(const std::string& path, uint64_t line, std::string_view key, UnicodeErrors mode,
+                          std::string& scratch, std::string_view where = {});
+// The one warning line for a row count that disagrees with the header under `lenient`.
+void warn_count_mismatch(const std::string& path, uint64_t header_rows, uint64_t found);
 // "NaN in value 3 of row 7 (word 'cat'); ..." for a value rejected without allow_nan.
 std::string non_finite_message(float value, size_t index, uint64_t row, std::string_view key);
 

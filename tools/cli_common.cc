@@ -63,12 +63,20 @@ void add_input_options(CLI::App* cmd, InputOptions& input, const std::string& de
   cmd->add_option("--metric", input.metric, "Metric stored with the table: ip, cos or l2 (default: the input's, else cos)");
   cmd->add_option("--limit", input.limit, "Read at most N rows");
   cmd->add_flag("--allow-nan", input.allow_nan, "Accept NaN and infinite values");
+  cmd->add_flag("--lenient", input.lenient, "Accept a row count that disagrees with the file's header (warn)");
+  cmd->add_option("--unicode-errors", input.unicode_errors,
+                  "Keys that are not valid UTF-8: strict (error with the line), replace (U+FFFD) or ignore (drop bytes)")
+      ->check(CLI::IsMember({"strict", "replace", "ignore"}));
 }
 
 Table read_input(const InputOptions& input, Progress* progress) {
   ReadOptions read;
   read.limit = input.limit;
   read.allow_nan = input.allow_nan;
+  read.lenient = input.lenient;
+  read.unicode_errors = input.unicode_errors == "replace"  ? UnicodeErrors::replace
+                        : input.unicode_errors == "ignore" ? UnicodeErrors::ignore
+                                                           : UnicodeErrors::strict;
   read.progress = progress;
   Table t = load_table(input.path, input.format, read);
   if (!input.metric.empty()) t.set_metric(parse_metric(input.metric));

@@ -38,6 +38,8 @@ struct InputOptions {
   std::string path, format, metric;
   size_t limit = 0;
   bool allow_nan = false;
+  bool lenient = false;
+  std::string unicode_errors = "strict";
 };
 void add_input_options(CLI::App* cmd, InputOptions& input, const std::string& description);
 Table read_input(const InputOptions& input, Progress* progress);
@@ -55,6 +57,7 @@ void add_get(CLI::App& app, Globals& globals);
 void add_search(CLI::App& app, Globals& globals);
 void add_verify(CLI::App& app, Globals& globals);
 void add_codecs(CLI::App& app, Globals& globals);
+void add_formats(CLI::App& app, Globals& globals);
 void add_eval(CLI::App& app, Globals& globals);
 void add_bench(CLI::App& app, Globals& globals);
 void add_tune(CLI::App& app, Globals& globals);

@@ -11,9 +11,18 @@
 
 namespace vecpack {
 
+// What a reader does with a key that is not valid UTF-8.
+enum class UnicodeErrors {
+  strict,   // a ParseError naming the line (or byte offset)
+  replace,  // each invalid sequence becomes U+FFFD
+  ignore,   // invalid bytes are dropped
+};
+
 struct ReadOptions {
   size_t limit = 0;          // read at most this many rows; 0: all
   bool allow_nan = false;    // otherwise NaN/Inf is a ParseError naming the line
+  bool lenient = false;      // a row count that disagrees with the header is a warning, not an error
+  UnicodeErrors unicode_errors = UnicodeErrors::strict;
   Progress* progress = nullptr;
 };
 
