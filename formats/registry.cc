@@ -6,8 +6,11 @@
 #include <cstring>
 #include <string>
 
+#include "formats/fasttext.h"
 #include "formats/glove.h"
 #include "formats/hdf5.h"
+#include "formats/npy.h"
+#include "formats/texmex.h"
 #include "formats/word2vec.h"
 #include "text_io.h"
 #include "vecpack/errors.h"
@@ -99,7 +102,10 @@ const FormatDescriptor& named(std::string_view name) {
 
 const std::vector<const FormatDescriptor*>& format_list() {
   static const std::vector<const FormatDescriptor*> formats = {
-      &kWord2vecText, &kWord2vecBinary, &kGlove, &kHdf5, &kVecpack,
+      // fastText models are recognised by content before word2vec binary, which shares .bin.
+      &kFasttextBin,
+      &kWord2vecText, &kWord2vecBinary, &kGlove, &kHdf5, &kNpy, &kFvecs, &kBvecs, &kIvecs, &kVecpack,
+      &kFasttextVec,
   };
   return formats;
 }
@@ -115,6 +121,10 @@ const FormatDescriptor* find_format(std::string_view name) {
 const FormatDescriptor& detect_format(const std::string& path, std::string_view name) {
   if (!name.empty()) return named(name);
   const std::string file = container_of(path);
+  // Formats that cannot be recognised by content (raw binary records) go by extension alone:
+  // their bytes could happen to look like text.
+  const FormatDescriptor* by_name = by_extension(file);
+  if (by_name && !by_name->sniff) return *by_name;
   if (is_regular_file(file)) {
     io::InputFile in(file, kSniffBytes);  // decompresses gzip, skips a byte order mark
     std::string_view head = in.peek(kSniffBytes);
@@ -123,7 +133,7 @@ const FormatDescriptor& detect_format(const std::string& path, std::string_view 
       if (format->sniff && format->sniff(bytes, head.size())) return *format;
     }
   }
-  if (const FormatDescriptor* format = by_extension(file)) return *format;
+  if (by_name) return *by_name;
   throw Error("cannot tell the format of " + path + " from its content or extension; known formats: " +
               known_names() + " (name one explicitly)");
 }

@@ -11,7 +11,7 @@ void add_convert(CLI::App& app, Globals& globals) {
     std::string output, to;
   };
   auto o = std::make_shared<Options>();
-  auto* cmd = app.add_subcommand("convert", "Convert a table between formats (word2vec, glove, hdf5, vecpack)");
+  auto* cmd = app.add_subcommand("convert", "Convert a table between formats (vecpack formats lists them)");
   add_input_options(cmd, o->input, "Input file");
   cmd->add_option("output", o->output, "Output file")->required();
   cmd->add_option("--to", o->to, "Output format (default: from extension)");

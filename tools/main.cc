@@ -29,6 +29,7 @@ int main(int argc, char** argv) {
   add_search(app, globals);
   add_verify(app, globals);
   add_codecs(app, globals);
+  add_formats(app, globals);
   add_eval(app, globals);
   add_bench(app, globals);
   add_tune(app, globals);

@@ -106,6 +106,62 @@ def test_sample_data_converts(vp, tmp_path):
     assert "queen" in [n["key"] for n in res[0]["neighbors"]]
 
 
+def test_sample_data_converts_to_npy_and_fvecs(vp, tmp_path):
+    import gzip
+    import io
+
+    sample = DATA / "glove.6B.100d.15k.txt.gz"
+    rows = []
+    with gzip.open(sample, "rt", encoding="utf-8") as f:
+        for line in f:
+            rows.append(np.array(line.split()[1:], dtype=np.float32))
+            if len(rows) == 200:
+                break
+    expected = np.stack(rows)
+
+    npy = tmp_path / "sample.npy"
+    vp("-q", "convert", sample, npy, "--limit", "200")
+    got = np.load(npy)
+    assert got.dtype == np.float32 and got.shape == (200, 100)
+    assert np.array_equal(got, expected)  # bit exact
+    saved = io.BytesIO()
+    np.save(saved, expected)
+    assert npy.read_bytes() == saved.getvalue()  # the very bytes np.save writes
+
+    fvecs = tmp_path / "sample.fvecs"
+    vp("-q", "convert", sample, fvecs, "--limit", "200")
+    records = np.fromfile(fvecs, dtype="<i4").reshape(200, 101)  # per record: d, then d float32
+    assert np.all(records[:, 0] == 100)
+    assert np.array_equal(records[:, 1:].copy().view("<f4"), expected)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_npy_written_by_numpy_converts(vp, tmp_path, dtype, order):
+    x = np.asarray(np.random.default_rng(3).normal(size=(300, 24)).astype(dtype), order=order)
+    src = tmp_path / "x.npy"
+    np.save(src, x)
+    expected = x.astype(np.float32)
+
+    out = tmp_path / "x.vecpack"
+    vp("-q", "convert", src, out)
+    info = json.loads(vp("inspect", "--json", out).out)
+    assert info["rows"] == 300 and info["dim"] == 24 and not info["keys"]
+    assert info["source"]["format"] == "npy"
+    for line in vp("get", "--row", out, "0", "7", "299").out.splitlines():
+        row, *values = line.split()
+        assert np.array_equal(np.array(values, dtype=np.float32), expected[int(row)])
+
+    back = tmp_path / "back.npy"
+    vp("-q", "convert", out, back)
+    assert np.array_equal(np.load(back), expected)
+
+    cut = tmp_path / "cut.npy"
+    cut.write_bytes(src.read_bytes()[:-5])
+    r = vp("convert", cut, tmp_path / "cut.vecpack", check=False)
+    assert r.code == PARSE and "cut.npy" in r.err and "truncated" in r.err
+
+
 # ---------------------------------------------------------------- bad input: one clear line, a distinct code
 
 def test_unknown_codec_and_bad_argument(vp, glove_small, tmp_path):
