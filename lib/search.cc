@@ -72,19 +72,54 @@ void collect(TopK& top, const float* scores, size_t count, int64_t first_id, con
   }
 }
 
+// Rescores each query's candidates from the rerank rows; scores stay "larger is better".
+void rescore(const RowStore& rows, const float* prepared, size_t nq, size_t d, Metric metric, size_t shortlist,
+             const std::vector<int64_t>& candidate_ids, size_t k, unsigned threads, SearchResult& result) {
+  parallel_for(nq, threads, [&](size_t q, unsigned) {
+    const float* query = prepared + q * d;
+    std::vector<float> row(d);
+    TopK top(k);
+    for (size_t c = 0; c < shortlist; ++c) {
+      int64_t id = candidate_ids[q * shortlist + c];
+      if (id < 0) break;
+      rows.reconstruct(static_cast<size_t>(id), 1, row.data());
+      double dot = 0, norm = 0, dist = 0;
+      for (size_t j = 0; j < d; ++j) {
+        dot += double(query[j]) * row[j];
+        norm += double(row[j]) * row[j];
+        double diff = double(query[j]) - row[j];
+        dist += diff * diff;
+      }
+      float score = metric == Metric::ip    ? float(dot)
+                    : metric == Metric::cos ? (norm > 0 ? float(dot / std::sqrt(norm)) : 0.f)
+                                            : float(-dist);
+      top.push(score, id);
+    }
+    top.sorted_into(result.ids.data() + q * k, result.scores.data() + q * k);
+  });
+}
+
 }  // namespace
 
 SearchResult search_store(const RowStore& store, const float* queries, size_t nq, Metric metric,
-                          const SearchOptions& options) {
+                          const SearchOptions& options, const RowStore* rerank_store) {
   if (options.k == 0) throw Error("search: k must be at least 1");
-  if (options.rerank) throw Error("search: this table has no rerank section (compress with a rerank codec first)");
+  if (options.rerank && !rerank_store)
+    throw Error("search: this table has no rerank section (compress with --rerank SPEC to add one)");
   const size_t d = store.dim(), n = store.rows(), k = options.k;
+  // With rerank the first pass keeps a longer shortlist, rescored below.
+  const size_t first_k = options.rerank ? std::max(k, options.rerank) : k;
   SearchResult result;
   result.nq = nq;
-  result.k = k;
-  result.ids.assign(nq * k, -1);
-  result.scores.assign(nq * k, NAN);
-  if (nq == 0) return result;
+  result.k = first_k;
+  result.ids.assign(nq * first_k, -1);
+  result.scores.assign(nq * first_k, NAN);
+  if (nq == 0) {
+    result.k = k;
+    result.ids.resize(0);
+    result.scores.resize(0);
+    return result;
+  }
 
   keep_blas_single_threaded();
   std::vector<float> prepared(queries, queries + nq * d);
@@ -107,7 +142,7 @@ SearchResult search_store(const RowStore& store, const float* queries, size_t nq
     const size_t qn = std::min(kQueryChunk, nq - q0);
     auto scorer = store.scorer(prepared.data() + q0 * d, qn, metric);
     // Each worker owns a contiguous row range and its own heaps; ranges merge at the end.
-    std::vector<std::vector<TopK>> heaps(threads, std::vector<TopK>(qn, TopK(k)));
+    std::vector<std::vector<TopK>> heaps(threads, std::vector<TopK>(qn, TopK(first_k)));
     const size_t per_worker = (n + threads - 1) / threads;
     parallel_for(threads, threads, [&](size_t w, unsigned) {
       size_t begin = w * per_worker, end = std::min(n, begin + per_worker);
@@ -120,11 +155,19 @@ SearchResult search_store(const RowStore& store, const float* queries, size_t nq
       }
     });
     for (size_t q = 0; q < qn; ++q) {
-      TopK merged(k);
+      TopK merged(first_k);
       for (unsigned w = 0; w < threads; ++w)
         for (const auto& item : heaps[w][q].items()) merged.push(item.score, item.id);
-      merged.sorted_into(result.ids.data() + (q0 + q) * k, result.scores.data() + (q0 + q) * k);
+      merged.sorted_into(result.ids.data() + (q0 + q) * first_k, result.scores.data() + (q0 + q) * first_k);
     }
+  }
+  if (options.rerank) {
+    std::vector<int64_t> shortlist = std::move(result.ids);
+    result.k = k;
+    result.ids.assign(nq * k, -1);
+    result.scores.assign(nq * k, NAN);
+    rescore(*rerank_store, prepared.data(), nq, d, metric, first_k, shortlist, k,
+            std::max<unsigned>(1, resolve_threads(options.threads)), result);
   }
   if (metric == Metric::l2)
     for (size_t i = 0; i < result.scores.size(); ++i)

@@ -7,8 +7,10 @@
 namespace vecpack {
 
 // queries: nq x store.dim(), in the table's space. For cos they are normalised here.
+// With options.rerank, the best max(k, rerank) rows by `store` are rescored exactly from the
+// decoded rows of `rerank_store` (a second representation of the same rows).
 SearchResult search_store(const RowStore& store, const float* queries, size_t nq, Metric metric,
-                          const SearchOptions& options);
+                          const SearchOptions& options, const RowStore* rerank_store = nullptr);
 
 // Keeps the k best (score, id) pairs: larger score wins, equal scores prefer the smaller id.
 class TopK {

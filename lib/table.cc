@@ -8,6 +8,7 @@
 #include <numeric>
 #include <random>
 
+#include "bytes.h"
 #include "container.h"
 #include "parallel.h"
 #include "search.h"
@@ -24,6 +25,7 @@ namespace vecpack {
 static constexpr uint64_t kMaxMetaBytes = 16u << 20;
 static constexpr uint64_t kMaxRows = uint64_t(1) << 40;
 static constexpr StoreSections kSubwordSections{"SUBC", "SUBW"};
+static constexpr StoreSections kRerankSections{"RRKC", "RRNK"};
 static constexpr const char* kSubwordHashName = "fasttext";
 
 size_t first_non_finite(const float* values, size_t count) {
@@ -114,6 +116,7 @@ Table Table::open(const std::string& path) {
   bool has_keys = false;
   std::optional<SubwordScheme> scheme;
   uint64_t subword_rows_count = 0;
+  bool has_rerank = false;
   try {
     n = j.at("n").get<uint64_t>();
     d = j.at("d").get<uint64_t>();
@@ -136,6 +139,7 @@ Table Table::open(const std::string& path) {
       scheme->is_pruned = sw.at("pruned").get<bool>();
       subword_rows_count = sw.at("rows").get<uint64_t>();
     }
+    has_rerank = j.contains("rerank");
   } catch (const std::exception& e) {
     meta_fail(std::string("missing or invalid field: ") + e.what());
   }
@@ -147,6 +151,7 @@ Table Table::open(const std::string& path) {
     ByteSpan vocab = file.section("VOCB", /*verify=*/false);
     attach_vocabulary(*impl, file.mapping(), vocab.data, vocab.size, n, path + ": section VOCB");
   }
+  if (has_rerank) impl->rerank = CodesStore::open(file, n, d, kRerankSections);
   if (scheme) {
     if (scheme->is_pruned) {
       ByteSpan map = file.section("SUBM", /*verify=*/true);
@@ -209,6 +214,10 @@ TableInfo Table::info() const {
   info.key_bytes = impl_->vocab_size;
   info.file_bytes = impl_->file_bytes;
   info.sections = impl_->sections;
+  if (impl_->rerank) {
+    info.rerank_spec = impl_->rerank->codec().spec();
+    info.rerank_bytes = impl_->rerank->code_bytes() + impl_->rerank->parameter_bytes();
+  }
   if (const auto& sw = impl_->subwords) {
     const RowStore& pool = *sw->pool.impl_->store;
     info.subword_rows = pool.rows();
@@ -298,13 +307,14 @@ SearchResult Table::search(const float* queries, size_t nq, const SearchOptions&
   const size_t d = dim();
   for (size_t q = 0; q < nq; ++q)
     if (first_non_finite(queries + q * d, d) != d) throw Error("query " + std::to_string(q) + " contains NaN or infinity");
-  return search_store(*impl.store, queries, nq, metric.value_or(meta_.metric), options);
+  return search_store(*impl.store, queries, nq, metric.value_or(meta_.metric), options, impl.rerank.get());
 }
 
-Table Table::compress(std::string_view spec, const CompressOptions& options) const {
-  const auto& impl = require(impl_);
+// Trains `spec` on a seeded sample of the table's rows and encodes every row with it.
+static std::shared_ptr<CodesStore> train_and_encode(const Table& table, std::string_view spec,
+                                                    const CompressOptions& options, CompressReport* report) {
   auto codec = std::make_shared<Codec>(spec);
-  const size_t n = size(), d = dim();
+  const size_t n = table.size(), d = table.dim();
   if (n == 0) throw Error("cannot compress an empty table");
 
   // Training sample: a seeded choice of rows, read in row order.
@@ -322,7 +332,7 @@ Table Table::compress(std::string_view spec, const CompressOptions& options) con
   size_t kept = 0;
   for (size_t i = 0; i < m; ++i) {
     float* row_out = sample.data() + kept * d;
-    reconstruct(picked[i], 1, row_out);
+    table.reconstruct(picked[i], 1, row_out);
     if (first_non_finite(row_out, d) != d) {
       if (!options.allow_nan) throw Error("row " + std::to_string(picked[i]) + " contains NaN or infinity (allow with --allow-nan)");
       continue;
@@ -339,21 +349,21 @@ Table Table::compress(std::string_view spec, const CompressOptions& options) con
   train.progress = options.progress;
   codec->train(sample.data(), kept, d, train);
   sample = {};
-  if (options.report) {
-    options.report->train_seconds = seconds_since(train_start);
-    options.report->train_rows = kept;
+  if (report) {
+    report->train_seconds = seconds_since(train_start);
+    report->train_rows = kept;
   }
   auto encode_start = std::chrono::steady_clock::now();
 
   const size_t cs = codec->code_size();
-  auto codes = std::make_shared<std::vector<uint8_t>>(n * cs);
+  auto codes = std::make_shared<std::vector<uint8_t>>(checked_mul(n, cs, "codes"));
   const size_t block = 4096;
   std::atomic<size_t> done{0};
   if (options.progress) options.progress->begin("encoding", n);
   parallel_for((n + block - 1) / block, options.threads, [&](size_t b, unsigned worker) {
     size_t begin = b * block, count = std::min(block, n - begin);
     std::vector<float> rows(count * d);
-    reconstruct(begin, count, rows.data());
+    table.reconstruct(begin, count, rows.data());
     if (!options.allow_nan)
       for (size_t i = 0; i < count; ++i)
         if (first_non_finite(rows.data() + i * d, d) != d)
@@ -363,17 +373,24 @@ Table Table::compress(std::string_view spec, const CompressOptions& options) con
     if (options.progress && worker == 0) options.progress->advance(now);
   });
   if (options.progress) options.progress->end();
-  if (options.report) options.report->encode_seconds = seconds_since(encode_start);
+  if (report) report->encode_seconds = seconds_since(encode_start);
+  return std::make_shared<CodesStore>(codec, codes->data(), n, codes);
+}
 
+Table Table::compress(std::string_view spec, const CompressOptions& options) const {
+  const auto& impl = require(impl_);
   auto out = std::make_shared<Impl>();
-  out->store = std::make_shared<CodesStore>(codec, codes->data(), n, codes);
+  out->store = train_and_encode(*this, spec, options, options.report);
   out->vocab_owner = impl.vocab_owner;
   out->vocab_bytes = impl.vocab_bytes;
   out->vocab_size = impl.vocab_size;
   out->vocab = impl.vocab;
+  // Rerank codes come from this table's rows as they are now, so a lossy input loses twice.
+  out->rerank = options.rerank_spec.empty() ? impl.rerank : train_and_encode(*this, options.rerank_spec, options, nullptr);
   if (impl.subwords) {
     CompressOptions pool_options = options;
     pool_options.report = nullptr;
+    pool_options.rerank_spec.clear();
     std::string_view pool_spec = options.subword_spec.empty() ? spec : std::string_view(options.subword_spec);
     out->subwords = std::make_shared<SubwordPool>(
         SubwordPool{impl.subwords->scheme, impl.subwords->pool.compress(pool_spec, pool_options)});
@@ -396,6 +413,7 @@ void Table::save(const std::string& path) const {
   j["keys"] = has_keys();
   if (!meta_.source_format.empty() || !meta_.source_path.empty())
     j["source"] = {{"format", meta_.source_format}, {"path", meta_.source_path}};
+  if (impl.rerank) j["rerank"] = {{"spec", impl.rerank->codec().spec()}, {"code_size", impl.rerank->codec().code_size()}};
   if (impl.subwords) {
     const SubwordScheme& scheme = impl.subwords->scheme;
     j["subwords"] = {{"scheme", kSubwordHashName},
@@ -414,6 +432,7 @@ void Table::save(const std::string& path) const {
   writer.add("META", meta_text.data(), meta_text.size());
   impl.store->write(writer);
   if (has_keys()) writer.add("VOCB", impl.vocab_bytes, impl.vocab_size);
+  if (impl.rerank) impl.rerank->write(writer, kRerankSections);
   if (impl.subwords) {
     impl.subwords->pool.impl_->store->write(writer, kSubwordSections);
     if (impl.subwords->scheme.is_pruned) {

@@ -23,6 +23,7 @@ struct Table::Impl {
   uint64_t vocab_size = 0;
   VocabularyView vocab;
   std::shared_ptr<const SubwordPool> subwords;  // null: none
+  std::shared_ptr<const RowStore> rerank;       // the same rows, encoded again for rescoring; null: none
   std::vector<SectionInfo> sections;  // of the file, when opened from one
   uint64_t file_bytes = 0;
 };

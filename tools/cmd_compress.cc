@@ -10,7 +10,7 @@ namespace vecpack::cli {
 void add_compress(CLI::App& app, Globals& globals) {
   struct Options {
     InputOptions input;
-    std::string output, codec = "int8", subword_codec;
+    std::string output, codec = "int8", subword_codec, rerank_codec;
     size_t train_size = 100000;
     unsigned threads = 0;
     uint64_t seed = 1234;
@@ -23,6 +23,8 @@ void add_compress(CLI::App& app, Globals& globals) {
       ->capture_default_str();
   cmd->add_option("--subword-codec", o->subword_codec,
                   "Codec spec of the n-gram pool of a table with subwords (default: the table's codec)");
+  cmd->add_option("--rerank", o->rerank_codec,
+                  "Also store every row with this codec (e.g. int8, f16) to rescore shortlists: search --rerank N");
   cmd->add_option("--train-size", o->train_size, "Rows sampled for training (0: all)")->capture_default_str();
   cmd->add_option("--threads", o->threads, "Threads (0: one per core)");
   cmd->add_option("--seed", o->seed, "Seed of the training sample and of training")->capture_default_str();
@@ -30,6 +32,7 @@ void add_compress(CLI::App& app, Globals& globals) {
     // Validate the spec before reading a large input.
     Codec check(o->codec);
     if (!o->subword_codec.empty()) Codec check_subwords(o->subword_codec);
+    if (!o->rerank_codec.empty()) Codec check_rerank(o->rerank_codec);
     auto progress = make_progress(globals);
     Table input = read_input(o->input, progress.get());
     CompressOptions options;
@@ -39,6 +42,7 @@ void add_compress(CLI::App& app, Globals& globals) {
     options.allow_nan = o->input.allow_nan;
     options.progress = progress.get();
     options.subword_spec = o->subword_codec;
+    options.rerank_spec = o->rerank_codec;
     auto start = std::chrono::steady_clock::now();
     Table out = input.compress(o->codec, options);
     double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

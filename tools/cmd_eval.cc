@@ -13,6 +13,7 @@ void add_eval(CLI::App& app, Globals&) {
     std::string file, dataset, reference, metric;
     size_t queries = 1000, k = 10, runs = 3;
     unsigned threads = 0;
+    size_t rerank = 0;
     uint64_t seed = 1234;
     bool json = false;
   };
@@ -25,6 +26,7 @@ void add_eval(CLI::App& app, Globals&) {
   cmd->add_option("--queries", o->queries, "Number of queries")->capture_default_str();
   cmd->add_option("-k", o->k, "Neighbours per query for the speed figure")->capture_default_str();
   cmd->add_option("--threads", o->threads, "Threads (0: one per core)");
+  cmd->add_option("--rerank", o->rerank, "Rescore a shortlist of N candidates with the file's rerank rows");
   cmd->add_option("--metric", o->metric, "ip, cos or l2 (default: the dataset's or the table's)");
   cmd->add_option("--runs", o->runs, "Timed search runs; the median is reported")->capture_default_str();
   cmd->add_option("--seed", o->seed, "Seed for sampling queries")->capture_default_str();
@@ -39,8 +41,8 @@ void add_eval(CLI::App& app, Globals&) {
                                               o->seed, o->threads)
                             : truth_from_dataset(o->dataset, o->queries);
     if (o->metric.empty() && !o->dataset.empty()) metric = truth.metric;
-    Quality q = measure_quality(t, truth, metric, o->threads);
-    Spread seconds = time_search(t, truth, metric, o->k, o->threads, o->runs);
+    Quality q = measure_quality(t, truth, metric, o->threads, o->rerank);
+    Spread seconds = time_search(t, truth, metric, o->k, o->threads, o->runs, o->rerank);
 
     TableInfo info = t.info();
     const double bpv = bytes_per_vector(t);

@@ -27,6 +27,9 @@ void add_inspect(CLI::App& app, Globals&) {
     std::printf("  file        %s, %.2f bytes per vector, %.1fx smaller than f32\n",
                 human_bytes(j["bytes"]["file"].get<uint64_t>()).c_str(), j["bytes_per_vector"].get<double>(),
                 j["compression_ratio"].get<double>());
+    if (j.contains("rerank"))
+      std::printf("  rerank      %s, %s\n", j["rerank"]["codec"].get<std::string>().c_str(),
+                  human_bytes(j["rerank"]["bytes"].get<uint64_t>()).c_str());
     if (t.has_subwords()) {
       const auto& sw = j["subwords"];
       std::printf("  subwords    %llu n-gram rows (%u..%u characters, %llu buckets%s), %s, %s\n",

@@ -31,6 +31,7 @@ void add_search(CLI::App& app, Globals& globals) {
     std::vector<std::string> keys;
     size_t k = 10;
     unsigned threads = 0;
+    size_t rerank = 0;
     bool json = false, include_self = false;
   };
   auto o = std::make_shared<Options>();
@@ -42,6 +43,7 @@ void add_search(CLI::App& app, Globals& globals) {
   cmd->add_option("-k", o->k, "Neighbours per query")->capture_default_str();
   cmd->add_option("--metric", o->metric, "ip, cos or l2 (default: the table's)");
   cmd->add_option("--threads", o->threads, "Threads (0: one per core)");
+  cmd->add_option("--rerank", o->rerank, "Rescore a shortlist of N candidates with the file's rerank rows");
   cmd->add_flag("--include-self", o->include_self, "Keep a key's own row among its neighbours");
   cmd->add_flag("--json", o->json, "JSON on stdout");
   cmd->callback([o, &globals] {
@@ -83,6 +85,7 @@ void add_search(CLI::App& app, Globals& globals) {
     SearchOptions options;
     options.k = o->k + (o->include_self ? 0 : 1);
     options.threads = o->threads;
+    options.rerank = o->rerank;
     std::optional<Metric> metric;
     if (!o->metric.empty()) metric = parse_metric(o->metric);
     SearchResult r = t.search(q.data(), labels.size(), options, metric);

@@ -23,6 +23,10 @@ inline nlohmann::json inspect_json(const Table& t) {
   j["bytes_per_vector"] = info.rows ? double(info.code_bytes + info.parameter_bytes) / double(info.rows) : 0.0;
   j["compression_ratio"] =
       info.code_bytes ? double(info.rows) * info.dim * 4 / double(info.code_bytes + info.parameter_bytes) : 0.0;
+  if (!info.rerank_spec.empty()) {
+    j["rerank"] = {{"codec", info.rerank_spec}, {"bytes", info.rerank_bytes}};
+    j["bytes"]["rerank"] = info.rerank_bytes;
+  }
   if (t.has_subwords()) {
     const SubwordScheme& scheme = t.subword_scheme();
     j["subwords"] = {{"minn", scheme.minn},        {"maxn", scheme.maxn},

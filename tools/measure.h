@@ -42,12 +42,16 @@ struct Quality {
   std::optional<double> recall1, recall10, recall100;  // absent when the truth is not that deep
   std::optional<double> mse;                           // absent when rows do not correspond
 };
-Quality measure_quality(const Table& table, const GroundTruth& truth, Metric metric, unsigned threads);
+// rerank: shortlist rescored with the table's rerank rows (0: off).
+Quality measure_quality(const Table& table, const GroundTruth& truth, Metric metric, unsigned threads,
+                        size_t rerank = 0);
 
 // Wall-clock seconds of searching every query at k, over `runs` runs.
-Spread time_search(const Table& table, const GroundTruth& truth, Metric metric, size_t k, unsigned threads, size_t runs);
+Spread time_search(const Table& table, const GroundTruth& truth, Metric metric, size_t k, unsigned threads, size_t runs,
+                   size_t rerank = 0);
 
-// Compressed size per row: codes plus codec parameters shared by all rows, divided by n.
+// Compressed size per row: codes (and rerank codes) plus codec parameters shared by all rows,
+// divided by n.
 double bytes_per_vector(const Table& table);
 
 unsigned threads_in_use(unsigned requested);

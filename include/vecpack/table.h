@@ -41,6 +41,8 @@ struct TableInfo {
   uint64_t subword_bytes = 0;    // n-gram pool codes and parameters (0 without subwords)
   size_t subword_rows = 0;
   std::string subword_spec;
+  uint64_t rerank_bytes = 0;     // rerank codes and parameters (0 without)
+  std::string rerank_spec;
   uint64_t file_bytes = 0;       // 0 for an in-memory table
   std::vector<SectionInfo> sections;  // empty for an in-memory table
 };
@@ -76,6 +78,10 @@ struct CompressOptions {
   Progress* progress = nullptr;
   CompressReport* report = nullptr;  // filled in when not null
   std::string subword_spec;          // codec of the subword pool, if any; empty: the table's spec
+  // A second encoding of every row, stored beside the codes, that search(rerank = N) rescores a
+  // shortlist of N candidates with (e.g. "int8" behind "pq:m=25"). Empty: keep the table's
+  // rerank rows, if any.
+  std::string rerank_spec;
 };
 
 struct VerifyReport {

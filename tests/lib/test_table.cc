@@ -132,3 +132,47 @@ TEST_CASE("table: compress keeps keys and metric, rejects NaN rows unless allowe
   CHECK(ok.size() == 10);
   CHECK_THROWS_AS(t.compress("nonsense"), SpecError);
 }
+
+TEST_CASE("table: rerank rows rescore a shortlist; over every row they give the exact answer") {
+  test::TempDir dir;
+  Table exact = keyed_table(3000, 24, 9);
+  CompressOptions options;
+  options.rerank_spec = "f32";
+  Table lossy = exact.compress("bf16", options);
+  CHECK(lossy.info().rerank_spec == "f32");
+  CHECK(lossy.info().rerank_bytes >= 3000 * 24 * 4);
+  const std::string path = dir.file("r.vecpack");
+  lossy.save(path);
+  Table opened = Table::open(path);
+  CHECK(opened.info().rerank_spec == "f32");
+  CHECK(Table::verify(path).ok());
+
+  auto queries = test::clustered_rows(40, 24, 20, 77);
+  for (Metric metric : {Metric::ip, Metric::cos, Metric::l2}) {
+    CAPTURE(metric_name(metric));
+    SearchOptions plain;
+    plain.k = 10;
+    SearchResult truth = exact.search(queries.data(), 40, plain, metric);
+    SearchOptions all = plain;
+    all.rerank = 3000;  // every row is a candidate: the rescoring alone decides
+    SearchResult reranked = opened.search(queries.data(), 40, all, metric);
+    CHECK(reranked.k == 10);
+    CHECK(reranked.ids == truth.ids);
+    for (size_t i = 0; i < truth.scores.size(); ++i) CHECK(reranked.scores[i] == doctest::Approx(truth.scores[i]).epsilon(1e-5));
+  }
+  // A shortlist shorter than k still returns k rows (the shortlist is at least k long).
+  SearchOptions short_list;
+  short_list.k = 10;
+  short_list.rerank = 3;
+  CHECK(opened.search(queries.data(), 1, short_list).ids[9] >= 0);
+
+  // Compressing again keeps the rerank rows unless told otherwise.
+  CHECK(opened.compress("int8").info().rerank_spec == "f32");
+  CompressOptions f16;
+  f16.rerank_spec = "f16";
+  CHECK(opened.compress("int8", f16).info().rerank_spec == "f16");
+
+  SearchOptions wanted;
+  wanted.rerank = 50;
+  CHECK_THROWS_WITH_AS(exact.search(queries.data(), 1, wanted), doctest::Contains("no rerank section"), Error);
+}
