@@ -7,7 +7,8 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 
 packages=(cmake ninja-build g++ pkg-config ccache libeigen3-dev libopenblas-dev libxsimd-dev libhdf5-dev
-          libcli11-dev doctest-dev nlohmann-json3-dev libxxhash-dev zlib1g-dev)
+          libcli11-dev doctest-dev nlohmann-json3-dev libxxhash-dev zlib1g-dev
+          fasttext)  # the fastText tool: interoperability tests train and read its models
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
@@ -26,13 +27,16 @@ if [[ ! -x $venv/bin/python ]]; then
     sudo=""; [[ $(id -u) -eq 0 ]] || sudo="sudo"
     $sudo apt-get install -y -qq python3-venv >/dev/null && python3 -m venv "$venv"; }
 fi
-if ! "$venv/bin/python" -c 'import pytest, numpy, h5py' 2>/dev/null; then
+if ! "$venv/bin/python" -c 'import pytest, numpy, h5py, matplotlib, pybind11, gensim, fasttext' 2>/dev/null; then
   echo "setup: installing Python test tools into .venv" >&2
   "$venv/bin/python" -m pip install -q --disable-pip-version-check -r "$root/requirements-dev.txt"
 fi
 
-if [[ ! -f build/CMakeCache.txt ]]; then
-  cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPython3_EXECUTABLE="$venv/bin/python" >/dev/null
+# The Python module is built too (build/python is its package root); a build/ configured
+# before it existed is configured again with it.
+if [[ ! -f build/CMakeCache.txt ]] || ! grep -q '^VECPACK_BUILD_PYTHON:BOOL=ON' build/CMakeCache.txt; then
+  cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPython3_EXECUTABLE="$venv/bin/python" \
+    -DVECPACK_BUILD_PYTHON=ON >/dev/null
 fi
 cmake --build build -j2 | grep -vE '^\[[0-9]+/[0-9]+\]' || true
 test -x build/vecpack || { echo "setup: the build failed" >&2; cmake --build build -j2; exit 1; }
