@@ -34,9 +34,36 @@ std::vector<std::string> split_specs(const std::string& text) {  // declared in 
 static nlohmann::json spread_json(const Spread& s) { return {{"median", s.median}, {"min", s.min}, {"max", s.max}}; }
 static nlohmann::json optional_json(const std::optional<double>& v) { return v ? nlohmann::json(*v) : nlohmann::json(); }
 
-nlohmann::json bench_spec(const Table& base, const GroundTruth& truth, const std::string& spec, const BenchSettings& s,
+// "SPEC+RERANK@N": SPEC's codes shortlist N rows that RERANK's rows rescore, e.g. "pq:m=25+int8@100".
+struct RerankedSpec {
+  std::string spec, rerank_spec;
+  size_t shortlist = 0;
+};
+
+static RerankedSpec parse_reranked_spec(const std::string& text) {
+  RerankedSpec out{text, "", 0};
+  size_t plus = text.find('+');
+  if (plus == std::string::npos) return out;
+  out.spec = text.substr(0, plus);
+  std::string rest = text.substr(plus + 1);
+  size_t at = rest.rfind('@');
+  try {
+    if (at == std::string::npos) throw std::invalid_argument("no @");
+    size_t used = 0;
+    out.shortlist = std::stoul(rest.substr(at + 1), &used);
+    if (used != rest.size() - at - 1 || out.shortlist == 0) throw std::invalid_argument("not a count");
+  } catch (const std::exception&) {
+    throw SpecError("'" + text + "': a reranked spec is SPEC+RERANK@N, e.g. pq:m=25+int8@100");
+  }
+  out.rerank_spec = rest.substr(0, at);
+  return out;
+}
+
+nlohmann::json bench_spec(const Table& base, const GroundTruth& truth, const std::string& spec_text, const BenchSettings& s,
                           const std::string& scratch_dir) {
   const unsigned threads = threads_in_use(s.threads);
+  const RerankedSpec reranked = parse_reranked_spec(spec_text);
+  const std::string& spec = reranked.spec;
   std::vector<double> train, encode;
   Table packed;
   for (size_t r = 0; r < std::max<size_t>(1, s.runs); ++r) {
@@ -46,6 +73,7 @@ nlohmann::json bench_spec(const Table& base, const GroundTruth& truth, const std
     options.threads = s.threads;
     options.seed = s.seed;
     options.report = &report;
+    options.rerank_spec = reranked.rerank_spec;
     packed = base.compress(spec, options);
     train.push_back(report.train_seconds);
     encode.push_back(double(base.size()) / std::max(report.encode_seconds, 1e-9));
@@ -55,8 +83,8 @@ nlohmann::json bench_spec(const Table& base, const GroundTruth& truth, const std
   packed.save(path);
   uint64_t file_bytes = std::filesystem::file_size(path);
   Table mapped = Table::open(path);
-  Quality q = measure_quality(mapped, truth, truth.metric, s.threads);
-  Spread seconds = time_search(mapped, truth, truth.metric, s.k, s.threads, s.runs);
+  Quality q = measure_quality(mapped, truth, truth.metric, s.threads, reranked.shortlist);
+  Spread seconds = time_search(mapped, truth, truth.metric, s.k, s.threads, s.runs, reranked.shortlist);
   std::filesystem::remove(path);
 
   const double nq = double(truth.nq), n = double(base.size());
@@ -64,7 +92,9 @@ nlohmann::json bench_spec(const Table& base, const GroundTruth& truth, const std
   Spread codes_spread{n * nq / seconds.median / threads, n * nq / seconds.max / threads, n * nq / seconds.min / threads};
   const double bpv = bytes_per_vector(mapped);
   return {{"library", "vecpack"},
-          {"spec", mapped.spec()},
+          {"spec", reranked.shortlist ? mapped.spec() + "+" + mapped.info().rerank_spec + "@" +
+                                            std::to_string(reranked.shortlist)
+                                      : mapped.spec()},
           {"train_seconds", spread_json(spread_of(train))},
           {"encode_vectors_per_second", spread_json(spread_of(encode))},
           {"bytes_per_vector", bpv},
@@ -111,7 +141,7 @@ void add_bench(CLI::App& app, Globals& globals) {
   auto* cmd = app.add_subcommand("bench", "Measure codecs on one data set (optionally beside FAISS): table, CSV, JSON, plot");
   cmd->add_option("dataset", o->dataset, "ann-benchmarks HDF5 file, or any table (queries: --queries FILE or sampled rows)")
       ->required();
-  cmd->add_option("--codecs", o->codecs, "Codec specs separated by ';', e.g. 'f32;f16;int8'")->required();
+  cmd->add_option("--codecs", o->codecs, "Codec specs separated by ';', e.g. 'f32;f16;int8'; SPEC+RERANK@N rescores N candidates with a second codec, e.g. 'bf16+f32@100'")->required();
   cmd->add_option("--queries", o->queries_file, "File of query vectors (for a dataset that is not ann-benchmarks HDF5)");
   cmd->add_option("-n,--num-queries", o->queries, "Number of queries")->capture_default_str();
   cmd->add_option("-k", o->settings.k, "Neighbours per query for the speed figures")->capture_default_str();
@@ -127,7 +157,11 @@ void add_bench(CLI::App& app, Globals& globals) {
   cmd->callback([o, &globals] {
     auto specs = split_specs(o->codecs);
     if (specs.empty()) throw Error("--codecs lists no codec");
-    for (const auto& spec : specs) Codec check(spec);  // every spec valid before hours of work
+    for (const auto& spec : specs) {  // every spec valid before hours of work
+      RerankedSpec parsed = parse_reranked_spec(spec);
+      Codec check(parsed.spec);
+      if (parsed.shortlist) Codec check_rerank(parsed.rerank_spec);
+    }
     std::filesystem::create_directories(o->out);
     auto progress = make_progress(globals);
     const bool chatty = !globals.quiet && ::isatty(STDERR_FILENO);

@@ -61,6 +61,19 @@ def test_bench_on_a_text_table_with_a_queries_file(glove_small, tmp_path):
 def test_bench_rejects_a_bad_spec_before_working(angular_dataset, tmp_path):
     r = run("bench", angular_dataset, "--codecs", "f16;int9", "--out", tmp_path / "o", check=False)
     assert r.code == BAD_SPEC and "did you mean 'int8'" in r.err
+    for bad in ["f16+int9@10", "f16+int8", "f16+int8@x", "f16+int8@0"]:
+        r = run("bench", angular_dataset, "--codecs", bad, "--out", tmp_path / "o", check=False)
+        assert r.code == BAD_SPEC, (bad, r.err)
+
+
+def test_bench_with_rerank_rows(angular_dataset, tmp_path):
+    r = run("-q", "bench", angular_dataset, "--codecs", "bf16;bf16+f32@2000", "--runs", "1", "--out", tmp_path / "o",
+            "--no-plot", "--json")
+    plain, reranked = json.loads(r.out)["results"]
+    assert reranked["spec"] == "bf16+f32@2000"
+    # Every row rescored exactly: the answer is the exact one, and the f32 rows count in the size.
+    assert reranked["recall@10"] == 1.0 and reranked["recall@100"] == 1.0
+    assert reranked["bytes_per_vector"] == pytest.approx(plain["bytes_per_vector"] + 64, abs=0.1)
 
 
 def test_bench_beside_faiss(angular_dataset, tmp_path):
