@@ -1,6 +1,8 @@
 // Every codec vecpack knows, as data. Adding a codec: its file pair in codecs/ plus one line here.
 #include "float_codecs.h"
 #include "int8.h"
+#include "opq.h"
+#include "pq.h"
 #include "vecpack/registry.h"
 
 namespace vecpack {
@@ -11,6 +13,8 @@ const std::vector<const CodecDescriptor*>& codec_list() {
       &kF16Codec,
       &kBf16Codec,
       &kInt8Codec,
+      &kPqCodec,
+      &kOpqCodec,
   };
   return list;
 }

@@ -34,6 +34,21 @@ struct KernelTable {
                            const float* step, float* out);
   // Largest of n > 0 values (NaN-free input).
   float (*max_f32)(const float* x, size_t n);
+  // Nearest centroid of n short rows (row i: x[i * stride + j], j < d) by squared L2 distance.
+  // Centroids come transposed, coordinate j of centroid c at centroids_t[j * k + c], with
+  // half_sq[c] = |c|^2 / 2; k is a multiple of 16 (pad with half_sq = +infinity).
+  // labels[i] = argmin_c (half_sq[c] - x_i . c), the smallest c on ties; best (may be null)
+  // receives that minimum, so that |x_i - c|^2 = |x_i|^2 + 2 best[i].
+  void (*nearest_centroids)(const float* x, size_t n, size_t stride, size_t d, const float* centroids_t,
+                            const float* half_sq, size_t k, uint32_t* labels, float* best);
+  // Product-quantizer table scan over `rows` rows of m indices each (row i: indices[i * stride + j]):
+  // out[i * lanes + l] = sum over j = 0..m-1, in that order, of tables[(j * ksub + index_ij) * lanes + l],
+  // for lanes = 1, 2, 4, 8 or 16 (queries sharing each code read). Meanwhile it prefetches
+  // prefetch_lines cache lines from `prefetch` on (null: none), spread over the rows.
+  void (*pq_scan_u8)(const uint8_t* indices, size_t stride, size_t rows, size_t m, size_t ksub, const float* tables,
+                     size_t lanes, float* out, const void* prefetch, size_t prefetch_lines);
+  void (*pq_scan_u16)(const uint16_t* indices, size_t stride, size_t rows, size_t m, size_t ksub,
+                      const float* tables, size_t lanes, float* out, const void* prefetch, size_t prefetch_lines);
 };
 
 // The table for the best ISA this CPU supports, or the one named by the environment variable

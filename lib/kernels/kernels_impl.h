@@ -12,6 +12,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <limits>
+#include <type_traits>
 #include <utility>
 
 // GCC 12's AVX-512 intrinsics use deliberately undefined registers, which -Wuninitialized
@@ -119,6 +121,11 @@ struct isa_ops<xsimd::sse4_2> {
   static void store_low_u16(uint16_t* p, ints v) noexcept {
     _mm_storel_epi64(reinterpret_cast<__m128i*>(p), _mm_packus_epi32(v, v));
   }
+  static float reduce_min(floats v) noexcept {
+    __m128 m = _mm_min_ps(v, _mm_movehl_ps(v, v));
+    m = _mm_min_ss(m, _mm_shuffle_ps(m, m, 1));
+    return _mm_cvtss_f32(m);
+  }
 };
 #endif
 
@@ -150,6 +157,12 @@ struct isa_ops<xsimd::fma3<xsimd::avx2>> {
     const __m128i halves = _mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     _mm_storeu_si128(reinterpret_cast<__m128i*>(p), halves);
   }
+  static float reduce_min(floats v) noexcept {
+    __m128 m = _mm_min_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    m = _mm_min_ps(m, _mm_movehl_ps(m, m));
+    m = _mm_min_ss(m, _mm_shuffle_ps(m, m, 1));
+    return _mm_cvtss_f32(m);
+  }
 };
 #endif
 
@@ -179,6 +192,7 @@ struct isa_ops<xsimd::avx512bw> {
     const __m256i halves = _mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), halves);
   }
+  static float reduce_min(floats v) noexcept { return _mm512_reduce_min_ps(v); }
 };
 #endif
 
@@ -490,6 +504,167 @@ template <class Arch>
   return best;
 }
 
+// ------------------------------------------------------------------------- nearest centroid
+// Rows rows share each load of a centroid coordinate; every lane tracks the best centroid among
+// those it has seen (strict < keeps the earliest), and the lanes are merged at the end by value,
+// then by index, so ties resolve to the smallest index as in the scalar reference. Indices are
+// kept as floats (exact below 2^24) so that one select serves values and indices alike.
+// With FixedD coordinates known at compile time, the negated coordinates of the rows are
+// broadcast once, outside the loop over centroids.
+template <class Arch, size_t Rows, size_t FixedD>
+[[gnu::always_inline]] inline void nearest_row_group(const float* x, size_t stride, size_t runtime_d,
+                                                     const float* centroids_t, const float* half_sq, size_t k,
+                                                     uint32_t* labels, float* best) {
+  using floats = xsimd::batch<float, Arch>;
+  constexpr size_t width = floats::size;
+  alignas(64) float first_lanes[width];
+  for (size_t l = 0; l < width; ++l) first_lanes[l] = static_cast<float>(l);
+  floats lane_index = floats::load_aligned(first_lanes);
+  std::array<floats, Rows> best_value, best_index;
+  unrolled<Rows>([&](auto r) {
+    best_value[r] = floats(std::numeric_limits<float>::infinity());
+    best_index[r] = floats(0.0f);
+  });
+  std::array<floats, Rows*(FixedD == 0 ? 1 : FixedD)> negated;
+  if constexpr (FixedD != 0) {
+    unrolled<Rows>([&](auto r) { unrolled<FixedD>([&](auto j) { negated[r * FixedD + j] = floats(-x[r * stride + j]); }); });
+  }
+  for (size_t c = 0; c < k; c += width) {
+    std::array<floats, Rows> acc;
+    const floats norms = floats::load_unaligned(half_sq + c);
+    unrolled<Rows>([&](auto r) { acc[r] = norms; });
+    if constexpr (FixedD != 0) {
+      unrolled<FixedD>([&](auto j) {
+        const floats coordinate = floats::load_unaligned(centroids_t + j * k + c);
+        unrolled<Rows>([&](auto r) { acc[r] = xsimd::fma(negated[r * FixedD + j], coordinate, acc[r]); });
+      });
+    } else {
+      for (size_t j = 0; j < runtime_d; ++j) {
+        const floats coordinate = floats::load_unaligned(centroids_t + j * k + c);
+        unrolled<Rows>([&](auto r) { acc[r] = xsimd::fnma(floats(x[r * stride + j]), coordinate, acc[r]); });
+      }
+    }
+    unrolled<Rows>([&](auto r) {
+      const auto closer = acc[r] < best_value[r];
+      best_value[r] = xsimd::select(closer, acc[r], best_value[r]);
+      best_index[r] = xsimd::select(closer, lane_index, best_index[r]);
+    });
+    lane_index += floats(static_cast<float>(width));
+  }
+  // Merge of the lanes: the smallest value, then the smallest index among the lanes holding it.
+  unrolled<Rows>([&](auto r) {
+    const float value = isa_ops<Arch>::reduce_min(best_value[r]);
+    const floats candidates = xsimd::select(best_value[r] == floats(value), best_index[r],
+                                            floats(std::numeric_limits<float>::infinity()));
+    const float index = isa_ops<Arch>::reduce_min(candidates);
+    // Every lane NaN (NaN input): no lane matches, and the row gets centroid 0.
+    labels[r] = index < std::numeric_limits<float>::infinity() ? static_cast<uint32_t>(index) : 0u;
+    if (best != nullptr) best[r] = value;
+  });
+}
+
+template <class Arch, size_t FixedD>
+void nearest_centroids_with(const float* x, size_t n, size_t stride, size_t d, const float* centroids_t,
+                            const float* half_sq, size_t k, uint32_t* labels, float* best) {
+  constexpr size_t kGroupRows = 4;
+  size_t i = 0;
+  for (; i + kGroupRows <= n; i += kGroupRows)
+    nearest_row_group<Arch, kGroupRows, FixedD>(x + i * stride, stride, d, centroids_t, half_sq, k, labels + i,
+                                                best != nullptr ? best + i : nullptr);
+  for (; i < n; ++i)
+    nearest_row_group<Arch, 1, FixedD>(x + i * stride, stride, d, centroids_t, half_sq, k, labels + i,
+                                       best != nullptr ? best + i : nullptr);
+}
+
+// Short rows (the usual product-quantizer sub-vectors) get a fully unrolled coordinate loop.
+template <class Arch>
+void nearest_centroids(const float* x, size_t n, size_t stride, size_t d, const float* centroids_t,
+                       const float* half_sq, size_t k, uint32_t* labels, float* best) {
+  switch (d) {
+    case 1: return nearest_centroids_with<Arch, 1>(x, n, stride, d, centroids_t, half_sq, k, labels, best);
+    case 2: return nearest_centroids_with<Arch, 2>(x, n, stride, d, centroids_t, half_sq, k, labels, best);
+    case 3: return nearest_centroids_with<Arch, 3>(x, n, stride, d, centroids_t, half_sq, k, labels, best);
+    case 4: return nearest_centroids_with<Arch, 4>(x, n, stride, d, centroids_t, half_sq, k, labels, best);
+    case 5: return nearest_centroids_with<Arch, 5>(x, n, stride, d, centroids_t, half_sq, k, labels, best);
+    case 6: return nearest_centroids_with<Arch, 6>(x, n, stride, d, centroids_t, half_sq, k, labels, best);
+    case 7: return nearest_centroids_with<Arch, 7>(x, n, stride, d, centroids_t, half_sq, k, labels, best);
+    case 8: return nearest_centroids_with<Arch, 8>(x, n, stride, d, centroids_t, half_sq, k, labels, best);
+    default: return nearest_centroids_with<Arch, 0>(x, n, stride, d, centroids_t, half_sq, k, labels, best);
+  }
+}
+
+// ------------------------------------------------------------------------- pq table scan
+// Each code read selects `Lanes` consecutive floats (one per query of a group), added as whole
+// batches: of the ISA's width, or of a narrower ISA the CPU also has when a group is smaller
+// (four lanes are one SSE register even on AVX-512). Fewer than four lanes are added as scalars.
+// Rows rows are summed at once, giving independent chains of additions, which run in the same
+// order as in the reference, so every ISA gives the same sums bit for bit.
+template <class Arch, size_t Lanes>
+using lane_arch = std::conditional_t<(Lanes >= xsimd::batch<float, Arch>::size), Arch,
+                                     std::conditional_t<(Lanes >= 8), xsimd::avx2, xsimd::sse4_2>>;
+
+template <class Arch, size_t Lanes, size_t Rows, class Index>
+[[gnu::always_inline]] inline void pq_scan_rows(const Index* indices, size_t stride, size_t m, size_t ksub,
+                                                const float* tables, float* out) {
+  if constexpr (Lanes < 4) {
+    float acc[Rows][Lanes] = {};
+    const float* table = tables;
+    for (size_t j = 0; j < m; ++j, table += ksub * Lanes)
+      for (size_t r = 0; r < Rows; ++r) {
+        const float* entry = table + static_cast<size_t>(indices[r * stride + j]) * Lanes;
+        for (size_t l = 0; l < Lanes; ++l) acc[r][l] += entry[l];
+      }
+    for (size_t r = 0; r < Rows; ++r)
+      for (size_t l = 0; l < Lanes; ++l) out[r * Lanes + l] = acc[r][l];
+  } else {
+    using floats = xsimd::batch<float, lane_arch<Arch, Lanes>>;
+    constexpr size_t width = floats::size, parts = Lanes / width;
+    std::array<floats, Rows * parts> acc;
+    unrolled<Rows * parts>([&](auto a) { acc[a] = floats(0.0f); });
+    const float* table = tables;
+    for (size_t j = 0; j < m; ++j, table += ksub * Lanes) {
+      unrolled<Rows>([&](auto r) {
+        const float* entry = table + static_cast<size_t>(indices[r * stride + j]) * Lanes;
+        unrolled<parts>([&](auto p) { acc[r * parts + p] += floats::load_unaligned(entry + p * width); });
+      });
+    }
+    unrolled<Rows>([&](auto r) {
+      unrolled<parts>([&](auto p) { acc[r * parts + p].store_unaligned(out + r * Lanes + p * width); });
+    });
+  }
+}
+
+template <class Arch, size_t Lanes, class Index>
+void pq_scan_lanes(const Index* indices, size_t stride, size_t rows, size_t m, size_t ksub, const float* tables,
+                   float* out, const char* prefetch, size_t prefetch_lines) {
+  constexpr size_t kRows = Lanes >= 8 ? 2 : 4;
+  constexpr size_t kLine = 64;
+  const size_t lines_per_step = rows ? (prefetch_lines + rows - 1) / rows * kRows : 0;
+  const char* prefetch_end = prefetch ? prefetch + prefetch_lines * kLine : nullptr;
+  size_t i = 0;
+  for (; i + kRows <= rows; i += kRows) {
+    for (size_t p = 0; p < lines_per_step && prefetch < prefetch_end; ++p, prefetch += kLine)
+      __builtin_prefetch(prefetch, 0, 2);
+    pq_scan_rows<Arch, Lanes, kRows>(indices + i * stride, stride, m, ksub, tables, out + i * Lanes);
+  }
+  for (; i < rows; ++i) pq_scan_rows<Arch, Lanes, 1>(indices + i * stride, stride, m, ksub, tables, out + i * Lanes);
+  for (; prefetch < prefetch_end; prefetch += kLine) __builtin_prefetch(prefetch, 0, 2);
+}
+
+template <class Arch, class Index>
+[[gnu::flatten]] void pq_scan(const Index* indices, size_t stride, size_t rows, size_t m, size_t ksub,
+                              const float* tables, size_t lanes, float* out, const void* prefetch,
+                              size_t prefetch_lines) {
+  const char* next = static_cast<const char*>(prefetch);
+  switch (lanes) {
+    case 16: return pq_scan_lanes<Arch, 16>(indices, stride, rows, m, ksub, tables, out, next, prefetch_lines);
+    case 8: return pq_scan_lanes<Arch, 8>(indices, stride, rows, m, ksub, tables, out, next, prefetch_lines);
+    case 4: return pq_scan_lanes<Arch, 4>(indices, stride, rows, m, ksub, tables, out, next, prefetch_lines);
+    case 2: return pq_scan_lanes<Arch, 2>(indices, stride, rows, m, ksub, tables, out, next, prefetch_lines);
+    default: return pq_scan_lanes<Arch, 1>(indices, stride, rows, m, ksub, tables, out, next, prefetch_lines);
+  }
+}
+
 template <class Arch>
 constexpr KernelTable make_table(Isa isa) {
   return KernelTable{
@@ -504,6 +679,9 @@ constexpr KernelTable make_table(Isa isa) {
       &f32_to_bf16<Arch>,
       &u8_affine_decode<Arch>,
       &max_f32<Arch>,
+      &nearest_centroids<Arch>,
+      &pq_scan<Arch, uint8_t>,
+      &pq_scan<Arch, uint16_t>,
   };
 }
 

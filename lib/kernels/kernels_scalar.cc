@@ -1,5 +1,6 @@
 // Portable reference implementations. Every SIMD table is tested against these, and they run
 // on CPUs without SSE4.2, so they favour obviously correct code over speed.
+#include <cmath>
 #include <cstring>
 
 #include "kernels/kernels.h"
@@ -173,9 +174,41 @@ float max_f32(const float* x, size_t n) {
   return best;
 }
 
+void nearest_centroids(const float* x, size_t n, size_t stride, size_t d, const float* centroids_t,
+                       const float* half_sq, size_t k, uint32_t* labels, float* best) {
+  for (size_t i = 0; i < n; ++i) {
+    const float* row = x + i * stride;
+    float best_value = INFINITY;
+    uint32_t best_label = 0;
+    for (size_t c = 0; c < k; ++c) {
+      float value = half_sq[c];
+      for (size_t j = 0; j < d; ++j) value -= row[j] * centroids_t[j * k + c];
+      if (value < best_value) {
+        best_value = value;
+        best_label = static_cast<uint32_t>(c);
+      }
+    }
+    labels[i] = best_label;
+    if (best != nullptr) best[i] = best_value;
+  }
+}
+
+template <class Index>
+void pq_scan(const Index* indices, size_t stride, size_t rows, size_t m, size_t ksub, const float* tables,
+             size_t lanes, float* out, const void*, size_t) {
+  for (size_t i = 0; i < rows; ++i) {
+    for (size_t l = 0; l < lanes; ++l) {
+      float sum = 0.0f;
+      for (size_t j = 0; j < m; ++j) sum += tables[(j * ksub + indices[i * stride + j]) * lanes + l];
+      out[i * lanes + l] = sum;
+    }
+  }
+}
+
 constexpr KernelTable kScalarTable{
     Isa::scalar,     &dot_f32_rows, &dot_f16_rows, &dot_bf16_rows,    &dot_u8_affine_rows, &f16_to_f32,
-    &bf16_to_f32,    &f32_to_f16,   &f32_to_bf16,  &u8_affine_decode, &max_f32,
+    &bf16_to_f32,    &f32_to_f16,   &f32_to_bf16,  &u8_affine_decode, &max_f32,            &nearest_centroids,
+    &pq_scan<uint8_t>, &pq_scan<uint16_t>,
 };
 
 }  // namespace

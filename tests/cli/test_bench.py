@@ -108,8 +108,8 @@ def test_tune_for_recall_and_apply(angular_dataset, glove_small, tmp_path):
 
 
 def test_tune_errors(angular_dataset):
-    r = run("tune", angular_dataset, "--budget", "3", check=False)
-    assert r.code == 1 and "no codec fits 3 bytes per vector" in r.err
+    r = run("tune", angular_dataset, "--budget", "0.5", check=False)
+    assert r.code == 1 and "no codec fits 0.5 bytes per vector" in r.err
     r = run("tune", angular_dataset, check=False)
     assert r.code == 1 and "--budget" in r.err
 
@@ -117,4 +117,4 @@ def test_tune_errors(angular_dataset):
 def test_tune_time_limit_reports_what_it_skipped(angular_dataset):
     result = json.loads(run("-q", "tune", angular_dataset, "--budget", "1000", "--time-limit", "0.000001", "--json").out)
     assert result["winner"]["spec"] == "f32"  # the first candidate is always measured
-    assert result["skipped"] == ["f16", "bf16", "int8"]
+    assert result["skipped"][:3] == ["f16", "bf16", "int8"]  # then every other codec in the registry
