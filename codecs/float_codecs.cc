@@ -44,6 +44,21 @@ class FloatQuantizer final : public Quantizer {
     }
   }
 
+  bool prefix_decodable() const override { return true; }
+
+  void decode_prefix(const uint8_t* codes, size_t n, size_t stride, size_t m, float* x) const override {
+    const auto& k = kernels::active();
+    for (size_t i = 0; i < n; ++i) {
+      const uint8_t* row = codes + i * stride;
+      float* out = x + i * m;
+      switch (format_) {
+        case FloatFormat::f32: std::memcpy(out, row, m * sizeof(float)); break;
+        case FloatFormat::f16: k.f16_to_f32(reinterpret_cast<const uint16_t*>(row), m, out); break;
+        case FloatFormat::bf16: k.bf16_to_f32(reinterpret_cast<const uint16_t*>(row), m, out); break;
+      }
+    }
+  }
+
   std::unique_ptr<CodeScorer> scorer(const float* queries, size_t nq, Metric metric) const override {
     const auto& k = kernels::active();
     const size_t d = d_;

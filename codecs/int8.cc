@@ -61,6 +61,13 @@ class Int8Quantizer final : public Quantizer {
     kernels::active().u8_affine_decode(codes, n, d_, low_.data(), step_.data(), x);
   }
 
+  bool prefix_decodable() const override { return true; }
+
+  void decode_prefix(const uint8_t* codes, size_t n, size_t stride, size_t m, float* x) const override {
+    const auto& k = kernels::active();
+    for (size_t i = 0; i < n; ++i) k.u8_affine_decode(codes + i * stride, 1, m, low_.data(), step_.data(), x + i * m);
+  }
+
   std::unique_ptr<CodeScorer> scorer(const float* queries, size_t nq, Metric metric) const override {
     if (nq >= kGemmMinQueries) return Quantizer::scorer(queries, nq, metric);
     const auto& k = kernels::active();

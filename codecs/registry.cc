@@ -3,6 +3,7 @@
 #include "int8.h"
 #include "opq.h"
 #include "pq.h"
+#include "transforms.h"
 #include "vecpack/registry.h"
 
 namespace vecpack {
@@ -15,6 +16,11 @@ const std::vector<const CodecDescriptor*>& codec_list() {
       &kInt8Codec,
       &kPqCodec,
       &kOpqCodec,
+      &kWhitenTransform,
+      &kPcaTransform,
+      &kRotateTransform,
+      &kL2NormTransform,
+      &kMatryoshkaTransform,
   };
   return list;
 }

@@ -1,5 +1,6 @@
 // Codec: a chain of transforms ending in one quantizer, built from a spec string.
 #include <algorithm>
+#include <cmath>
 
 #include "block_scorer.h"
 #include "bytes.h"
@@ -12,6 +13,11 @@ namespace vecpack {
 std::unique_ptr<CodeScorer> Quantizer::scorer(const float* queries, size_t nq, Metric metric) const {
   return std::make_unique<GemmScorer>(queries, nq, dim_in(), metric,
                                       [this](const uint8_t* codes, size_t count, float* out) { decode(codes, count, out); });
+}
+
+void Quantizer::decode_prefix(const uint8_t*, size_t, size_t, size_t, float*) const {
+  throw Error("codec '" + spec() + "' cannot decode leading dimensions on their own (its codes are not laid out "
+              "dimension by dimension)");
 }
 
 struct Codec::Impl {
@@ -131,9 +137,32 @@ void Codec::decode(const uint8_t* codes, size_t n, float* x) const {
 
 std::unique_ptr<CodeScorer> Codec::scorer(const float* queries, size_t nq, Metric metric) const {
   require_trained(*this);
-  std::vector<float> a, b;
-  return impl_->quantizer().scorer(impl_->transformed(queries, nq, a, b), nq, metric);
+  if (impl_->transform_count() == 0) return impl_->quantizer().scorer(queries, nq, metric);
+  std::vector<float> transformed = transform_queries(queries, nq, metric);
+  return impl_->quantizer().scorer(transformed.data(), nq, metric);
 }
+
+std::vector<float> Codec::transform_queries(const float* queries, size_t nq, Metric metric) const {
+  require_trained(*this);
+  std::vector<float> a, b;
+  const float* out = impl_->transformed(queries, nq, a, b);
+  const size_t d = impl_->quantizer().dim_in();
+  std::vector<float> result(out, out + nq * d);
+  // Scorers expect unit-length cos queries; a transform (whiten, pca) changes the length.
+  if (metric == Metric::cos)
+    for (size_t q = 0; q < nq; ++q) {
+      float* v = result.data() + q * d;
+      double s = 0;
+      for (size_t j = 0; j < d; ++j) s += double(v[j]) * v[j];
+      if (s > 0) {
+        const float inv = static_cast<float>(1.0 / std::sqrt(s));
+        for (size_t j = 0; j < d; ++j) v[j] *= inv;
+      }
+    }
+  return result;
+}
+
+const Quantizer& Codec::quantizer() const { return impl_->quantizer(); }
 
 // Layout: u32 stage count, then per stage: spec (u32 length + bytes), u64 length + parameters.
 std::vector<uint8_t> Codec::serialize() const {

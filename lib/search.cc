@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "funnel.h"
 #include "kernels/kernels.h"
 #include "parallel.h"
 #include "vecpack/errors.h"
@@ -104,6 +105,7 @@ void rescore(const RowStore& rows, const float* prepared, size_t nq, size_t d, M
 SearchResult search_store(const RowStore& store, const float* queries, size_t nq, Metric metric,
                           const SearchOptions& options, const RowStore* rerank_store) {
   if (options.k == 0) throw Error("search: k must be at least 1");
+  if (!options.funnel.empty()) return funnel_search(store, queries, nq, metric, options);
   if (options.rerank && !rerank_store)
     throw Error("search: this table has no rerank section (compress with --rerank SPEC to add one)");
   const size_t d = store.dim(), n = store.rows(), k = options.k;
@@ -134,13 +136,16 @@ SearchResult search_store(const RowStore& store, const float* queries, size_t nq
       }
     }
 
+  // A chain with transforms gets the queries as given, like its rows (scaling does not commute
+  // with a centring transform); it normalises cos queries after its transforms.
+  const float* scored_queries = (store.codec().capabilities() & kTransform) ? queries : prepared.data();
   const unsigned threads = std::max<unsigned>(1, std::min<unsigned>(resolve_threads(options.threads), (n + 4095) / 4096));
   const size_t block = block_rows_for(d);
   const auto& kt = kernels::active();
 
   for (size_t q0 = 0; q0 < nq; q0 += kQueryChunk) {
     const size_t qn = std::min(kQueryChunk, nq - q0);
-    auto scorer = store.scorer(prepared.data() + q0 * d, qn, metric);
+    auto scorer = store.scorer(scored_queries + q0 * d, qn, metric);
     // Each worker owns a contiguous row range and its own heaps; ranges merge at the end.
     std::vector<std::vector<TopK>> heaps(threads, std::vector<TopK>(qn, TopK(first_k)));
     const size_t per_worker = (n + threads - 1) / threads;

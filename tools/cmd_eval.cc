@@ -1,5 +1,7 @@
 // vecpack eval FILE --dataset X.hdf5 | --reference TABLE: what compression cost, measured.
+#include <chrono>
 #include <cstdio>
+#include <unordered_set>
 
 #include "cli_common.h"
 #include "measure.h"
@@ -8,12 +10,50 @@ namespace vecpack::cli {
 
 static nlohmann::json optional_json(const std::optional<double>& v) { return v ? nlohmann::json(*v) : nlohmann::json(); }
 
+// Recall@1/10/100 of a funnel search (the other figures of `q` are kept: they do not depend on
+// how the table is searched).
+static void funnel_recall(const Table& t, const GroundTruth& truth, Metric metric, SearchOptions options, Quality& q) {
+  options.k = std::min(truth.depth, t.size()) + 1;
+  SearchResult found = t.search(truth.queries.data(), truth.nq, options, metric);
+  auto recall_at = [&](size_t r) -> std::optional<double> {
+    if (r > truth.depth || truth.nq == 0) return std::nullopt;
+    double total = 0;
+    for (size_t i = 0; i < truth.nq; ++i) {
+      const int64_t* want = truth.neighbours.data() + i * truth.depth;
+      std::unordered_set<int64_t> wanted(want, want + r);
+      size_t kept = 0, hits = 0;
+      for (size_t j = 0; j < found.k && kept < r; ++j) {
+        int64_t id = found.ids_of(i)[j];
+        if (id < 0 || id == truth.exclude[i]) continue;
+        ++kept;
+        hits += wanted.count(id);
+      }
+      total += double(hits) / double(r);
+    }
+    return total / double(truth.nq);
+  };
+  q.recall1 = recall_at(1);
+  q.recall10 = recall_at(10);
+  q.recall100 = recall_at(100);
+}
+
+static Spread funnel_time(const Table& t, const GroundTruth& truth, Metric metric, SearchOptions options, size_t runs) {
+  std::vector<double> seconds;
+  for (size_t i = 0; i < std::max<size_t>(1, runs); ++i) {
+    auto start = std::chrono::steady_clock::now();
+    t.search(truth.queries.data(), truth.nq, options, metric);
+    seconds.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  }
+  return spread_of(seconds);
+}
+
 void add_eval(CLI::App& app, Globals&) {
   struct Options {
     std::string file, dataset, reference, metric;
     size_t queries = 1000, k = 10, runs = 3;
     unsigned threads = 0;
     size_t rerank = 0;
+    std::string funnel;
     uint64_t seed = 1234;
     bool json = false;
   };
@@ -27,6 +67,7 @@ void add_eval(CLI::App& app, Globals&) {
   cmd->add_option("-k", o->k, "Neighbours per query for the speed figure")->capture_default_str();
   cmd->add_option("--threads", o->threads, "Threads (0: one per core)");
   cmd->add_option("--rerank", o->rerank, "Rescore a shortlist of N candidates with the file's rerank rows");
+  cmd->add_option("--funnel", o->funnel, "Measure funnel search, e.g. 32:1000,full (see vecpack search --funnel)");
   cmd->add_option("--metric", o->metric, "ip, cos or l2 (default: the dataset's or the table's)");
   cmd->add_option("--runs", o->runs, "Timed search runs; the median is reported")->capture_default_str();
   cmd->add_option("--seed", o->seed, "Seed for sampling queries")->capture_default_str();
@@ -34,15 +75,26 @@ void add_eval(CLI::App& app, Globals&) {
   cmd->callback([o] {
     if (o->dataset.empty() && o->reference.empty()) throw Error("eval needs --dataset FILE.hdf5 or --reference TABLE");
     if (o->k == 0 || o->queries == 0) throw Error("-k and --queries must be at least 1");
+    SearchOptions funnel;
+    if (!o->funnel.empty()) funnel.funnel = parse_funnel(o->funnel);
+    funnel.threads = o->threads;
+    funnel.k = o->k;
+    funnel.rerank = o->rerank;
     Table t = Table::open(o->file);
     Metric metric = o->metric.empty() ? t.metric() : parse_metric(o->metric);
+    if (!funnel.funnel.empty()) {  // fails now, not after computing the ground truth, when the table cannot funnel
+      std::vector<float> probe(t.dim(), 1.f);
+      t.search(probe.data(), 1, funnel, metric);
+    }
     GroundTruth truth = o->dataset.empty()
                             ? truth_from_rows(load_table(o->reference, "", ReadOptions{}), o->reference, o->queries, metric,
                                               o->seed, o->threads)
                             : truth_from_dataset(o->dataset, o->queries);
     if (o->metric.empty() && !o->dataset.empty()) metric = truth.metric;
     Quality q = measure_quality(t, truth, metric, o->threads, o->rerank);
-    Spread seconds = time_search(t, truth, metric, o->k, o->threads, o->runs, o->rerank);
+    Spread seconds = funnel.funnel.empty() ? time_search(t, truth, metric, o->k, o->threads, o->runs, o->rerank)
+                                           : funnel_time(t, truth, metric, funnel, o->runs);
+    if (!funnel.funnel.empty()) funnel_recall(t, truth, metric, funnel, q);
 
     TableInfo info = t.info();
     const double bpv = bytes_per_vector(t);
@@ -60,6 +112,7 @@ void add_eval(CLI::App& app, Globals&) {
     j["queries"] = truth.nq;
     j["k"] = o->k;
     j["threads"] = threads;
+    if (!o->funnel.empty()) j["funnel"] = o->funnel;
     j["recall@1"] = optional_json(q.recall1);
     j["recall@10"] = optional_json(q.recall10);
     j["recall@100"] = optional_json(q.recall100);
@@ -71,6 +124,7 @@ void add_eval(CLI::App& app, Globals&) {
     auto fmt = [](const std::optional<double>& v) { return v ? std::to_string(*v).substr(0, 6) : std::string("-"); };
     std::printf("%s (%s) against %s: %zu queries, metric %s\n", o->file.c_str(), info.spec.c_str(), truth.name.c_str(),
                 truth.nq, metric_name(metric));
+    if (!o->funnel.empty()) std::printf("  funnel search %s\n", o->funnel.c_str());
     std::printf("  bytes per vector  %.2f   (f32: %zu, %.1fx smaller)\n", bpv, 4 * info.dim, 4.0 * info.dim / bpv);
     std::printf("  recall@1 %s   recall@10 %s   recall@100 %s\n", fmt(q.recall1).c_str(), fmt(q.recall10).c_str(),
                 fmt(q.recall100).c_str());

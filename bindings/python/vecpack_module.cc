@@ -222,14 +222,51 @@ py::object get_item(const TableHandle& self, const py::object& item) {
   throw py::type_error("a table is indexed by a key (str), a row (int), a slice, or a list of keys or rows");
 }
 
+// funnel: None, a string "32:1000,full", or a sequence of stages, each DIMS, "full" or
+// (DIMS or "full", CANDIDATES or None).
+std::vector<FunnelStage> funnel_stages(const py::handle& funnel) {
+  if (funnel.is_none()) return {};
+  if (py::isinstance<py::str>(funnel)) return parse_funnel(funnel.cast<std::string>());
+  if (!py::isinstance<py::sequence>(funnel))
+    throw py::type_error("funnel must be a string such as '32:1000,full' or a list such as [(32, 1000), 'full']");
+  auto count = [](const py::handle& v, const char* what) -> size_t {
+    if (v.is_none()) return 0;
+    if (!PyIndex_Check(v.ptr())) throw py::type_error(std::string("funnel: ") + what + " must be an int");
+    auto n = v.cast<py::ssize_t>();
+    if (n <= 0) throw py::value_error(std::string("funnel: ") + what + " must be positive");
+    return size_t(n);
+  };
+  auto dims = [&](const py::handle& v) -> size_t {
+    if (py::isinstance<py::str>(v)) {
+      auto text = v.cast<std::string>();
+      if (text != "full" && text != "all") throw py::value_error("funnel: '" + text + "' is not 'full'");
+      return 0;
+    }
+    return count(v, "a stage's dimension count");
+  };
+  std::vector<FunnelStage> stages;
+  for (auto item : funnel.cast<py::sequence>()) {
+    if (py::isinstance<py::str>(item) || !py::isinstance<py::sequence>(item)) {
+      stages.push_back({dims(item), 0});
+      continue;
+    }
+    auto pair = item.cast<py::sequence>();
+    if (py::len(pair) != 2) throw py::value_error("funnel: a stage is DIMS or (DIMS, CANDIDATES)");
+    stages.push_back({dims(pair[0]), count(pair[1], "a stage's candidate count")});
+  }
+  if (stages.empty()) throw py::value_error("funnel: give at least one stage, or None");
+  return stages;
+}
+
 py::tuple search(const Table& table, const py::handle& queries, size_t k, std::optional<size_t> rerank,
-                 std::optional<std::string> metric, unsigned threads) {
+                 std::optional<std::string> metric, unsigned threads, const py::handle& funnel = py::none()) {
   if (k == 0) throw py::value_error("k must be at least 1");
   Rows q = as_rows(queries, table.dim(), "queries");
   SearchOptions options;
   options.k = k;
   options.threads = threads;
   options.rerank = rerank.value_or(0);
+  options.funnel = funnel_stages(funnel);
   std::optional<Metric> chosen;
   if (metric) chosen = parse_metric(*metric);
   SearchResult result;
@@ -423,17 +460,21 @@ into a new array on each access; use t[i] or t[i:j] for a few rows.)doc")
       .def(
           "search",
           [](const TableHandle& self, const py::handle& queries, size_t k, std::optional<size_t> rerank,
-             std::optional<std::string> metric,
-             unsigned threads) { return search(self.table, queries, k, rerank, std::move(metric), threads); },
+             std::optional<std::string> metric, unsigned threads, const py::object& funnel) {
+            return search(self.table, queries, k, rerank, std::move(metric), threads, funnel);
+          },
           py::arg("queries"), py::arg("k") = 10, py::arg("rerank") = py::none(), py::arg("metric") = py::none(),
-          py::arg("threads") = 0,
+          py::arg("threads") = 0, py::arg("funnel") = py::none(),
           R"doc(Exact top-k rows for each query, scored on the stored codes.
 
 queries: one vector (1-D) or one per row (2-D), any float dtype.
 Returns (ids, scores): int64 and float32 arrays of shape (k,) for one query, (nq, k) for
 several. Similarities (ip, cos) descend; l2 gives squared distances, ascending. Ties go to
 the smaller row; missing entries (fewer than k rows) have id -1.
-metric: 'ip', 'cos' or 'l2' instead of the table's. threads: 0 for one per core.)doc")
+metric: 'ip', 'cos' or 'l2' instead of the table's. threads: 0 for one per core.
+funnel: shortlist on leading dimensions, then rescore with more and finally all of them, e.g.
+[(32, 1000), (128, 100)] or '32:1000,128:100,full' (codecs f32, f16, bf16, int8, after any
+transforms; a stage without a count keeps twice the next stage's, the last max(100, 10 k)).)doc")
       .def(
           "info",
           [](const TableHandle& self) {

@@ -108,6 +108,13 @@ class Quantizer : public Stage {
   // The fastest scorer this codec has for nq queries (row-major nq x dim_in, copied as needed).
   // The default decodes blocks of codes and scores them with BLAS.
   virtual std::unique_ptr<CodeScorer> scorer(const float* queries, size_t nq, Metric metric) const;
+  // True when the codes are laid out dimension by dimension, so that dimensions [0, m) of a row
+  // decode from the leading bytes of its code alone (f32, f16, bf16, int8; not pq). Funnel
+  // search (SearchOptions::funnel) needs it.
+  virtual bool prefix_decodable() const { return false; }
+  // Decodes dimensions [0, m) of n rows whose codes start `stride` bytes apart, reading only
+  // their leading bytes; out: n x m. Throws Error unless prefix_decodable().
+  virtual void decode_prefix(const uint8_t* codes, size_t n, size_t stride, size_t m, float* out) const;
 };
 
 enum class StageKind : uint8_t { transform, quantizer };
@@ -141,8 +148,13 @@ class Codec {
   void train(const float* x, size_t n, size_t d, const TrainOptions& options = {});
   void encode(const float* x, size_t n, uint8_t* codes, unsigned threads = 0) const;
   void decode(const uint8_t* codes, size_t n, float* x) const;
-  // Queries are in the input space; the chain applies its transforms to them.
+  // Queries are in the input space; the chain applies its transforms to them, and scores are
+  // computed in the quantizer's (transformed) space.
   std::unique_ptr<CodeScorer> scorer(const float* queries, size_t nq, Metric metric) const;
+  // Queries as the quantizer sees them: nq x dim() in, nq x quantizer().dim_in() out, through
+  // every transform and, for cos, scaled to unit length after them.
+  std::vector<float> transform_queries(const float* queries, size_t nq, Metric metric) const;
+  const Quantizer& quantizer() const;  // the last stage
 
   std::vector<uint8_t> serialize() const;
   static Codec load(const uint8_t* data, size_t size);  // throws FormatError

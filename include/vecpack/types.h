@@ -20,10 +20,24 @@ const char* metric_name(Metric metric) noexcept;
 // Accepts "ip", "dot", "cos", "cosine", "angular", "l2", "euclidean"; throws SpecError otherwise.
 Metric parse_metric(std::string_view name);
 
+// One stage of a funnel search: score the previous stage's candidates (all rows for the first)
+// with the first `dims` dimensions of the codes and keep the best `candidates`.
+struct FunnelStage {
+  size_t dims = 0;        // 0: all (full); only the last stage may be full
+  size_t candidates = 0;  // 0: twice the next stage's; the last truncated stage: max(100, 10 k)
+};
+
+// Parses "32:1000,128:100,full" (DIMS[:CANDIDATES] per stage, "full" for all dimensions).
+// Throws SpecError.
+std::vector<FunnelStage> parse_funnel(std::string_view text);
+
 struct SearchOptions {
   size_t k = 10;
   unsigned threads = 0;  // 0: one per core
   size_t rerank = 0;     // shortlist size rescored with the table's rerank section; 0: off
+  // Funnel (adaptive) search on leading dimensions, for codecs whose codes decode dimension by
+  // dimension (Quantizer::prefix_decodable). A final full stage is implied. Empty: off.
+  std::vector<FunnelStage> funnel;
 };
 
 // Row-major nq x k. For ip and cos, scores are similarities in descending order; for l2 they
