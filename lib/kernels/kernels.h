@@ -49,6 +49,13 @@ struct KernelTable {
                      size_t lanes, float* out, const void* prefetch, size_t prefetch_lines);
   void (*pq_scan_u16)(const uint16_t* indices, size_t stride, size_t rows, size_t m, size_t ksub,
                       const float* tables, size_t lanes, float* out, const void* prefetch, size_t prefetch_lines);
+  // 4-bit product-quantizer fast scan of one block of 32 rows. codes: m x 16 bytes, byte r of
+  // sub-quantizer j holding the code of row r in its low nibble and that of row r + 16 in its
+  // high nibble; luts: m x 16 uint8 entries. sum_r = sum over j of luts[j * 16 + code(r, j)]
+  // for r < 32, exact in every ISA, then written as out[r] = fma(sum_r, scale, bias) times
+  // row_scale[r] when row_scale is not null (same rounding in every ISA). m is a multiple of 4.
+  void (*pq4_fastscan)(const uint8_t* codes, size_t m, const uint8_t* luts, float scale, float bias,
+                       const float* row_scale, float* out);
 };
 
 // The table for the best ISA this CPU supports, or the one named by the environment variable

@@ -8,7 +8,9 @@
 // could end up serving the SSE4.2 table.
 #pragma once
 
+#include <algorithm>
 #include <array>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -665,6 +667,119 @@ template <class Arch, class Index>
   }
 }
 
+// 4-bit fast scan: each 16-entry uint8 table sits in one 128-bit lane and is looked up for 16
+// rows at once with a byte shuffle (pshufb), so a register of W bytes serves W / 16
+// sub-quantizers. The byte results are summed as 16-bit lanes (even byte + 256 * odd byte,
+// wrapping) and, apart, the odd bytes shifted down; the even sums are recovered at the end.
+// Neither true sum overflows for m <= 256; the lanes are folded and re-interleaved at the end.
+inline void pq4_sums(const uint8_t* codes, size_t m, const uint8_t* luts, __m128i* sums) {
+#if defined(__AVX512BW__)
+  const __m512i nibble = _mm512_set1_epi8(0x0f);
+  __m512i le = _mm512_setzero_si512(), lo = le, he = le, ho = le;
+  for (size_t j = 0; j < m; j += 4) {
+    const __m512i c = _mm512_loadu_si512(codes + j * 16), t = _mm512_loadu_si512(luts + j * 16);
+    const __m512i rl = _mm512_shuffle_epi8(t, _mm512_and_si512(c, nibble));
+    const __m512i rh = _mm512_shuffle_epi8(t, _mm512_and_si512(_mm512_srli_epi16(c, 4), nibble));
+    le = _mm512_add_epi16(le, rl);
+    lo = _mm512_add_epi16(lo, _mm512_srli_epi16(rl, 8));
+    he = _mm512_add_epi16(he, rh);
+    ho = _mm512_add_epi16(ho, _mm512_srli_epi16(rh, 8));
+  }
+  auto fold = [](__m512i v) {
+    const __m256i h = _mm256_add_epi16(_mm512_castsi512_si256(v), _mm512_extracti64x4_epi64(v, 1));
+    return _mm_add_epi16(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+  };
+#elif defined(__AVX2__)
+  const __m256i nibble = _mm256_set1_epi8(0x0f);
+  __m256i le = _mm256_setzero_si256(), lo = le, he = le, ho = le;
+  for (size_t j = 0; j < m; j += 2) {
+    const __m256i c = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(codes + j * 16));
+    const __m256i t = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(luts + j * 16));
+    const __m256i rl = _mm256_shuffle_epi8(t, _mm256_and_si256(c, nibble));
+    const __m256i rh = _mm256_shuffle_epi8(t, _mm256_and_si256(_mm256_srli_epi16(c, 4), nibble));
+    le = _mm256_add_epi16(le, rl);
+    lo = _mm256_add_epi16(lo, _mm256_srli_epi16(rl, 8));
+    he = _mm256_add_epi16(he, rh);
+    ho = _mm256_add_epi16(ho, _mm256_srli_epi16(rh, 8));
+  }
+  auto fold = [](__m256i v) { return _mm_add_epi16(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1)); };
+#else
+  const __m128i nibble = _mm_set1_epi8(0x0f);
+  __m128i le = _mm_setzero_si128(), lo = le, he = le, ho = le;
+  for (size_t j = 0; j < m; ++j) {
+    const __m128i c = _mm_loadu_si128(reinterpret_cast<const __m128i*>(codes + j * 16));
+    const __m128i t = _mm_loadu_si128(reinterpret_cast<const __m128i*>(luts + j * 16));
+    const __m128i rl = _mm_shuffle_epi8(t, _mm_and_si128(c, nibble));
+    const __m128i rh = _mm_shuffle_epi8(t, _mm_and_si128(_mm_srli_epi16(c, 4), nibble));
+    le = _mm_add_epi16(le, rl);
+    lo = _mm_add_epi16(lo, _mm_srli_epi16(rl, 8));
+    he = _mm_add_epi16(he, rh);
+    ho = _mm_add_epi16(ho, _mm_srli_epi16(rh, 8));
+  }
+  auto fold = [](__m128i v) { return v; };
+#endif
+  // le holds the even bytes plus 256 times the odd ones (mod 2^16), lo the odd ones alone.
+  const __m128i odd_low = fold(lo), odd_high = fold(ho);
+  const __m128i even_low = _mm_sub_epi16(fold(le), _mm_slli_epi16(odd_low, 8));
+  const __m128i even_high = _mm_sub_epi16(fold(he), _mm_slli_epi16(odd_high, 8));
+  sums[0] = _mm_unpacklo_epi16(even_low, odd_low);
+  sums[1] = _mm_unpackhi_epi16(even_low, odd_low);
+  sums[2] = _mm_unpacklo_epi16(even_high, odd_high);
+  sums[3] = _mm_unpackhi_epi16(even_high, odd_high);
+}
+
+// Sums of up to 256 sub-quantizers at a time (uint16), widened and scaled in registers when
+// FMA is there; otherwise, or with more sub-quantizers, through uint32 sums and std::fma,
+// which rounds the same way.
+template <class Arch>
+void pq4_fastscan(const uint8_t* codes, size_t m, const uint8_t* luts, float scale, float bias, const float* row_scale,
+                  float* out) {
+  __m128i sums[4];
+#if defined(__FMA__)
+  if (m <= 256) {
+    pq4_sums(codes, m, luts, sums);
+#if defined(__AVX512F__)
+    const __m512 wscale = _mm512_set1_ps(scale), wbias = _mm512_set1_ps(bias);
+    for (size_t k = 0; k < 2; ++k) {
+      const __m512i wide = _mm512_cvtepu16_epi32(_mm256_set_m128i(sums[2 * k + 1], sums[2 * k]));
+      __m512 value = _mm512_fmadd_ps(_mm512_cvtepi32_ps(wide), wscale, wbias);
+      if (row_scale) value = _mm512_mul_ps(value, _mm512_loadu_ps(row_scale + k * 16));
+      _mm512_storeu_ps(out + k * 16, value);
+    }
+    return;
+#elif defined(__AVX2__)
+    const __m256 wscale = _mm256_set1_ps(scale), wbias = _mm256_set1_ps(bias);
+    for (size_t k = 0; k < 4; ++k) {
+      __m256 value = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepu16_epi32(sums[k])), wscale, wbias);
+      if (row_scale) value = _mm256_mul_ps(value, _mm256_loadu_ps(row_scale + k * 8));
+      _mm256_storeu_ps(out + k * 8, value);
+    }
+    return;
+#endif
+    const __m128 vscale = _mm_set1_ps(scale), vbias = _mm_set1_ps(bias);
+    for (size_t k = 0; k < 4; ++k)
+      for (size_t h = 0; h < 2; ++h) {
+        const __m128i wide = _mm_cvtepu16_epi32(h ? _mm_srli_si128(sums[k], 8) : sums[k]);
+        __m128 value = _mm_fmadd_ps(_mm_cvtepi32_ps(wide), vscale, vbias);
+        if (row_scale) value = _mm_mul_ps(value, _mm_loadu_ps(row_scale + k * 8 + h * 4));
+        _mm_storeu_ps(out + k * 8 + h * 4, value);
+      }
+    return;
+  }
+#endif
+  uint32_t total[32] = {};
+  for (size_t j = 0; j < m; j += 256) {
+    pq4_sums(codes + j * 16, std::min<size_t>(256, m - j), luts + j * 16, sums);
+    uint16_t part[32];
+    for (size_t k = 0; k < 4; ++k) _mm_storeu_si128(reinterpret_cast<__m128i*>(part + k * 8), sums[k]);
+    for (size_t r = 0; r < 32; ++r) total[r] += part[r];
+  }
+  for (size_t r = 0; r < 32; ++r) {
+    const float value = std::fma(static_cast<float>(total[r]), scale, bias);
+    out[r] = row_scale ? value * row_scale[r] : value;
+  }
+}
+
 template <class Arch>
 constexpr KernelTable make_table(Isa isa) {
   return KernelTable{
@@ -682,6 +797,7 @@ constexpr KernelTable make_table(Isa isa) {
       &nearest_centroids<Arch>,
       &pq_scan<Arch, uint8_t>,
       &pq_scan<Arch, uint16_t>,
+      &pq4_fastscan<Arch>,
   };
 }
 

@@ -205,10 +205,25 @@ void pq_scan(const Index* indices, size_t stride, size_t rows, size_t m, size_t 
   }
 }
 
+void pq4_fastscan(const uint8_t* codes, size_t m, const uint8_t* luts, float scale, float bias, const float* row_scale,
+                  float* out) {
+  uint32_t sums[32] = {};
+  for (size_t j = 0; j < m; ++j)
+    for (size_t r = 0; r < 16; ++r) {
+      const uint8_t byte = codes[j * 16 + r];
+      sums[r] += luts[j * 16 + (byte & 15)];
+      sums[r + 16] += luts[j * 16 + (byte >> 4)];
+    }
+  for (size_t r = 0; r < 32; ++r) {
+    const float value = std::fma(static_cast<float>(sums[r]), scale, bias);
+    out[r] = row_scale ? value * row_scale[r] : value;
+  }
+}
+
 constexpr KernelTable kScalarTable{
     Isa::scalar,     &dot_f32_rows, &dot_f16_rows, &dot_bf16_rows,    &dot_u8_affine_rows, &f16_to_f32,
     &bf16_to_f32,    &f32_to_f16,   &f32_to_bf16,  &u8_affine_decode, &max_f32,            &nearest_centroids,
-    &pq_scan<uint8_t>, &pq_scan<uint16_t>,
+    &pq_scan<uint8_t>, &pq_scan<uint16_t>, &pq4_fastscan,
 };
 
 }  // namespace
