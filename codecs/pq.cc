@@ -417,7 +417,9 @@ class PqFastScanScorer final : public CodeScorer {
       for (size_t j = 0; j < m; ++j)
         for (size_t c = 0; c < 16; ++c) {
           const float level = std::nearbyint((table[j * 16 + c] - low[j]) / scale);
-          lut[j * 16 + c] = static_cast<uint8_t>(std::clamp(level, 0.0f, 255.0f));
+          // Written so that NaN (tables overflowing to infinity on extreme centroids) becomes 0
+          // instead of an undefined float-to-integer conversion.
+          lut[j * 16 + c] = static_cast<uint8_t>(level >= 0.0f ? std::min(level, 255.0f) : 0.0f);
         }
       scale_[q] = scale;
       bias_[q] = static_cast<float>(bias);
