@@ -119,6 +119,17 @@ class ModelReader {
     if (left && bytes > *left) truncated(offset(), what, bytes, *left);
   }
 
+  // Throws unless `count` items of `item_bytes` each may follow. Compared in items, so that a
+  // count from a damaged header cannot overflow count x item_bytes and pass the check.
+  void require_items(uint64_t count, uint64_t item_bytes, const std::string& what) const {
+    std::optional<uint64_t> left = remaining();
+    if (!left || count <= *left / item_bytes) return;
+    const bool overflows = count > std::numeric_limits<uint64_t>::max() / item_bytes;
+    fail(offset(), "truncated: " + what + " needs " +
+                       (overflows ? std::string("more than 2^64") : std::to_string(count * item_bytes)) + " bytes, " +
+                       std::to_string(*left) + " remain");
+  }
+
   void read_exact(void* out, size_t size, const std::string& what) {
     const uint64_t start = offset();
     size_t got = in_.read(out, size);
@@ -275,7 +286,7 @@ Dictionary read_dictionary(ModelReader& reader, const ReadOptions& options) {
 
   if (dict.prune_size > 0) {
     dict.prune_offset = reader.offset();
-    reader.require(uint64_t(dict.prune_size) * 8, std::to_string(dict.prune_size) + " pruned n-gram pairs");
+    reader.require_items(uint64_t(dict.prune_size), 8, std::to_string(dict.prune_size) + " pruned n-gram pairs");
     dict.prune_pairs.reserve(reader.reserve_bound(uint64_t(dict.prune_size)));
     for (int64_t i = 0; i < dict.prune_size; ++i) {
       const uint64_t pair_offset = reader.offset();

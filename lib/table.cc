@@ -2,11 +2,13 @@
 #include <atomic>
 #include <chrono>
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 #include <ctime>
 #include <nlohmann/json.hpp>
 #include <numeric>
 #include <random>
+#include <stdexcept>
 
 #include "bytes.h"
 #include "container.h"
@@ -117,9 +119,18 @@ Table Table::open(const std::string& path) {
   std::optional<SubwordScheme> scheme;
   uint64_t subword_rows_count = 0;
   bool has_rerank = false;
+  // Counts must be JSON integers: get<uint64_t>() of a fraction, a negative number or 1e99 would
+  // convert a double that does not fit (undefined behaviour) instead of failing.
+  auto count_field = [](const nlohmann::json& object, const char* name, uint64_t max) -> uint64_t {
+    const nlohmann::json& value = object.at(name);
+    if (!value.is_number_unsigned() || value.get<uint64_t>() > max)
+      throw std::domain_error("'" + std::string(name) + "' must be an integer 0.." + std::to_string(max) + ", not " +
+                              value.dump());
+    return value.get<uint64_t>();
+  };
   try {
-    n = j.at("n").get<uint64_t>();
-    d = j.at("d").get<uint64_t>();
+    n = count_field(j, "n", UINT64_MAX);
+    d = count_field(j, "d", UINT64_MAX);
     meta.metric = parse_metric(j.at("metric").get<std::string>());
     has_keys = j.value("keys", false);
     if (j.contains("source")) {
@@ -133,11 +144,11 @@ Table Table::open(const std::string& path) {
       if (sw.at("scheme").get<std::string>() != kSubwordHashName)
         meta_fail("unknown subword scheme '" + sw.at("scheme").get<std::string>() + "'");
       scheme.emplace();
-      scheme->minn = sw.at("minn").get<uint32_t>();
-      scheme->maxn = sw.at("maxn").get<uint32_t>();
-      scheme->buckets = sw.at("buckets").get<uint64_t>();
+      scheme->minn = static_cast<uint32_t>(count_field(sw, "minn", UINT32_MAX));
+      scheme->maxn = static_cast<uint32_t>(count_field(sw, "maxn", UINT32_MAX));
+      scheme->buckets = count_field(sw, "buckets", UINT64_MAX);
       scheme->is_pruned = sw.at("pruned").get<bool>();
-      subword_rows_count = sw.at("rows").get<uint64_t>();
+      subword_rows_count = count_field(sw, "rows", UINT64_MAX);
     }
     has_rerank = j.contains("rerank");
   } catch (const std::exception& e) {

@@ -1,5 +1,7 @@
 // Run-time choice of the kernel table. Compiled for baseline x86-64: nothing here may use
 // instructions the CPU has not been checked for.
+#include <cpuid.h>
+
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -12,6 +14,13 @@ namespace {
 
 // __builtin_cpu_supports also checks that the OS saves the wider registers (XGETBV), which a
 // bare CPUID check would miss.
+// F16C by CPUID leaf 1 (ECX bit 29): clang before 15 has no "f16c" for __builtin_cpu_supports.
+// The AVX checks that accompany it cover the OS side.
+bool has_f16c() {
+  unsigned a = 0, b = 0, c = 0, d = 0;
+  return __get_cpuid(1, &a, &b, &c, &d) && (c & bit_F16C) != 0;
+}
+
 bool cpu_supports(Isa isa) {
   __builtin_cpu_init();  // needed when called before libgcc's own constructor has run
   switch (isa) {
@@ -20,12 +29,12 @@ bool cpu_supports(Isa isa) {
     case Isa::sse42:
       return __builtin_cpu_supports("sse4.2") && __builtin_cpu_supports("popcnt");
     case Isa::avx2:
-      return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c") &&
+      return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && has_f16c() &&
              __builtin_cpu_supports("popcnt");
     case Isa::avx512:
       return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
              __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl") &&
-             __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c") &&
+             __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && has_f16c() &&
              __builtin_cpu_supports("popcnt");
   }
   return false;

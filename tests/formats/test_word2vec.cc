@@ -514,7 +514,11 @@ TEST_CASE("word2vec and glove: keys that are not UTF-8 are errors, or repaired o
   const std::string w2v = dir.file("bad.txt"), glove = dir.file("bad.glove.txt");
   test::write_text(w2v, "2 2\nca\xFF" "fe 1 2\nok 3 4\n");
   test::write_text(glove, "ca\xFF" "fe 1 2\nok 3 4\n");
-  for (const auto& [path, format, line] : {std::tuple{w2v, "word2vec", 2}, std::tuple{glove, "glove", 1}}) {
+  for (const auto& c : {std::tuple{w2v, "word2vec", 2}, std::tuple{glove, "glove", 1}}) {
+    // Not a structured binding: clang before 16 cannot capture those in lambdas (CAPTURE is one).
+    const std::string& path = std::get<0>(c);
+    const char* format = std::get<1>(c);
+    const int line = std::get<2>(c);
     CAPTURE(format);
     auto e = test::caught<ParseError>([&] { read_table(path, format); });
     CHECK(e.line() == uint64_t(line));

@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# tools/fuzz.sh TARGET SECONDS [libFuzzer flags...]: fuzzes one reader for SECONDS.
+#   TARGET: vecpack word2vec_text word2vec_binary glove fasttext npy spec codec_params
+#           (tests/fuzz/fuzz_TARGET.cc); "all" runs each in turn for SECONDS.
+# Configures and builds a clang libFuzzer + ASan + UBSan tree in build-fuzz/ (ccache), starts
+# from the seeds in tests/fuzz/corpus/TARGET/ and keeps what it learns in build-fuzz/corpus/.
+# An input that crashes, leaks, runs out of memory or time is copied into
+# tests/fuzz/corpus/TARGET/ (crash-*, leak-*, oom-*, timeout-*), where the ordinary test suite
+# replays it (ctest -R fuzz.replay): fix the reader, then give the file a descriptive name.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+targets=(vecpack word2vec_text word2vec_binary glove fasttext npy spec codec_params)
+if (($# < 2)); then
+  echo "usage: tools/fuzz.sh TARGET|all SECONDS [libFuzzer flags...]; targets: ${targets[*]}" >&2
+  exit 2
+fi
+target=$1 seconds=$2
+shift 2
+if [[ $target == all ]]; then
+  status=0
+  for t in "${targets[@]}"; do "$0" "$t" "$seconds" "$@" || status=1; done
+  exit $status
+fi
+[[ " ${targets[*]} " == *" $target "* ]] || { echo "fuzz.sh: unknown target '$target'; targets: ${targets[*]}" >&2; exit 2; }
+
+cc=$(command -v clang-14 || command -v clang || true)
+cxx=$(command -v clang++-14 || command -v clang++ || true)
+if [[ -z $cc || -z $cxx ]]; then
+  echo "fuzz.sh: clang is not installed (apt-get install clang-14 libclang-rt-14-dev)" >&2
+  exit 3
+fi
+build="$root/build-fuzz"
+if [[ ! -f $build/CMakeCache.txt ]]; then
+  cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER="$cc" -DCMAKE_CXX_COMPILER="$cxx" \
+    -DVECPACK_FUZZ=ON -DVECPACK_BUILD_PYTHON=OFF -DPython3_EXECUTABLE="$root/.venv/bin/python" >/dev/null
+fi
+cmake --build "$build" -j2 --target "fuzz_$target" | grep -vE '^\[[0-9]+/[0-9]+\]' || true
+binary="$build/tests/fuzz/fuzz_$target"
+test -x "$binary" || { echo "fuzz.sh: the build of fuzz_$target failed" >&2; exit 1; }
+
+# Inputs the readers meet in practice are small; a vecpack file needs its 4096-aligned codes.
+case $target in
+  vecpack) max_len=16384 ;;
+  fasttext|npy|codec_params|word2vec_binary) max_len=8192 ;;
+  spec) max_len=256 ;;
+  *) max_len=4096 ;;
+esac
+seeds="$root/tests/fuzz/corpus/$target"
+work="$build/corpus/$target"
+artifacts="$build/artifacts/$target"
+mkdir -p "$work" "$artifacts" "$seeds"
+export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:allocator_may_return_null=0}"
+export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
+status=0
+"$binary" -max_total_time="$seconds" -max_len="$max_len" -timeout=20 -rss_limit_mb=2048 -malloc_limit_mb=1024 \
+  -print_final_stats=1 -artifact_prefix="$artifacts/" "$@" "$work" "$seeds" || status=$?
+shopt -s nullglob
+found=("$artifacts"/crash-* "$artifacts"/leak-* "$artifacts"/oom-* "$artifacts"/timeout-*)
+for f in "${found[@]}"; do
+  cp "$f" "$seeds/"
+  echo "fuzz.sh: $target: kept $(basename "$f") in tests/fuzz/corpus/$target/ (replay: $root/build/tests/fuzz/vecpack_fuzz_replay $target $seeds/$(basename "$f"))" >&2
+  rm "$f"
+done
+exit $status
