@@ -83,8 +83,12 @@ nlohmann::json bench_spec(const Table& base, const GroundTruth& truth, const std
   packed.save(path);
   uint64_t file_bytes = std::filesystem::file_size(path);
   Table mapped = Table::open(path);
-  Quality q = measure_quality(mapped, truth, truth.metric, s.threads, reranked.shortlist);
-  Spread seconds = time_search(mapped, truth, truth.metric, s.k, s.threads, s.runs, reranked.shortlist);
+  SearchOptions search;
+  search.k = s.k;
+  search.threads = s.threads;
+  search.rerank = reranked.shortlist;
+  Quality q = measure_quality(mapped, truth, truth.metric, search);
+  Spread seconds = time_search(mapped, truth, truth.metric, search, s.runs);
   std::filesystem::remove(path);
 
   const double nq = double(truth.nq), n = double(base.size());

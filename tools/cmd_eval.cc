@@ -1,7 +1,5 @@
 // vecpack eval FILE --dataset X.hdf5 | --reference TABLE: what compression cost, measured.
-#include <chrono>
 #include <cstdio>
-#include <unordered_set>
 
 #include "cli_common.h"
 #include "measure.h"
@@ -9,43 +7,6 @@
 namespace vecpack::cli {
 
 static nlohmann::json optional_json(const std::optional<double>& v) { return v ? nlohmann::json(*v) : nlohmann::json(); }
-
-// Recall@1/10/100 of a funnel search (the other figures of `q` are kept: they do not depend on
-// how the table is searched).
-static void funnel_recall(const Table& t, const GroundTruth& truth, Metric metric, SearchOptions options, Quality& q) {
-  options.k = std::min(truth.depth, t.size()) + 1;
-  SearchResult found = t.search(truth.queries.data(), truth.nq, options, metric);
-  auto recall_at = [&](size_t r) -> std::optional<double> {
-    if (r > truth.depth || truth.nq == 0) return std::nullopt;
-    double total = 0;
-    for (size_t i = 0; i < truth.nq; ++i) {
-      const int64_t* want = truth.neighbours.data() + i * truth.depth;
-      std::unordered_set<int64_t> wanted(want, want + r);
-      size_t kept = 0, hits = 0;
-      for (size_t j = 0; j < found.k && kept < r; ++j) {
-        int64_t id = found.ids_of(i)[j];
-        if (id < 0 || id == truth.exclude[i]) continue;
-        ++kept;
-        hits += wanted.count(id);
-      }
-      total += double(hits) / double(r);
-    }
-    return total / double(truth.nq);
-  };
-  q.recall1 = recall_at(1);
-  q.recall10 = recall_at(10);
-  q.recall100 = recall_at(100);
-}
-
-static Spread funnel_time(const Table& t, const GroundTruth& truth, Metric metric, SearchOptions options, size_t runs) {
-  std::vector<double> seconds;
-  for (size_t i = 0; i < std::max<size_t>(1, runs); ++i) {
-    auto start = std::chrono::steady_clock::now();
-    t.search(truth.queries.data(), truth.nq, options, metric);
-    seconds.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
-  }
-  return spread_of(seconds);
-}
 
 void add_eval(CLI::App& app, Globals&) {
   struct Options {
@@ -75,26 +36,24 @@ void add_eval(CLI::App& app, Globals&) {
   cmd->callback([o] {
     if (o->dataset.empty() && o->reference.empty()) throw Error("eval needs --dataset FILE.hdf5 or --reference TABLE");
     if (o->k == 0 || o->queries == 0) throw Error("-k and --queries must be at least 1");
-    SearchOptions funnel;
-    if (!o->funnel.empty()) funnel.funnel = parse_funnel(o->funnel);
-    funnel.threads = o->threads;
-    funnel.k = o->k;
-    funnel.rerank = o->rerank;
+    SearchOptions search;
+    if (!o->funnel.empty()) search.funnel = parse_funnel(o->funnel);
+    search.threads = o->threads;
+    search.k = o->k;
+    search.rerank = o->rerank;
     Table t = Table::open(o->file);
     Metric metric = o->metric.empty() ? t.metric() : parse_metric(o->metric);
-    if (!funnel.funnel.empty()) {  // fails now, not after computing the ground truth, when the table cannot funnel
+    if (!search.funnel.empty()) {  // fails now, not after computing the ground truth, when the table cannot funnel
       std::vector<float> probe(t.dim(), 1.f);
-      t.search(probe.data(), 1, funnel, metric);
+      t.search(probe.data(), 1, search, metric);
     }
     GroundTruth truth = o->dataset.empty()
                             ? truth_from_rows(load_table(o->reference, "", ReadOptions{}), o->reference, o->queries, metric,
                                               o->seed, o->threads)
                             : truth_from_dataset(o->dataset, o->queries);
     if (o->metric.empty() && !o->dataset.empty()) metric = truth.metric;
-    Quality q = measure_quality(t, truth, metric, o->threads, o->rerank);
-    Spread seconds = funnel.funnel.empty() ? time_search(t, truth, metric, o->k, o->threads, o->runs, o->rerank)
-                                           : funnel_time(t, truth, metric, funnel, o->runs);
-    if (!funnel.funnel.empty()) funnel_recall(t, truth, metric, funnel, q);
+    Quality q = measure_quality(t, truth, metric, search);
+    Spread seconds = time_search(t, truth, metric, search, o->runs);
 
     TableInfo info = t.info();
     const double bpv = bytes_per_vector(t);

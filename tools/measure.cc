@@ -138,15 +138,13 @@ Spread spread_of(std::vector<double> values) {
   return {values[values.size() / 2], values.front(), values.back()};
 }
 
-Quality measure_quality(const Table& table, const GroundTruth& truth, Metric metric, unsigned threads, size_t rerank) {
+Quality measure_quality(const Table& table, const GroundTruth& truth, Metric metric, const SearchOptions& search) {
   if (truth.originals.dim() != table.dim())
     throw Error("dimension " + std::to_string(table.dim()) + " differs from " + std::to_string(truth.originals.dim()) +
                 " of " + truth.name);
   Quality quality;
-  SearchOptions deep;
+  SearchOptions deep = search;
   deep.k = std::min(truth.depth, table.size()) + 1;
-  deep.threads = threads;
-  deep.rerank = rerank;
   SearchResult found = table.search(truth.queries.data(), truth.nq, deep, metric);
   auto recall_at = [&](size_t r) -> std::optional<double> {
     if (r > truth.depth || truth.nq == 0) return std::nullopt;
@@ -184,12 +182,7 @@ Quality measure_quality(const Table& table, const GroundTruth& truth, Metric met
   return quality;
 }
 
-Spread time_search(const Table& table, const GroundTruth& truth, Metric metric, size_t k, unsigned threads, size_t runs,
-                   size_t rerank) {
-  SearchOptions options;
-  options.k = k;
-  options.threads = threads;
-  options.rerank = rerank;
+Spread time_search(const Table& table, const GroundTruth& truth, Metric metric, const SearchOptions& options, size_t runs) {
   std::vector<double> seconds;
   for (size_t i = 0; i < std::max<size_t>(1, runs); ++i) {
     auto start = std::chrono::steady_clock::now();

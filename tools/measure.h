@@ -42,13 +42,11 @@ struct Quality {
   std::optional<double> recall1, recall10, recall100;  // absent when the truth is not that deep
   std::optional<double> mse;                           // absent when rows do not correspond
 };
-// rerank: shortlist rescored with the table's rerank rows (0: off).
-Quality measure_quality(const Table& table, const GroundTruth& truth, Metric metric, unsigned threads,
-                        size_t rerank = 0);
+// `search` says how the table is searched (threads, rerank, funnel); its k is set here.
+Quality measure_quality(const Table& table, const GroundTruth& truth, Metric metric, const SearchOptions& search);
 
 // Wall-clock seconds of searching every query at k, over `runs` runs.
-Spread time_search(const Table& table, const GroundTruth& truth, Metric metric, size_t k, unsigned threads, size_t runs,
-                   size_t rerank = 0);
+Spread time_search(const Table& table, const GroundTruth& truth, Metric metric, const SearchOptions& search, size_t runs);
 
 // Compressed size per row: codes (and rerank codes) plus codec parameters shared by all rows,
 // divided by n.
