@@ -21,8 +21,6 @@
 #include "pq.h"
 #include "vecpack/errors.h"
 
-extern "C" void openblas_set_num_threads(int) __attribute__((weak));
-
 namespace vecpack {
 namespace {
 
@@ -36,15 +34,6 @@ constexpr size_t kFirstKMeansIterations = 20;
 constexpr size_t kLaterKMeansIterations = 4;
 // Rows per task when multiplying by R, and when summing X^T Y in a fixed order.
 constexpr size_t kBlockRows = 4096;
-
-// Our threads already split the work; BLAS threads on top would only oversubscribe.
-void keep_blas_single_threaded() {
-  static const bool once = [] {
-    if (openblas_set_num_threads) openblas_set_num_threads(1);
-    return true;
-  }();
-  (void)once;
-}
 
 // out = x r (n x d times d x d), or x r^T when transposed.
 void multiply(const float* x, size_t n, size_t d, const float* r, bool transposed, float* out) {

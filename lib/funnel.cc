@@ -11,8 +11,6 @@
 #include "search.h"
 #include "vecpack/errors.h"
 
-extern "C" void openblas_set_num_threads(int) __attribute__((weak));
-
 namespace vecpack {
 
 std::vector<FunnelStage> parse_funnel(std::string_view text) {
@@ -165,7 +163,7 @@ std::vector<std::vector<int64_t>> first_stage(const CodesStore& store, const flo
   const size_t n = store.rows(), full = quantizer.dim_in(), stride = store.codec().code_size();
   const uint8_t* codes = store.codes();
   const auto& kt = kernels::active();
-  if (openblas_set_num_threads) openblas_set_num_threads(1);  // the stage runs its own threads, as the engine does
+  keep_blas_single_threaded();
   const unsigned threads = std::max<unsigned>(1, std::min<unsigned>(resolve_threads(requested_threads), (n + 4095) / 4096));
   const size_t per_worker = (n + threads - 1) / threads;
   std::vector<std::vector<int64_t>> out(nq);

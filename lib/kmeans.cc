@@ -12,8 +12,6 @@
 #include "parallel.h"
 #include "vecpack/errors.h"
 
-extern "C" void openblas_set_num_threads(int) __attribute__((weak));
-
 namespace vecpack {
 namespace {
 
@@ -29,15 +27,6 @@ constexpr size_t kGemmCentroids = 512;
 constexpr size_t kSeedingRowsPerCentroid = 16;
 // Relative size of the nudge that separates the two halves of a split cluster.
 constexpr float kSplitNudge = 1.0f / 1024;
-
-// Our threads already split the work; BLAS threads on top would only oversubscribe.
-void keep_blas_single_threaded() {
-  static const bool once = [] {
-    if (openblas_set_num_threads) openblas_set_num_threads(1);
-    return true;
-  }();
-  (void)once;
-}
 
 double uniform01(std::mt19937_64& rng) { return static_cast<double>(rng() >> 11) * 0x1p-53; }
 

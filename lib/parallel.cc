@@ -6,6 +6,8 @@
 #include <thread>
 #include <vector>
 
+extern "C" void openblas_set_num_threads(int) __attribute__((weak));
+
 namespace vecpack {
 
 unsigned resolve_threads(unsigned requested) {
@@ -44,6 +46,14 @@ void parallel_for(size_t tasks, unsigned threads, const std::function<void(size_
   work(0);
   for (auto& th : pool) th.join();
   if (error) std::rethrow_exception(error);
+}
+
+void keep_blas_single_threaded() {
+  static const bool once = [] {
+    if (openblas_set_num_threads) openblas_set_num_threads(1);
+    return true;
+  }();
+  (void)once;
 }
 
 }  // namespace vecpack

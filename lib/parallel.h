@@ -13,4 +13,8 @@ unsigned resolve_threads(unsigned requested);
 // tasks are handed out in order. The first exception thrown by fn is rethrown here.
 void parallel_for(size_t tasks, unsigned threads, const std::function<void(size_t task, unsigned worker)>& fn);
 
+// Sets OpenBLAS to one thread, once: callers split work over their own threads, and BLAS
+// threads on top would only oversubscribe the cores.
+void keep_blas_single_threaded();
+
 }  // namespace vecpack

@@ -8,18 +8,7 @@
 #include "parallel.h"
 #include "vecpack/errors.h"
 
-extern "C" void openblas_set_num_threads(int) __attribute__((weak));
-
 namespace vecpack {
-
-// The engine parallelises over rows itself; BLAS threads on top would only oversubscribe.
-static void keep_blas_single_threaded() {
-  static const bool once = [] {
-    if (openblas_set_num_threads) openblas_set_num_threads(1);
-    return true;
-  }();
-  (void)once;
-}
 
 // Heap order: a is "better" than b when its score is larger, or equal with a smaller id.
 static bool better(const TopK::Item& a, const TopK::Item& b) {
