@@ -34,6 +34,9 @@ struct KernelTable {
                            const float* step, float* out);
   // Largest of n > 0 values (NaN-free input).
   float (*max_f32)(const float* x, size_t n);
+  // Writes the indices i < n (increasing) with x[i] > threshold to out (room for n) and returns
+  // how many there are: the candidates of a block that may enter a full top-k heap.
+  size_t (*select_above)(const float* x, size_t n, float threshold, uint32_t* out);
   // Nearest centroid of n short rows (row i: x[i * stride + j], j < d) by squared L2 distance.
   // Centroids come transposed, coordinate j of centroid c at centroids_t[j * k + c], with
   // half_sq[c] = |c|^2 / 2; k is a multiple of 16 (pad with half_sq = +infinity).
@@ -56,6 +59,16 @@ struct KernelTable {
   // row_scale[r] when row_scale is not null (same rounding in every ISA). m is a multiple of 4.
   void (*pq4_fastscan)(const uint8_t* codes, size_t m, const uint8_t* luts, float scale, float bias,
                        const float* row_scale, float* out);
+  // Binary codes: count rows of `words` 64-bit words each (bit j of a row is bit j % 64 of word
+  // j / 64, little-endian), rows `stride` bytes apart at any alignment.
+  // out[i] = scale * popcount(query XOR row_i) + bias: Hamming distances, exact for any ISA.
+  void (*hamming_rows)(const uint64_t* query, const uint8_t* codes, size_t stride, size_t count, size_t words,
+                       float scale, float bias, float* out);
+  // out[i] = sum over k < nplanes (at most 8) of 2^k popcount(planes[k] AND row_i), planes being
+  // nplanes x words bit planes of a query quantized to unsigned nplanes-bit integers; pop[i] =
+  // popcount(row_i) when pop is not null. Exact for any ISA.
+  void (*bitplane_rows)(const uint64_t* planes, size_t nplanes, const uint8_t* codes, size_t stride, size_t count,
+                        size_t words, float* out, float* pop);
 };
 
 // The table for the best ISA this CPU supports, or the one named by the environment variable

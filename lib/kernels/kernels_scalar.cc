@@ -220,10 +220,48 @@ void pq4_fastscan(const uint8_t* codes, size_t m, const uint8_t* luts, float sca
   }
 }
 
+uint64_t load_word(const uint8_t* p) {
+  uint64_t word;
+  std::memcpy(&word, p, sizeof word);
+  return word;
+}
+
+void hamming_rows(const uint64_t* query, const uint8_t* codes, size_t stride, size_t count, size_t words, float scale,
+                  float bias, float* out) {
+  for (size_t i = 0; i < count; ++i) {
+    uint32_t distance = 0;
+    for (size_t w = 0; w < words; ++w)
+      distance += static_cast<uint32_t>(__builtin_popcountll(query[w] ^ load_word(codes + i * stride + w * 8)));
+    out[i] = scale * static_cast<float>(distance) + bias;
+  }
+}
+
+void bitplane_rows(const uint64_t* planes, size_t nplanes, const uint8_t* codes, size_t stride, size_t count,
+                   size_t words, float* out, float* pop) {
+  for (size_t i = 0; i < count; ++i) {
+    uint32_t sum = 0, ones = 0;
+    for (size_t w = 0; w < words; ++w) {
+      const uint64_t row = load_word(codes + i * stride + w * 8);
+      ones += static_cast<uint32_t>(__builtin_popcountll(row));
+      for (size_t k = 0; k < nplanes; ++k)
+        sum += static_cast<uint32_t>(__builtin_popcountll(row & planes[k * words + w])) << k;
+    }
+    out[i] = static_cast<float>(sum);
+    if (pop) pop[i] = static_cast<float>(ones);
+  }
+}
+
+size_t select_above(const float* x, size_t n, float threshold, uint32_t* out) {
+  size_t found = 0;
+  for (size_t i = 0; i < n; ++i)
+    if (x[i] > threshold) out[found++] = static_cast<uint32_t>(i);
+  return found;
+}
+
 constexpr KernelTable kScalarTable{
     Isa::scalar,     &dot_f32_rows, &dot_f16_rows, &dot_bf16_rows,    &dot_u8_affine_rows, &f16_to_f32,
-    &bf16_to_f32,    &f32_to_f16,   &f32_to_bf16,  &u8_affine_decode, &max_f32,            &nearest_centroids,
-    &pq_scan<uint8_t>, &pq_scan<uint16_t>, &pq4_fastscan,
+    &bf16_to_f32,    &f32_to_f16,   &f32_to_bf16,  &u8_affine_decode, &max_f32,  &select_above, &nearest_centroids,
+    &pq_scan<uint8_t>, &pq_scan<uint16_t>, &pq4_fastscan,     &hamming_rows, &bitplane_rows,
 };
 
 }  // namespace

@@ -652,3 +652,71 @@ TEST_CASE("kernels: f16 and bf16 conversions ignore DAZ, FTZ and the rounding mo
   }
 }
 #endif
+
+TEST_CASE("kernels: Hamming and bit-plane popcounts of every ISA equal a bit-by-bit count") {
+  std::mt19937_64 rng(42);
+  for (size_t words : {1, 2, 3, 9, 17}) {
+    for (size_t stride_extra : {0, 6}) {  // packed rows, and rows with trailing bytes (unaligned)
+      const size_t stride = words * 8 + stride_extra, count = 37;
+      std::vector<uint8_t> codes(stride * count + 8);
+      for (auto& byte : codes) byte = static_cast<uint8_t>(rng());
+      std::vector<uint64_t> query(words), planes(8 * words);
+      for (auto& w : query) w = rng();
+      for (auto& w : planes) w = rng();
+      auto bit = [&](const uint8_t* row, size_t j) { return (row[j / 8] >> (j % 8)) & 1u; };
+      auto query_bit = [&](const uint64_t* q, size_t j) { return (q[j / 64] >> (j % 64)) & 1u; };
+      std::vector<float> expect_hamming(count), expect_planes(count), expect_pop(count);
+      for (size_t i = 0; i < count; ++i) {
+        const uint8_t* row = codes.data() + i * stride;
+        uint32_t h = 0, sum = 0, pop = 0;
+        for (size_t j = 0; j < words * 64; ++j) {
+          h += bit(row, j) ^ query_bit(query.data(), j);
+          pop += bit(row, j);
+          for (size_t k = 0; k < 5; ++k) sum += (bit(row, j) & query_bit(planes.data() + k * words, j)) << k;
+        }
+        expect_hamming[i] = -2.f * h + 1.f;
+        expect_planes[i] = float(sum);
+        expect_pop[i] = float(pop);
+      }
+      std::vector<const KernelTable*> tables = {&scalar_table()};
+      for (Isa isa : supported_isas())
+        if (isa != Isa::scalar) tables.push_back(table_for(isa));
+      for (const KernelTable* table : tables) {
+        CAPTURE(isa_name(table->isa));
+        CAPTURE(words);
+        CAPTURE(stride);
+        std::vector<float> out(count), pop(count);
+        table->hamming_rows(query.data(), codes.data(), stride, count, words, -2.f, 1.f, out.data());
+        CHECK(out == expect_hamming);
+        table->bitplane_rows(planes.data(), 5, codes.data(), stride, count, words, out.data(), pop.data());
+        CHECK(out == expect_planes);
+        CHECK(pop == expect_pop);
+      }
+    }
+  }
+}
+
+TEST_CASE("kernels: every ISA selects exactly the scores above a threshold, in order") {
+  std::mt19937 rng(3);
+  std::uniform_int_distribution<int> level(-8, 8);  // many ties with the threshold
+  for (size_t n : {1, 7, 16, 17, 64, 100, 1000}) {
+    std::vector<float> x(n);
+    for (auto& v : x) v = float(level(rng));
+    x[n / 2] = NAN;  // never selected
+    for (float threshold : {-9.f, 0.f, 3.f, 8.f}) {
+      std::vector<uint32_t> expect;
+      for (size_t i = 0; i < n; ++i)
+        if (x[i] > threshold) expect.push_back(uint32_t(i));
+      std::vector<const KernelTable*> tables = {&scalar_table()};
+      for (Isa isa : supported_isas())
+        if (isa != Isa::scalar) tables.push_back(table_for(isa));
+      for (const KernelTable* table : tables) {
+        CAPTURE(isa_name(table->isa));
+        CAPTURE(n);
+        std::vector<uint32_t> got(n);
+        got.resize(table->select_above(x.data(), n, threshold, got.data()));
+        CHECK(got == expect);
+      }
+    }
+  }
+}
