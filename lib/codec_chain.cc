@@ -15,6 +15,8 @@ std::unique_ptr<CodeScorer> Quantizer::scorer(const float* queries, size_t nq, M
                                       [this](const uint8_t* codes, size_t count, float* out) { decode(codes, count, out); });
 }
 
+std::unique_ptr<CodeScorer> Quantizer::upper_bound_scorer(const float*, size_t, Metric) const { return nullptr; }
+
 void Quantizer::decode_prefix(const uint8_t*, size_t, size_t, size_t, float*) const {
   throw Error("codec '" + spec() + "' cannot decode leading dimensions on their own (its codes are not laid out "
               "dimension by dimension)");
@@ -140,6 +142,13 @@ std::unique_ptr<CodeScorer> Codec::scorer(const float* queries, size_t nq, Metri
   if (impl_->transform_count() == 0) return impl_->quantizer().scorer(queries, nq, metric);
   std::vector<float> transformed = transform_queries(queries, nq, metric);
   return impl_->quantizer().scorer(transformed.data(), nq, metric);
+}
+
+std::unique_ptr<CodeScorer> Codec::upper_bound_scorer(const float* queries, size_t nq, Metric metric) const {
+  require_trained(*this);
+  if (impl_->transform_count() == 0) return impl_->quantizer().upper_bound_scorer(queries, nq, metric);
+  std::vector<float> transformed = transform_queries(queries, nq, metric);
+  return impl_->quantizer().upper_bound_scorer(transformed.data(), nq, metric);
 }
 
 std::vector<float> Codec::transform_queries(const float* queries, size_t nq, Metric metric) const {

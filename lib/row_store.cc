@@ -64,6 +64,13 @@ std::unique_ptr<RowScorer> CodesStore::scorer(const float* queries, size_t nq, M
   return std::make_unique<CodesScorer>(codec_->scorer(queries, nq, metric), codes_, code_size_);
 }
 
+std::unique_ptr<RowScorer> CodesStore::upper_bound_scorer(const float* queries, size_t nq, Metric metric) const {
+  auto inner = codec_->upper_bound_scorer(queries, nq, metric);
+  if (!inner) return nullptr;
+  if (mapping_ && !scanned_.exchange(true)) mapping_->will_scan(codes_, code_bytes());
+  return std::make_unique<CodesScorer>(std::move(inner), codes_, code_size_);
+}
+
 void CodesStore::write(ContainerWriter& writer, const StoreSections& sections) const {
   auto params = codec_->serialize();
   writer.add(sections.codec, params.data(), params.size());

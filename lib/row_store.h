@@ -37,6 +37,9 @@ class RowStore {
   virtual void reconstruct(size_t begin, size_t count, float* out) const = 0;
   // queries: nq x dim in the table's space (unit length for cos).
   virtual std::unique_ptr<RowScorer> scorer(const float* queries, size_t nq, Metric metric) const = 0;
+  // Scores that bound the original rows' scores from above (Quantizer::upper_bound_scorer);
+  // null when the rows have no such bound.
+  virtual std::unique_ptr<RowScorer> upper_bound_scorer(const float*, size_t, Metric) const { return nullptr; }
   virtual uint64_t code_bytes() const = 0;
   virtual uint64_t parameter_bytes() const = 0;
   // Writes the codec, the codes and whatever other sections the rows need.
@@ -56,6 +59,7 @@ class CodesStore final : public RowStore {
   const Codec& codec() const override { return *codec_; }
   void reconstruct(size_t begin, size_t count, float* out) const override;
   std::unique_ptr<RowScorer> scorer(const float* queries, size_t nq, Metric metric) const override;
+  std::unique_ptr<RowScorer> upper_bound_scorer(const float* queries, size_t nq, Metric metric) const override;
   uint64_t code_bytes() const override { return uint64_t(rows_) * code_size_; }
   uint64_t parameter_bytes() const override { return parameters_; }
   void write(ContainerWriter& writer, const StoreSections& sections = {}) const override;

@@ -20,11 +20,21 @@ void TopK::push(float score, int64_t id) {
   if (items_.size() < k_) {
     items_.push_back(item);
     std::push_heap(items_.begin(), items_.end(), better);
-  } else if (k_ && better(item, items_.front())) {
-    std::pop_heap(items_.begin(), items_.end(), better);
-    items_.back() = item;
-    std::push_heap(items_.begin(), items_.end(), better);
+    return;
   }
+  if (k_ == 0 || !better(item, items_.front())) return;
+  // Replace the worst and sift it down: one pass instead of pop_heap + push_heap.
+  const size_t n = items_.size();
+  size_t i = 0;
+  for (;;) {
+    size_t child = 2 * i + 1;
+    if (child >= n) break;
+    if (child + 1 < n && better(items_[child], items_[child + 1])) ++child;  // the worse child
+    if (!better(item, items_[child])) break;
+    items_[i] = items_[child];
+    i = child;
+  }
+  items_[i] = item;
 }
 
 void TopK::sorted_into(int64_t* ids, float* scores) const {
@@ -39,7 +49,6 @@ void TopK::sorted_into(int64_t* ids, float* scores) const {
 namespace {
 
 constexpr size_t kQueryChunk = 1024;   // queries scored together (one GEMM operand)
-constexpr size_t kSkipGroup = 64;     // scores checked against the heap at once
 
 size_t block_rows_for(size_t d) {
   // Keep a decoded block around 256 KiB so it stays in L2 while the queries stream over it.
@@ -47,31 +56,40 @@ size_t block_rows_for(size_t d) {
   return std::clamp<size_t>(rows / 64 * 64, 256, 4096);
 }
 
-// Pushes one query's block of scores, skipping groups whose best cannot enter the heap.
-void collect(TopK& top, const float* scores, size_t count, int64_t first_id, const kernels::KernelTable& k) {
+// Pushes one query's block of scores. Once the heap is full, a SIMD pass picks the scores above
+// its threshold at the start of the block; each is checked again as the threshold rises.
+void collect(TopK& top, const float* scores, size_t count, int64_t first_id, const kernels::KernelTable& k,
+             std::vector<uint32_t>& picked) {
   size_t i = 0;
-  while (i < count) {
-    size_t n = std::min(kSkipGroup, count - i);
-    if (top.full() && k.max_f32(scores + i, n) <= top.threshold()) {
-      i += n;
-      continue;
-    }
-    for (size_t j = i; j < i + n; ++j)
-      if (!top.full() || scores[j] > top.threshold()) top.push(scores[j], first_id + static_cast<int64_t>(j));
-    i += n;
+  for (; i < count && !top.full(); ++i) top.push(scores[i], first_id + static_cast<int64_t>(i));
+  if (i == count) return;
+  picked.resize(count - i);
+  const size_t found = k.select_above(scores + i, count - i, top.threshold(), picked.data());
+  for (size_t p = 0; p < found; ++p) {
+    const size_t j = i + picked[p];
+    if (scores[j] > top.threshold()) top.push(scores[j], first_id + static_cast<int64_t>(j));
   }
 }
 
 // Rescores each query's candidates from the rerank rows; scores stay "larger is better".
+// When the first-pass rows bound their scores from above (RowStore::upper_bound_scorer), a
+// candidate whose bound cannot beat the k-th rescored row is skipped without rescoring.
 void rescore(const RowStore& rows, const float* prepared, size_t nq, size_t d, Metric metric, size_t shortlist,
-             const std::vector<int64_t>& candidate_ids, size_t k, unsigned threads, SearchResult& result) {
+             const std::vector<int64_t>& candidate_ids, const RowStore& first_pass, const float* first_pass_queries,
+             size_t k, unsigned threads, SearchResult& result) {
   parallel_for(nq, threads, [&](size_t q, unsigned) {
     const float* query = prepared + q * d;
+    const auto bounds = first_pass.upper_bound_scorer(first_pass_queries + q * d, 1, metric);
     std::vector<float> row(d);
     TopK top(k);
     for (size_t c = 0; c < shortlist; ++c) {
       int64_t id = candidate_ids[q * shortlist + c];
       if (id < 0) break;
+      if (bounds && top.full()) {
+        float bound;
+        bounds->score(static_cast<size_t>(id), 1, &bound, 1);
+        if (bound < top.threshold()) continue;
+      }
       rows.reconstruct(static_cast<size_t>(id), 1, row.data());
       double dot = 0, norm = 0, dist = 0;
       for (size_t j = 0; j < d; ++j) {
@@ -141,11 +159,12 @@ SearchResult search_store(const RowStore& store, const float* queries, size_t nq
     parallel_for(threads, threads, [&](size_t w, unsigned) {
       size_t begin = w * per_worker, end = std::min(n, begin + per_worker);
       std::vector<float> scores(qn * block);
+      std::vector<uint32_t> picked;
       for (size_t b = begin; b < end; b += block) {
         size_t count = std::min(block, end - b);
         scorer->score(b, count, scores.data(), count);
         for (size_t q = 0; q < qn; ++q)
-          collect(heaps[w][q], scores.data() + q * count, count, static_cast<int64_t>(b), kt);
+          collect(heaps[w][q], scores.data() + q * count, count, static_cast<int64_t>(b), kt, picked);
       }
     });
     for (size_t q = 0; q < qn; ++q) {
@@ -160,7 +179,7 @@ SearchResult search_store(const RowStore& store, const float* queries, size_t nq
     result.k = k;
     result.ids.assign(nq * k, -1);
     result.scores.assign(nq * k, NAN);
-    rescore(*rerank_store, prepared.data(), nq, d, metric, first_k, shortlist, k,
+    rescore(*rerank_store, prepared.data(), nq, d, metric, first_k, shortlist, store, scored_queries, k,
             std::max<unsigned>(1, resolve_threads(options.threads)), result);
   }
   if (metric == Metric::l2)

@@ -108,6 +108,11 @@ class Quantizer : public Stage {
   // The fastest scorer this codec has for nq queries (row-major nq x dim_in, copied as needed).
   // The default decodes blocks of codes and scores them with BLAS.
   virtual std::unique_ptr<CodeScorer> scorer(const float* queries, size_t nq, Metric metric) const;
+  // For codecs whose estimates carry an error bound: a scorer whose scores are the estimate plus
+  // its bound, at least the score of the original row with high probability. Two-stage search
+  // (SearchOptions::rerank) skips rescoring a candidate whose bound cannot beat the k-th
+  // rescored row. Null (the default) when the codec has no bound.
+  virtual std::unique_ptr<CodeScorer> upper_bound_scorer(const float* queries, size_t nq, Metric metric) const;
   // True when the codes are laid out dimension by dimension, so that dimensions [0, m) of a row
   // decode from the leading bytes of its code alone (f32, f16, bf16, int8; not pq). Funnel
   // search (SearchOptions::funnel) needs it.
@@ -151,6 +156,7 @@ class Codec {
   // Queries are in the input space; the chain applies its transforms to them, and scores are
   // computed in the quantizer's (transformed) space.
   std::unique_ptr<CodeScorer> scorer(const float* queries, size_t nq, Metric metric) const;
+  std::unique_ptr<CodeScorer> upper_bound_scorer(const float* queries, size_t nq, Metric metric) const;  // may be null
   // Queries as the quantizer sees them: nq x dim() in, nq x quantizer().dim_in() out, through
   // every transform and, for cos, scaled to unit length after them.
   std::vector<float> transform_queries(const float* queries, size_t nq, Metric metric) const;
