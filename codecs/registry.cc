@@ -1,4 +1,5 @@
 // Every codec vecpack knows, as data. Adding a codec: its file pair in codecs/ plus one line here.
+#include "binary.h"
 #include "float_codecs.h"
 #include "int8.h"
 #include "opq.h"
@@ -16,11 +17,15 @@ const std::vector<const CodecDescriptor*>& codec_list() {
       &kInt8Codec,
       &kPqCodec,
       &kOpqCodec,
+      &kBinaryCodec,
+      &kRbinCodec,
+      &kRabitqCodec,
       &kWhitenTransform,
       &kPcaTransform,
       &kRotateTransform,
       &kL2NormTransform,
       &kMatryoshkaTransform,
+      &kItqTransform,
   };
   return list;
 }

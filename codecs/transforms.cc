@@ -263,6 +263,33 @@ class Projection final : public Transform {
   std::vector<float> forward_, inverse_;  // derived: d x k and k x d, not stored
 };
 
+}  // namespace
+
+std::vector<float> random_orthogonal(size_t d, uint64_t seed) {
+  // Gaussian values from a generator whose output the C++ standard fixes, through Box-Muller
+  // (std::normal_distribution differs between standard libraries).
+  std::mt19937_64 rng(seed);
+  auto uniform = [&rng] { return (double(rng() >> 11) + 0.5) * 0x1.0p-53; };
+  const auto dd = static_cast<Eigen::Index>(d);
+  Eigen::MatrixXd g(dd, dd);
+  for (Eigen::Index i = 0; i < dd * dd; i += 2) {
+    const double radius = std::sqrt(-2.0 * std::log(uniform())), angle = 2 * M_PI * uniform();
+    g.data()[i] = radius * std::cos(angle);
+    if (i + 1 < dd * dd) g.data()[i + 1] = radius * std::sin(angle);
+  }
+  Eigen::HouseholderQR<Eigen::MatrixXd> qr(g);
+  Eigen::MatrixXd q = qr.householderQ();
+  const Eigen::MatrixXd& packed = qr.matrixQR();
+  std::vector<float> r(d * d);
+  for (Eigen::Index j = 0; j < dd; ++j) {
+    const double sign = packed(j, j) < 0 ? -1.0 : 1.0;
+    for (Eigen::Index i = 0; i < dd; ++i) r[size_t(i) * d + size_t(j)] = static_cast<float>(sign * q(i, j));
+  }
+  return r;
+}
+
+namespace {
+
 // rotate: y = x R with R a seeded random orthogonal d x d matrix (QR of a Gaussian matrix,
 // columns sign-fixed so that R is uniformly distributed); reconstruct x = y R^T.
 class Rotation final : public Transform {
@@ -277,26 +304,7 @@ class Rotation final : public Transform {
   void train(const float*, size_t, size_t d, const TrainOptions&) override {
     check_train_dim(d, "rotate");
     check_matrix_dim(d, "rotate");
-    // Gaussian values from a generator whose output the C++ standard fixes, through Box-Muller
-    // (std::normal_distribution differs between standard libraries).
-    std::mt19937_64 rng(seed_);
-    auto uniform = [&rng] { return (double(rng() >> 11) + 0.5) * 0x1.0p-53; };
-    const auto dd = static_cast<Eigen::Index>(d);
-    Eigen::MatrixXd g(dd, dd);
-    for (Eigen::Index i = 0; i < dd * dd; i += 2) {
-      const double radius = std::sqrt(-2.0 * std::log(uniform())), angle = 2 * M_PI * uniform();
-      g.data()[i] = radius * std::cos(angle);
-      if (i + 1 < dd * dd) g.data()[i + 1] = radius * std::sin(angle);
-    }
-    Eigen::HouseholderQR<Eigen::MatrixXd> qr(g);
-    Eigen::MatrixXd q = qr.householderQ();
-    const Eigen::MatrixXd& packed = qr.matrixQR();
-    std::vector<float> r(d * d);
-    for (Eigen::Index j = 0; j < dd; ++j) {
-      const double sign = packed(j, j) < 0 ? -1.0 : 1.0;
-      for (Eigen::Index i = 0; i < dd; ++i) r[size_t(i) * d + size_t(j)] = static_cast<float>(sign * q(i, j));
-    }
-    r_ = std::move(r);
+    r_ = random_orthogonal(d, seed_);
     d_ = d;
   }
 

@@ -7,6 +7,10 @@
 //   matryoshka  keep the first m dimensions
 #pragma once
 
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
 #include "vecpack/codec.h"
 
 namespace vecpack {
@@ -16,5 +20,9 @@ extern const CodecDescriptor kPcaTransform;
 extern const CodecDescriptor kRotateTransform;
 extern const CodecDescriptor kL2NormTransform;
 extern const CodecDescriptor kMatryoshkaTransform;
+
+// A seeded random orthogonal d x d matrix, row-major (QR of a Gaussian matrix, columns
+// sign-fixed so that it is uniformly distributed); the same on every platform for a seed.
+std::vector<float> random_orthogonal(size_t d, uint64_t seed);
 
 }  // namespace vecpack
