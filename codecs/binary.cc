@@ -309,8 +309,9 @@ std::unique_ptr<CodeScorer> BinaryQuantizer::scorer(const float* queries, size_t
 // ------------------------------------------------------------------------------------ rbin
 // Recurrent binarization: r_0 = x - mean; level j keeps s_j = sign(r_{j-1}) and the scale
 // alpha_j = mean |r_{j-1}| (the least-squares fit of r_{j-1} by alpha s_j), then
-// r_j = r_{j-1} - alpha_j s_j. Code: the b sign vectors (words each), b f16 scales, and the f16
-// norm of the decoded row (for cos and l2).
+// r_j = r_{j-1} - alpha_j s_j. Once the signs are chosen, the b scales are refitted jointly
+// (least squares of r_0 on s_1..s_b), which lowers the error of every row with b > 1. Code: the
+// b sign vectors (words each), b f16 scales, and the f16 norm of the decoded row (for cos and l2).
 class RbinQuantizer final : public Quantizer {
  public:
   RbinQuantizer(unsigned levels, bool symmetric) : levels_(levels), symmetric_(symmetric) {}
@@ -339,21 +340,50 @@ class RbinQuantizer final : public Quantizer {
   }
 
   void encode(const float* x, size_t n, uint8_t* codes) const override {
-    std::vector<float> residual(d_), decoded(d_);
+    std::vector<float> residual(d_), centred(d_), decoded(d_);
+    Eigen::MatrixXd gram(levels_, levels_);
+    Eigen::VectorXd projection(levels_);
     for (size_t i = 0; i < n; ++i) {
       uint8_t* code = codes + i * code_size();
       std::memset(code, 0, code_size());
-      for (size_t j = 0; j < d_; ++j) residual[j] = x[i * d_ + j] - mean_[j];
+      for (size_t j = 0; j < d_; ++j) centred[j] = residual[j] = x[i * d_ + j] - mean_[j];
+      std::vector<double> alpha(levels_);
       for (unsigned level = 0; level < levels_; ++level) {
         uint8_t* bits = code + level * level_bytes();
         pack_signs(residual.data(), d_, bits);
         double spread = 0;
         for (size_t j = 0; j < d_; ++j) spread += std::fabs(residual[j]);
-        // The stored (rounded) scale drives the next residual, so decoding retraces encoding.
-        const uint16_t half = f16_bits(float(spread / double(d_)));
+        alpha[level] = spread / double(d_);
+        for (size_t j = 0; j < d_; ++j) residual[j] -= float(alpha[level]) * sign_of(bits, j);
+      }
+      // Joint refit: (S^T S) alpha = S^T r_0, S the d x b matrix of signs. Kept only when the
+      // system is well conditioned (repeated sign vectors make it singular).
+      for (unsigned a = 0; a < levels_; ++a) {
+        double dot_r = 0;
+        for (size_t j = 0; j < d_; ++j) dot_r += double(centred[j]) * sign_of(code + a * level_bytes(), j);
+        projection(a) = dot_r;
+        for (unsigned b = 0; b < levels_; ++b) {
+          // s_a . s_b = d - 2 hamming(s_a, s_b); padding bits are zero in both.
+          size_t differ = 0;
+          for (size_t w = 0; w < level_bytes(); w += 8) {
+            uint64_t wa, wb;
+            std::memcpy(&wa, code + a * level_bytes() + w, 8);
+            std::memcpy(&wb, code + b * level_bytes() + w, 8);
+            differ += size_t(__builtin_popcountll(wa ^ wb));
+          }
+          gram(a, b) = double(d_) - 2.0 * double(differ);
+        }
+      }
+      Eigen::LDLT<Eigen::MatrixXd> solver(gram);
+      if (levels_ > 1 && solver.info() == Eigen::Success && solver.isPositive() &&
+          solver.vectorD().minCoeff() > 1e-6 * solver.vectorD().maxCoeff()) {
+        const Eigen::VectorXd refit = solver.solve(projection);
+        if (refit.allFinite())
+          for (unsigned level = 0; level < levels_; ++level) alpha[level] = refit(level);
+      }
+      for (unsigned level = 0; level < levels_; ++level) {
+        const uint16_t half = f16_bits(float(alpha[level]));
         std::memcpy(code + scales_offset() + 2 * level, &half, 2);
-        const float alpha = f16_value(half);
-        for (size_t j = 0; j < d_; ++j) residual[j] -= alpha * sign_of(bits, j);
       }
       decode(code, 1, decoded.data());
       const uint16_t norm = f16_bits(float(std::sqrt(dot(decoded.data(), decoded.data(), d_))));
