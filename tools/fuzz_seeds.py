@@ -198,7 +198,8 @@ class Seeds:
         wide = self.tmp / "wide.vecpack"
         self.vp("convert", self.file("wide.txt", text_lines([f"k{i}" for i in range(40)], rows(40, 8, 3))), wide)
         for spec in ["pq:m=2,nbits=4", "pq:m=4,nbits=2,sdc=on", "opq:m=2,iterations=2/pq:m=2,nbits=4",
-                     "whiten:k=4/int8", "pca:k=3/f16", "rotate/f32"]:
+                     "whiten:k=4/int8", "pca:k=3/f16", "rotate/f32", "binary", "binary:score=asym,center=off",
+                     "rbin:bits=3", "rabitq", "itq:k=6/binary"]:
             out = self.tmp / (spec.replace(":", "-").replace("/", "+").replace(",", "-") + ".vecpack")
             try:
                 self.vp("compress", wide, "-o", out, "--codec", spec)
