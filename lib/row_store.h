@@ -40,6 +40,9 @@ class RowStore {
   // Scores that bound the original rows' scores from above (Quantizer::upper_bound_scorer);
   // null when the rows have no such bound.
   virtual std::unique_ptr<RowScorer> upper_bound_scorer(const float*, size_t, Metric) const { return nullptr; }
+  // Rows [begin, begin + count) as a store of their own, sharing this one's data; Error when
+  // the rows cannot be taken apart.
+  virtual std::shared_ptr<const RowStore> slice(size_t begin, size_t count) const;
   virtual uint64_t code_bytes() const = 0;
   virtual uint64_t parameter_bytes() const = 0;
   // Writes the codec, the codes and whatever other sections the rows need.
@@ -60,6 +63,7 @@ class CodesStore final : public RowStore {
   void reconstruct(size_t begin, size_t count, float* out) const override;
   std::unique_ptr<RowScorer> scorer(const float* queries, size_t nq, Metric metric) const override;
   std::unique_ptr<RowScorer> upper_bound_scorer(const float* queries, size_t nq, Metric metric) const override;
+  std::shared_ptr<const RowStore> slice(size_t begin, size_t count) const override;
   uint64_t code_bytes() const override { return uint64_t(rows_) * code_size_; }
   uint64_t parameter_bytes() const override { return parameters_; }
   void write(ContainerWriter& writer, const StoreSections& sections = {}) const override;

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <cstring>
 #include <ctime>
+#include <filesystem>
 #include <nlohmann/json.hpp>
 #include <numeric>
 #include <random>
@@ -63,10 +64,8 @@ static std::string now_iso8601() {
 
 static void attach_vocabulary(Table::Impl& impl, std::shared_ptr<const void> owner, const uint8_t* data, uint64_t size,
                               size_t rows, const std::string& where) {
-  impl.vocab = VocabularyView(data, size, rows, where);
-  impl.vocab_owner = std::move(owner);
-  impl.vocab_bytes = data;
-  impl.vocab_size = size;
+  impl.keys = KeyIndex();
+  impl.keys.add(KeyIndex::Part{VocabularyView(data, size, rows, where), 0, std::move(owner), data, size});
 }
 
 Table Table::from_rows(std::vector<float> rows, size_t dim, std::vector<std::string> keys, Metric metric) {
@@ -98,6 +97,8 @@ Table Table::from_rows(std::vector<float> rows, size_t dim, std::vector<std::str
 }
 
 Table Table::open(const std::string& path) {
+  std::error_code error;
+  if (std::filesystem::is_directory(path, error)) return open_shards(path);
   ContainerReader file(path);
   ByteSpan meta_bytes = file.section("META", /*verify=*/false);
   if (meta_bytes.size > kMaxMetaBytes)
@@ -185,13 +186,15 @@ Table Table::open(const std::string& path) {
 }
 
 VerifyReport Table::verify(const std::string& path) {
+  std::error_code error;
+  if (std::filesystem::is_directory(path, error)) return verify_shards(path);
   VerifyReport report = ContainerReader::verify(path);
   if (!report.ok()) return report;
   try {
     Table t = open(path);
     // Structural checks beyond checksums: every key offset is inside the blob.
     if (t.has_keys())
-      for (size_t i = 0; i < t.size(); ++i) t.impl_->vocab.key(i);
+      for (size_t i = 0; i < t.size(); ++i) t.impl_->keys.key(i);
   } catch (const Error& e) {
     report.problems.push_back(e.what());
   }
@@ -222,9 +225,10 @@ TableInfo Table::info() const {
   info.has_keys = has_keys();
   info.code_bytes = impl_->store->code_bytes();
   info.parameter_bytes = impl_->store->parameter_bytes();
-  info.key_bytes = impl_->vocab_size;
+  info.key_bytes = impl_->keys.bytes();
   info.file_bytes = impl_->file_bytes;
   info.sections = impl_->sections;
+  info.shards = impl_->shards;
   if (impl_->rerank) {
     info.rerank_spec = impl_->rerank->codec().spec();
     info.rerank_bytes = impl_->rerank->code_bytes() + impl_->rerank->parameter_bytes();
@@ -238,18 +242,18 @@ TableInfo Table::info() const {
   return info;
 }
 
-bool Table::has_keys() const { return impl_ && !impl_->vocab.empty(); }
+bool Table::has_keys() const { return impl_ && !impl_->keys.empty(); }
 
 std::optional<size_t> Table::find(std::string_view key) const {
   if (!has_keys()) return std::nullopt;
-  auto row = impl_->vocab.find(key);
+  auto row = impl_->keys.find(key);
   if (!row) return std::nullopt;
   return static_cast<size_t>(*row);
 }
 
 std::string_view Table::key(size_t row) const {
   if (!has_keys()) throw NotFoundError("the table has no keys");
-  return impl_->vocab.key(row);
+  return impl_->keys.key(row);
 }
 
 std::vector<float> Table::get(std::string_view key) const {
@@ -322,6 +326,37 @@ SearchResult Table::search(const float* queries, size_t nq, const SearchOptions&
 }
 
 // Trains `spec` on a seeded sample of the table's rows and encodes every row with it.
+static double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+// Every row of `table` encoded with a trained codec, in parallel blocks.
+static std::shared_ptr<CodesStore> encode_rows(const Table& table, std::shared_ptr<const Codec> codec,
+                                               const CompressOptions& options, CompressReport* report) {
+  const size_t n = table.size(), d = table.dim();
+  auto encode_start = std::chrono::steady_clock::now();
+  const size_t cs = codec->code_size();
+  auto codes = std::make_shared<std::vector<uint8_t>>(checked_mul(n, cs, "codes"));
+  const size_t block = 4096;
+  std::atomic<size_t> done{0};
+  if (options.progress) options.progress->begin("encoding", n);
+  parallel_for((n + block - 1) / block, options.threads, [&](size_t b, unsigned worker) {
+    size_t begin = b * block, count = std::min(block, n - begin);
+    std::vector<float> rows(count * d);
+    table.reconstruct(begin, count, rows.data());
+    if (!options.allow_nan)
+      for (size_t i = 0; i < count; ++i)
+        if (first_non_finite(rows.data() + i * d, d) != d)
+          throw Error("row " + std::to_string(begin + i) + " contains NaN or infinity (allow with --allow-nan)");
+    codec->encode(rows.data(), count, codes->data() + begin * cs, 1);
+    size_t now = done += count;
+    if (options.progress && worker == 0) options.progress->advance(now);
+  });
+  if (options.progress) options.progress->end();
+  if (report) report->encode_seconds = seconds_since(encode_start);
+  return std::make_shared<CodesStore>(std::move(codec), codes->data(), n, codes);
+}
+
 static std::shared_ptr<CodesStore> train_and_encode(const Table& table, std::string_view spec,
                                                     const CompressOptions& options, CompressReport* report) {
   auto codec = std::make_shared<Codec>(spec);
@@ -350,9 +385,6 @@ static std::shared_ptr<CodesStore> train_and_encode(const Table& table, std::str
     }
     ++kept;
   }
-  auto seconds_since = [](std::chrono::steady_clock::time_point start) {
-    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  };
   auto train_start = std::chrono::steady_clock::now();
   TrainOptions train;
   train.seed = options.seed;
@@ -364,38 +396,34 @@ static std::shared_ptr<CodesStore> train_and_encode(const Table& table, std::str
     report->train_seconds = seconds_since(train_start);
     report->train_rows = kept;
   }
-  auto encode_start = std::chrono::steady_clock::now();
+  return encode_rows(table, std::move(codec), options, report);
+}
 
-  const size_t cs = codec->code_size();
-  auto codes = std::make_shared<std::vector<uint8_t>>(checked_mul(n, cs, "codes"));
-  const size_t block = 4096;
-  std::atomic<size_t> done{0};
-  if (options.progress) options.progress->begin("encoding", n);
-  parallel_for((n + block - 1) / block, options.threads, [&](size_t b, unsigned worker) {
-    size_t begin = b * block, count = std::min(block, n - begin);
-    std::vector<float> rows(count * d);
-    table.reconstruct(begin, count, rows.data());
-    if (!options.allow_nan)
-      for (size_t i = 0; i < count; ++i)
-        if (first_non_finite(rows.data() + i * d, d) != d)
-          throw Error("row " + std::to_string(begin + i) + " contains NaN or infinity (allow with --allow-nan)");
-    codec->encode(rows.data(), count, codes->data() + begin * cs, 1);
-    size_t now = done += count;
-    if (options.progress && worker == 0) options.progress->advance(now);
-  });
-  if (options.progress) options.progress->end();
-  if (report) report->encode_seconds = seconds_since(encode_start);
-  return std::make_shared<CodesStore>(codec, codes->data(), n, codes);
+Table Table::compress(const Codec& trained, const CompressOptions& options) const {
+  const auto& impl = require(impl_);
+  if (!trained.trained()) throw Error("codec '" + trained.spec() + "' is not trained (train it, or pass a spec string)");
+  if (trained.dim() != dim())
+    throw Error("codec '" + trained.spec() + "' was trained for dimension " + std::to_string(trained.dim()) +
+                ", the table has " + std::to_string(dim()));
+  if (impl.subwords) throw Error("a table with subwords is compressed from a spec string (its pool trains its own codec)");
+  // A private copy: the table keeps it alive however long the caller's codec lives.
+  const std::vector<uint8_t> parameters = trained.serialize();
+  auto codec = std::make_shared<const Codec>(Codec::load(parameters.data(), parameters.size()));
+  auto out = std::make_shared<Impl>();
+  out->store = encode_rows(*this, std::move(codec), options, options.report);
+  out->keys = impl.keys;
+  out->rerank = options.rerank_spec.empty() ? impl.rerank : train_and_encode(*this, options.rerank_spec, options, nullptr);
+  TableMeta meta = meta_;
+  meta.tool_version.clear();
+  meta.created.clear();
+  return Table(std::move(out), std::move(meta));
 }
 
 Table Table::compress(std::string_view spec, const CompressOptions& options) const {
   const auto& impl = require(impl_);
   auto out = std::make_shared<Impl>();
   out->store = train_and_encode(*this, spec, options, options.report);
-  out->vocab_owner = impl.vocab_owner;
-  out->vocab_bytes = impl.vocab_bytes;
-  out->vocab_size = impl.vocab_size;
-  out->vocab = impl.vocab;
+  out->keys = impl.keys;
   // Rerank codes come from this table's rows as they are now, so a lossy input loses twice.
   out->rerank = options.rerank_spec.empty() ? impl.rerank : train_and_encode(*this, options.rerank_spec, options, nullptr);
   if (impl.subwords) {
@@ -442,7 +470,17 @@ void Table::save(const std::string& path) const {
   ContainerWriter writer(path);
   writer.add("META", meta_text.data(), meta_text.size());
   impl.store->write(writer);
-  if (has_keys()) writer.add("VOCB", impl.vocab_bytes, impl.vocab_size);
+  if (has_keys()) {
+    const auto& parts = impl.keys.parts();
+    if (parts.size() == 1) {
+      writer.add("VOCB", parts[0].bytes, parts[0].size);
+    } else {  // a sharded table saved as one file: one vocabulary of every key
+      std::vector<std::string> keys(size());
+      for (size_t i = 0; i < keys.size(); ++i) keys[i] = std::string(impl.keys.key(i));
+      const std::vector<uint8_t> merged = build_vocabulary(keys);
+      writer.add("VOCB", merged.data(), merged.size());
+    }
+  }
   if (impl.rerank) impl.rerank->write(writer, kRerankSections);
   if (impl.subwords) {
     impl.subwords->pool.impl_->store->write(writer, kSubwordSections);

@@ -1,7 +1,10 @@
 // Internal state behind Table handles.
 #pragma once
 
+#include <algorithm>
 #include <memory>
+#include <optional>
+#include <string>
 #include <vector>
 
 #include "row_store.h"
@@ -16,16 +19,54 @@ struct SubwordPool {
   Table pool;  // unkeyed, the table's dimension
 };
 
+// The keys of a table's rows: one VOCB section, or for a sharded table one per shard, each
+// covering a contiguous range of rows.
+class KeyIndex {
+ public:
+  struct Part {
+    VocabularyView view;
+    uint64_t first_row = 0;
+    std::shared_ptr<const void> owner;  // keeps the VOCB bytes alive (mapping or buffer)
+    const uint8_t* bytes = nullptr;
+    uint64_t size = 0;
+  };
+  void add(Part part) {
+    rows_ += part.view.size();
+    parts_.push_back(std::move(part));
+  }
+  bool empty() const { return rows_ == 0; }
+  uint64_t rows() const { return rows_; }
+  uint64_t bytes() const {
+    uint64_t total = 0;
+    for (const Part& p : parts_) total += p.size;
+    return total;
+  }
+  std::optional<uint64_t> find(std::string_view key) const {
+    for (const Part& p : parts_)
+      if (auto row = p.view.find(key)) return p.first_row + *row;
+    return std::nullopt;
+  }
+  std::string_view key(uint64_t row) const {
+    auto after = std::upper_bound(parts_.begin(), parts_.end(), row,
+                                  [](uint64_t r, const Part& p) { return r < p.first_row; });
+    const Part& p = *(after - 1);  // parts start at row 0
+    return p.view.key(row - p.first_row);
+  }
+  const std::vector<Part>& parts() const { return parts_; }
+
+ private:
+  std::vector<Part> parts_;
+  uint64_t rows_ = 0;
+};
+
 struct Table::Impl {
   std::shared_ptr<const RowStore> store;
-  std::shared_ptr<const void> vocab_owner;  // keeps the VOCB bytes alive (mapping or buffer)
-  const uint8_t* vocab_bytes = nullptr;
-  uint64_t vocab_size = 0;
-  VocabularyView vocab;
+  KeyIndex keys;
   std::shared_ptr<const SubwordPool> subwords;  // null: none
   std::shared_ptr<const RowStore> rerank;       // the same rows, encoded again for rescoring; null: none
   std::vector<SectionInfo> sections;  // of the file, when opened from one
   uint64_t file_bytes = 0;
+  std::vector<TableInfo::Shard> shards;  // of a sharded table
 };
 
 }  // namespace vecpack

@@ -45,6 +45,13 @@ struct TableInfo {
   std::string rerank_spec;
   uint64_t file_bytes = 0;       // 0 for an in-memory table
   std::vector<SectionInfo> sections;  // empty for an in-memory table
+  // A sharded table (a folder with manifest.json): its shards in row order; file_bytes is
+  // their total and sections are empty.
+  struct Shard {
+    std::string file;  // relative to the folder
+    uint64_t first_row = 0, rows = 0, bytes = 0;
+  };
+  std::vector<Shard> shards;
 };
 
 // Where compress() spent its time, for benchmarks.
@@ -107,8 +114,11 @@ class Table {
   static Table from_rows(std::vector<float> rows, size_t dim, std::vector<std::string> keys = {},
                          Metric metric = Metric::cos);
   // Maps a .vecpack file. O(1) in the number of rows: reads the header and small sections only.
+  // A folder is a sharded table (see write_manifest): every shard is mapped, keys route to
+  // their shard, search runs over all rows and merges exactly; row ids are global.
   static Table open(const std::string& path);
-  // Checks every checksum and structure of a .vecpack file without trusting it.
+  // Checks every checksum and structure of a .vecpack file without trusting it; of a sharded
+  // table, the manifest, every shard's checksum in it, and every shard.
   static VerifyReport verify(const std::string& path);
 
   size_t size() const;
@@ -150,12 +160,19 @@ class Table {
 
   // Re-encodes this table's rows with a codec spec (trained on a seeded sample).
   Table compress(std::string_view spec, const CompressOptions& options = {}) const;
+  // Encodes this table's rows with a codec trained elsewhere (e.g. on a sample, once for all the
+  // shards of a table); train_size and seed are unused, except by options.rerank_spec.
+  Table compress(const Codec& trained, const CompressOptions& options = {}) const;
   // Writes a .vecpack file atomically: a temporary file beside it, fsync, rename.
   void save(const std::string& path) const;
+  // Rows [begin, begin + count) as a table of their own (codes shared, keys re-indexed).
+  Table slice(size_t begin, size_t count) const;
 
   struct Impl;  // internal
 
  private:
+  static Table open_shards(const std::string& folder);
+  static VerifyReport verify_shards(const std::string& folder);
   explicit Table(std::shared_ptr<const Impl> impl, TableMeta meta);
   std::shared_ptr<const Impl> impl_;
   TableMeta meta_;
@@ -184,6 +201,14 @@ class TableBuilder {
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
+
+// Makes `folder` a sharded table: checks that the shards (.vecpack files in the folder, named
+// relative to it, in row order) share dimension, metric, keys-or-not, rerank spec and codec (the
+// fingerprint of its trained parameters), then writes folder/manifest.json atomically: every
+// shard's rows, first row, size, xxh64 checksum and key range. Write it last: a reader never
+// sees a table whose shards are not all complete. A key in two shards resolves to the first.
+// Throws Error naming the shard at fault.
+void write_manifest(const std::string& folder, const std::vector<std::string>& shard_files);
 
 // Index of the first NaN or infinity in values, or count when all are finite.
 size_t first_non_finite(const float* values, size_t count);

@@ -1,0 +1,354 @@
+// Sharded tables: a folder of .vecpack shards and a manifest.json written last. The shards are
+// one table to search: their row stores are concatenated (ShardedStore), their vocabularies
+// become parts of one KeyIndex, and the engine runs over the whole as over a single file.
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <optional>
+
+#include "atomic_file.h"
+#include "bytes.h"
+#include "mapped_file.h"
+#include "table_impl.h"
+#include "vecpack/errors.h"
+
+namespace vecpack {
+namespace {
+
+constexpr const char* kManifestName = "manifest.json";
+constexpr const char* kManifestFormat = "vecpack-shards";
+constexpr uint64_t kMaxManifestBytes = 64u << 20;
+
+std::string hex64(uint64_t value) {
+  char text[17];
+  std::snprintf(text, sizeof text, "%016llx", static_cast<unsigned long long>(value));
+  return text;
+}
+
+// The identity of a trained codec: its parameters as stored in a file.
+uint64_t fingerprint(const Codec& codec) {
+  const std::vector<uint8_t> parameters = codec.serialize();
+  return xxh64(parameters.data(), parameters.size());
+}
+
+// A shard's file name must stay inside the folder.
+void check_shard_name(const std::string& name, const std::string& where) {
+  if (name.empty() || name.find('/') != std::string::npos || name == "." || name == ".." || name == kManifestName)
+    throw FormatError(where + ": shard file name '" + name + "' is not a plain file name in the folder");
+}
+
+uint64_t file_checksum(const std::string& path) {
+  MappedFile file(path);
+  return xxh64(file.data(), file.size());
+}
+
+// Rows of several stores, one after another: shard s holds rows [offsets[s], offsets[s + 1]).
+class ShardedStore final : public RowStore {
+ public:
+  explicit ShardedStore(std::vector<std::shared_ptr<const RowStore>> parts) : parts_(std::move(parts)) {
+    offsets_.push_back(0);
+    for (const auto& part : parts_) offsets_.push_back(offsets_.back() + part->rows());
+  }
+  size_t rows() const override { return offsets_.back(); }
+  size_t dim() const override { return parts_.front()->dim(); }
+  const Codec& codec() const override { return parts_.front()->codec(); }
+
+  // Calls fn(part, local_begin, count, position) for the pieces of [begin, begin + count).
+  template <class F>
+  void for_pieces(size_t begin, size_t count, F&& fn) const {
+    if (begin > rows() || count > rows() - begin)
+      throw NotFoundError("rows " + std::to_string(begin) + ".." + std::to_string(begin + count) + " are out of range (" +
+                          std::to_string(rows()) + " rows)");
+    size_t s = size_t(std::upper_bound(offsets_.begin(), offsets_.end(), begin) - offsets_.begin()) - 1;
+    for (size_t done = 0; done < count; ++s) {
+      const size_t local = begin + done - offsets_[s], take = std::min(count - done, parts_[s]->rows() - local);
+      if (take) fn(s, local, take, done);
+      done += take;
+    }
+  }
+
+  void reconstruct(size_t begin, size_t count, float* out) const override {
+    for_pieces(begin, count, [&](size_t s, size_t local, size_t take, size_t at) {
+      parts_[s]->reconstruct(local, take, out + at * dim());
+    });
+  }
+
+  class Scorer final : public RowScorer {
+   public:
+    Scorer(const ShardedStore& store, std::vector<std::unique_ptr<RowScorer>> parts)
+        : store_(store), parts_(std::move(parts)) {}
+    void score(size_t begin, size_t count, float* out, size_t ld) const override {
+      store_.for_pieces(begin, count, [&](size_t s, size_t local, size_t take, size_t at) {
+        parts_[s]->score(local, take, out + at, ld);
+      });
+    }
+
+   private:
+    const ShardedStore& store_;
+    std::vector<std::unique_ptr<RowScorer>> parts_;
+  };
+
+  std::unique_ptr<RowScorer> scorer(const float* queries, size_t nq, Metric metric) const override {
+    std::vector<std::unique_ptr<RowScorer>> scorers;
+    for (const auto& part : parts_) scorers.push_back(part->scorer(queries, nq, metric));
+    return std::make_unique<Scorer>(*this, std::move(scorers));
+  }
+  std::unique_ptr<RowScorer> upper_bound_scorer(const float* queries, size_t nq, Metric metric) const override {
+    std::vector<std::unique_ptr<RowScorer>> scorers;
+    for (const auto& part : parts_) {
+      scorers.push_back(part->upper_bound_scorer(queries, nq, metric));
+      if (!scorers.back()) return nullptr;
+    }
+    return std::make_unique<Scorer>(*this, std::move(scorers));
+  }
+  std::shared_ptr<const RowStore> slice(size_t begin, size_t count) const override {
+    std::vector<std::shared_ptr<const RowStore>> pieces;
+    for_pieces(begin, count, [&](size_t s, size_t local, size_t take, size_t) { pieces.push_back(parts_[s]->slice(local, take)); });
+    if (pieces.size() == 1) return pieces.front();
+    return std::make_shared<ShardedStore>(std::move(pieces));
+  }
+  uint64_t code_bytes() const override {
+    uint64_t total = 0;
+    for (const auto& part : parts_) total += part->code_bytes();
+    return total;
+  }
+  uint64_t parameter_bytes() const override { return parts_.front()->parameter_bytes(); }
+
+  // One file of all the shards: the shared codec and the codes concatenated.
+  void write(ContainerWriter& writer, const StoreSections& sections) const override {
+    std::vector<uint8_t> codes;
+    codes.reserve(code_bytes());
+    for (const auto& part : parts_) {
+      const auto* store = dynamic_cast<const CodesStore*>(part.get());
+      if (!store) throw Error("a sharded table of codec '" + codec().spec() + "' cannot be saved as one file");
+      codes.insert(codes.end(), store->codes(), store->codes() + store->code_bytes());
+    }
+    CodesStore(std::shared_ptr<const Codec>(&parts_.front()->codec(), [](const Codec*) {}), codes.data(), rows(), nullptr)
+        .write(writer, sections);
+  }
+
+ private:
+  std::vector<std::shared_ptr<const RowStore>> parts_;
+  std::vector<size_t> offsets_;
+};
+
+struct Manifest {
+  uint64_t rows = 0, dim = 0;
+  Metric metric = Metric::cos;
+  bool keys = false;
+  std::string spec, fingerprint, rerank_spec;
+  struct Shard {
+    std::string file, checksum;
+    uint64_t rows = 0, first_row = 0, bytes = 0;
+  };
+  std::vector<Shard> shards;
+};
+
+Manifest read_manifest(const std::string& folder) {
+  const std::string path = (std::filesystem::path(folder) / kManifestName).string();
+  std::error_code error;
+  const auto size = std::filesystem::file_size(path, error);
+  if (error)
+    throw IoError(folder, std::string("is a folder without ") + kManifestName +
+                              " (a sharded table is complete only once its manifest is written)");
+  if (size > kMaxManifestBytes) throw FormatError(path + ": " + std::to_string(size) + " bytes, over the 64 MiB limit");
+  std::ifstream in(path, std::ios::binary);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  Manifest m;
+  try {
+    const nlohmann::json j = nlohmann::json::parse(text);
+    if (j.at("format").get<std::string>() != kManifestFormat) throw std::domain_error("format is not '" + std::string(kManifestFormat) + "'");
+    if (j.at("version").get<int>() != 1) throw std::domain_error("version " + j.at("version").dump() + " is not supported");
+    m.rows = j.at("rows").get<uint64_t>();
+    m.dim = j.at("dim").get<uint64_t>();
+    m.metric = parse_metric(j.at("metric").get<std::string>());
+    m.keys = j.at("keys").get<bool>();
+    m.spec = j.at("spec").get<std::string>();
+    m.fingerprint = j.at("codec_fingerprint").get<std::string>();
+    m.rerank_spec = j.value("rerank_spec", "");
+    uint64_t next_row = 0;
+    for (const auto& s : j.at("shards")) {
+      Manifest::Shard shard{s.at("file").get<std::string>(), s.at("xxh64").get<std::string>(), s.at("rows").get<uint64_t>(),
+                            s.at("first_row").get<uint64_t>(), s.at("bytes").get<uint64_t>()};
+      check_shard_name(shard.file, path);
+      if (shard.first_row != next_row)
+        throw std::domain_error("shard " + shard.file + " starts at row " + std::to_string(shard.first_row) + ", expected " +
+                                std::to_string(next_row));
+      next_row += shard.rows;
+      m.shards.push_back(std::move(shard));
+    }
+    if (m.shards.empty()) throw std::domain_error("no shards");
+    if (next_row != m.rows) throw std::domain_error("shards hold " + std::to_string(next_row) + " rows, not " + std::to_string(m.rows));
+  } catch (const Error&) {
+    throw;
+  } catch (const std::exception& e) {
+    throw FormatError(path + ": " + e.what());
+  }
+  return m;
+}
+
+}  // namespace
+
+std::shared_ptr<const RowStore> RowStore::slice(size_t, size_t) const {
+  throw Error("rows of codec '" + codec().spec() + "' cannot be sliced");
+}
+
+std::shared_ptr<const RowStore> CodesStore::slice(size_t begin, size_t count) const {
+  if (begin > rows_ || count > rows_ - begin)
+    throw NotFoundError("rows " + std::to_string(begin) + ".." + std::to_string(begin + count) + " are out of range (" +
+                        std::to_string(rows_) + " rows)");
+  // The slice shares the codes; owner_ and the mapping keep them alive.
+  auto keep = std::make_shared<std::pair<std::shared_ptr<const void>, std::shared_ptr<const MappedFile>>>(owner_, mapping_);
+  return std::make_shared<CodesStore>(codec_, codes_ + begin * code_size_, count, keep);
+}
+
+Table Table::slice(size_t begin, size_t count) const {
+  if (!impl_) throw Error("the table is empty");
+  const Impl& impl = *impl_;
+  auto out = std::make_shared<Impl>();
+  out->store = impl.store->slice(begin, count);
+  if (impl.rerank) out->rerank = impl.rerank->slice(begin, count);
+  if (has_keys()) {
+    std::vector<std::string> keys(count);
+    for (size_t i = 0; i < count; ++i) keys[i] = std::string(key(begin + i));
+    auto bytes = std::make_shared<std::vector<uint8_t>>(build_vocabulary(keys));
+    out->keys.add(KeyIndex::Part{VocabularyView(bytes->data(), bytes->size(), count, "keys"), 0, bytes, bytes->data(), bytes->size()});
+  }
+  TableMeta meta = meta_;
+  return Table(std::move(out), std::move(meta));
+}
+
+void write_manifest(const std::string& folder, const std::vector<std::string>& shard_files) {
+  if (shard_files.empty()) throw Error("write_manifest: no shard files given for " + folder);
+  nlohmann::json shards = nlohmann::json::array();
+  uint64_t rows = 0;
+  std::optional<Table> first;
+  std::string first_name;
+  uint64_t first_fingerprint = 0;
+  for (const std::string& name : shard_files) {
+    check_shard_name(name, folder);
+    const std::string path = (std::filesystem::path(folder) / name).string();
+    Table shard = Table::open(path);
+    const TableInfo info = shard.info();
+    const uint64_t codec_fingerprint = fingerprint(shard.codec());
+    if (shard.has_subwords()) throw Error(name + ": a sharded table cannot carry a subword pool");
+    if (!first) {
+      first = shard;
+      first_name = name;
+      first_fingerprint = codec_fingerprint;
+    } else {
+      auto differs = [&](const std::string& what, const std::string& mine, const std::string& theirs) {
+        throw Error(name + ": " + what + " " + mine + " differs from " + first_name + "'s (" + theirs +
+                    "); every shard must hold rows of one table, encoded by one trained codec");
+      };
+      if (shard.dim() != first->dim()) differs("dimension", std::to_string(shard.dim()), std::to_string(first->dim()));
+      if (shard.metric() != first->metric()) differs("metric", metric_name(shard.metric()), metric_name(first->metric()));
+      if (shard.has_keys() != first->has_keys())
+        differs("keys", shard.has_keys() ? "present" : "absent", first->has_keys() ? "present" : "absent");
+      if (codec_fingerprint != first_fingerprint)
+        differs("codec", "'" + shard.spec() + "' (fingerprint " + hex64(codec_fingerprint) + ")",
+                "'" + first->spec() + "', fingerprint " + hex64(first_fingerprint));
+      // Rerank codes are decoded shard by shard, so each shard may train its own (e.g. int8 ranges).
+      if (info.rerank_spec != first->info().rerank_spec)
+        differs("rerank codec", "'" + info.rerank_spec + "'", "'" + first->info().rerank_spec + "'");
+    }
+    nlohmann::json entry = {{"file", name}, {"rows", shard.size()}, {"first_row", rows}, {"bytes", info.file_bytes},
+                            {"xxh64", hex64(file_checksum(path))}};
+    if (shard.has_keys() && shard.size()) {
+      std::string_view low = shard.key(0), high = low;
+      for (size_t i = 1; i < shard.size(); ++i) {
+        const std::string_view k = shard.key(i);
+        low = std::min(low, k);
+        high = std::max(high, k);
+      }
+      entry["key_range"] = {std::string(low), std::string(high)};
+    }
+    shards.push_back(std::move(entry));
+    rows += shard.size();
+  }
+  nlohmann::json j = {{"format", kManifestFormat},
+                      {"version", 1},
+                      {"rows", rows},
+                      {"dim", first->dim()},
+                      {"metric", metric_name(first->metric())},
+                      {"keys", first->has_keys()},
+                      {"spec", first->spec()},
+                      {"codec_fingerprint", hex64(first_fingerprint)},
+                      {"shards", std::move(shards)}};
+  if (!first->info().rerank_spec.empty()) j["rerank_spec"] = first->info().rerank_spec;
+  const std::string text = j.dump(1) + "\n";
+  AtomicFile out((std::filesystem::path(folder) / kManifestName).string());
+  out.write(text.data(), text.size());
+  out.commit();
+}
+
+Table Table::open_shards(const std::string& folder) {
+  const Manifest manifest = read_manifest(folder);
+  std::vector<std::shared_ptr<const RowStore>> stores, reranks;
+  auto impl = std::make_shared<Impl>();
+  for (const Manifest::Shard& entry : manifest.shards) {
+    const std::string path = (std::filesystem::path(folder) / entry.file).string();
+    Table shard = Table::open(path);
+    const Impl& part = *shard.impl_;
+    auto mismatch = [&](const std::string& what) {
+      throw FormatError(path + ": " + what + " disagrees with " + folder + "/" + kManifestName);
+    };
+    if (shard.size() != entry.rows) mismatch("row count " + std::to_string(shard.size()));
+    if (shard.dim() != manifest.dim) mismatch("dimension " + std::to_string(shard.dim()));
+    if (shard.has_keys() != manifest.keys) mismatch(shard.has_keys() ? "having keys" : "having no keys");
+    if (hex64(fingerprint(shard.codec())) != manifest.fingerprint)
+      mismatch("codec '" + shard.spec() + "' (fingerprint " + hex64(fingerprint(shard.codec())) + ")");
+    if ((part.rerank ? part.rerank->codec().spec() : std::string()) != manifest.rerank_spec) mismatch("rerank section");
+    if (part.subwords) mismatch("subword pool");
+    stores.push_back(part.store);
+    if (part.rerank) reranks.push_back(part.rerank);
+    for (const KeyIndex::Part& keys : part.keys.parts()) {
+      KeyIndex::Part moved = keys;
+      moved.first_row += entry.first_row;
+      impl->keys.add(std::move(moved));
+    }
+    impl->shards.push_back({entry.file, entry.first_row, entry.rows, shard.info().file_bytes});
+    impl->file_bytes += shard.info().file_bytes;
+  }
+  impl->store = std::make_shared<ShardedStore>(std::move(stores));
+  if (!reranks.empty()) impl->rerank = std::make_shared<ShardedStore>(std::move(reranks));
+  TableMeta meta;
+  meta.metric = manifest.metric;
+  return Table(std::move(impl), std::move(meta));
+}
+
+VerifyReport Table::verify_shards(const std::string& folder) {
+  VerifyReport report;
+  Manifest manifest;
+  try {
+    manifest = read_manifest(folder);
+  } catch (const Error& e) {
+    report.problems.push_back(e.what());
+    return report;
+  }
+  for (const Manifest::Shard& entry : manifest.shards) {
+    const std::string path = (std::filesystem::path(folder) / entry.file).string();
+    try {
+      const uint64_t bytes = std::filesystem::file_size(path);
+      if (bytes != entry.bytes)
+        report.problems.push_back(entry.file + ": " + std::to_string(bytes) + " bytes, the manifest says " + std::to_string(entry.bytes));
+      else if (hex64(file_checksum(path)) != entry.checksum)
+        report.problems.push_back(entry.file + ": xxh64 checksum differs from the manifest's " + entry.checksum);
+      VerifyReport shard = verify(path);
+      for (auto& check : shard.checks) report.checks.push_back(std::move(check));
+      for (const auto& problem : shard.problems) report.problems.push_back(entry.file + ": " + problem);
+    } catch (const std::exception& e) {
+      report.problems.push_back(entry.file + ": " + e.what());
+    }
+  }
+  if (report.ok()) try {
+      open_shards(folder);
+    } catch (const Error& e) {
+      report.problems.push_back(e.what());
+    }
+  return report;
+}
+
+}  // namespace vecpack
