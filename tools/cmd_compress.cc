@@ -1,5 +1,7 @@
 // vecpack compress IN -o OUT --codec SPEC: train a codec on a sample and encode every row.
 #include <chrono>
+#include <cstdio>
+#include <filesystem>
 #include <iomanip>
 #include <iostream>
 
@@ -7,18 +9,35 @@
 
 namespace vecpack::cli {
 
+// shard-00000.vecpack, ... of at most shard_rows rows each, then the manifest.
+static void save_shards(const Table& table, const std::string& folder, size_t shard_rows) {
+  std::error_code error;
+  if (std::filesystem::exists(folder, error) && !std::filesystem::is_directory(folder, error))
+    throw Error(folder + " exists and is not a folder (--shard-rows writes a folder of shards)");
+  std::filesystem::create_directories(folder, error);
+  if (error) throw IoError(folder, "cannot create the folder", error.value());
+  std::vector<std::string> files;
+  for (size_t begin = 0; begin < table.size(); begin += shard_rows) {
+    char name[32];
+    std::snprintf(name, sizeof name, "shard-%05zu.vecpack", files.size());
+    table.slice(begin, std::min(shard_rows, table.size() - begin)).save((std::filesystem::path(folder) / name).string());
+    files.push_back(name);
+  }
+  write_manifest(folder, files);
+}
+
 void add_compress(CLI::App& app, Globals& globals) {
   struct Options {
     InputOptions input;
     std::string output, codec = "int8", subword_codec, rerank_codec;
-    size_t train_size = 100000;
+    size_t train_size = 100000, shard_rows = 0;
     unsigned threads = 0;
     uint64_t seed = 1234;
   };
   auto o = std::make_shared<Options>();
   auto* cmd = app.add_subcommand("compress", "Compress a table with a codec spec into a .vecpack file");
   add_input_options(cmd, o->input, "Input table (.vecpack, word2vec, GloVe, HDF5 ann-benchmarks: its train set)");
-  cmd->add_option("-o,--output", o->output, "Output .vecpack file")->required();
+  cmd->add_option("-o,--output", o->output, "Output .vecpack file (with --shard-rows: a folder)")->required();
   cmd->add_option("-c,--codec", o->codec, "Codec spec, e.g. int8, f16, 'opq:m=25/pq:m=25' ('vecpack codecs' lists them)")
       ->capture_default_str();
   cmd->add_option("--subword-codec", o->subword_codec,
@@ -28,6 +47,9 @@ void add_compress(CLI::App& app, Globals& globals) {
   cmd->add_option("--train-size", o->train_size, "Rows sampled for training (0: all)")->capture_default_str();
   cmd->add_option("--threads", o->threads, "Threads (0: one per core)");
   cmd->add_option("--seed", o->seed, "Seed of the training sample and of training")->capture_default_str();
+  cmd->add_option("--shard-rows", o->shard_rows,
+                  "Write a sharded table: a folder of .vecpack files of at most this many rows each, one trained codec, "
+                  "and manifest.json written last");
   cmd->callback([o, &globals] {
     // Validate the spec before reading a large input.
     Codec check(o->codec);
@@ -46,7 +68,11 @@ void add_compress(CLI::App& app, Globals& globals) {
     auto start = std::chrono::steady_clock::now();
     Table out = input.compress(o->codec, options);
     double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    out.save(o->output);
+    if (o->shard_rows) {
+      save_shards(out, o->output, o->shard_rows);
+    } else {
+      out.save(o->output);
+    }
     if (!globals.quiet) {
       TableInfo info = Table::open(o->output).info();
       uint64_t raw = uint64_t(info.rows) * info.dim * 4;

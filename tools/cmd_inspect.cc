@@ -13,8 +13,8 @@ void add_inspect(CLI::App& app, Globals&) {
     bool json = false;
   };
   auto o = std::make_shared<Options>();
-  auto* cmd = app.add_subcommand("inspect", "Show a .vecpack file's codec, sizes and sections");
-  cmd->add_option("file", o->file, ".vecpack file")->required();
+  auto* cmd = app.add_subcommand("inspect", "Show a .vecpack file's (or sharded table's) codec, sizes and sections");
+  cmd->add_option("file", o->file, ".vecpack file, or the folder of a sharded table")->required();
   cmd->add_flag("--json", o->json, "One JSON object on stdout");
   cmd->callback([o] {
     Table t = Table::open(o->file);
@@ -40,6 +40,15 @@ void add_inspect(CLI::App& app, Globals&) {
     }
     if (!t.meta().source_format.empty())
       std::printf("  source      %s (%s)\n", t.meta().source_path.c_str(), t.meta().source_format.c_str());
+    if (j.contains("shards")) {
+      std::printf("  shards      %zu\n", j["shards"].size());
+      for (const auto& s : j["shards"])
+        std::printf("    %s  rows %12llu..%-12llu  %12s\n", s["file"].get<std::string>().c_str(),
+                    static_cast<unsigned long long>(s["first_row"].get<uint64_t>()),
+                    static_cast<unsigned long long>(s["first_row"].get<uint64_t>() + s["rows"].get<uint64_t>()),
+                    human_bytes(s["bytes"].get<uint64_t>()).c_str());
+      return;
+    }
     std::printf("  written by  %s, %s\n", t.meta().tool_version.c_str(), t.meta().created.c_str());
     std::printf("  sections\n");
     for (const auto& s : j["sections"])

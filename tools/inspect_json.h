@@ -45,6 +45,12 @@ inline nlohmann::json inspect_json(const Table& t) {
     sections.push_back({{"type", s.type}, {"offset", s.offset}, {"length", s.length}, {"xxh64", checksum}});
   }
   j["sections"] = sections;
+  if (!info.shards.empty()) {
+    nlohmann::json shards = nlohmann::json::array();
+    for (const auto& s : info.shards)
+      shards.push_back({{"file", s.file}, {"first_row", s.first_row}, {"rows", s.rows}, {"bytes", s.bytes}});
+    j["shards"] = shards;
+  }
   return j;
 }
 

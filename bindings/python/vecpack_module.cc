@@ -291,11 +291,21 @@ CompressOptions compress_options(std::optional<size_t> train_size, uint64_t seed
   return options;
 }
 
-TableHandle compress_array(const py::handle& x, const std::string& spec, std::optional<std::vector<std::string>> keys,
+// A spec string, or a trained Codec that encodes without training (e.g. shared by shards).
+const Codec* trained_codec(const py::object& codec) {
+  if (py::isinstance<py::str>(codec)) return nullptr;
+  if (!py::isinstance<Codec>(codec)) throw py::type_error("codec must be a spec string or a trained vecpack.Codec");
+  return &codec.cast<const Codec&>();
+}
+
+TableHandle compress_array(const py::handle& x, const py::object& codec, std::optional<std::vector<std::string>> keys,
                            std::optional<size_t> train_size, const std::string& metric,
                            std::optional<std::string> rerank, uint64_t seed, unsigned threads) {
   const Metric chosen_metric = parse_metric(metric);
-  const bool lossless = Codec(spec).spec() == "f32" && !rerank;  // checks the spec before copying anything
+  const Codec* trained = trained_codec(codec);
+  const std::string spec = trained ? std::string() : codec.cast<std::string>();
+  if (trained && !trained->trained()) throw Error("codec '" + trained->spec() + "' is not trained (train it, or pass a spec string)");
+  const bool lossless = !trained && Codec(spec).spec() == "f32" && !rerank;  // checks the spec before copying anything
   if (rerank) Codec check_rerank(*rerank);
   size_t rows = 0, dim = 0;
   std::vector<float> values = to_float_vector(x, rows, dim);
@@ -311,6 +321,7 @@ TableHandle compress_array(const py::handle& x, const std::string& spec, std::op
   Table uncompressed = Table::from_rows(std::move(values), dim, std::move(key_list), chosen_metric);
   CompressOptions options = compress_options(train_size, seed, threads);
   options.rerank_spec = rerank.value_or("");
+  if (trained) return {uncompressed.compress(*trained, options), {}};
   return {uncompressed.compress(spec, options), {}};
 }
 
@@ -491,18 +502,21 @@ transforms; a stage without a count keeps twice the next stage's, the last max(1
           py::arg("path"), "Writes a .vecpack file atomically (a temporary file beside it, then a rename).")
       .def(
           "compress",
-          [](const TableHandle& self, const std::string& spec, std::optional<size_t> train_size, uint64_t seed,
+          [](const TableHandle& self, const py::object& codec, std::optional<size_t> train_size, uint64_t seed,
              unsigned threads, std::optional<std::string> rerank) {
             CompressOptions options = compress_options(train_size, seed, threads);
             options.rerank_spec = rerank.value_or("");
+            const Codec* trained = trained_codec(codec);
+            const std::string spec = trained ? std::string() : codec.cast<std::string>();
             py::gil_scoped_release release;
-            return TableHandle{self.table.compress(spec, options), {}};
+            return TableHandle{trained ? self.table.compress(*trained, options) : self.table.compress(spec, options), {}};
           },
           py::arg("spec"), py::arg("train_size") = py::none(), py::arg("seed") = 1234, py::arg("threads") = 0,
           py::arg("rerank") = py::none(),
           R"doc(This table's rows re-encoded with a codec spec such as 'f16' or 'int8'.
 
-The codec trains on a seeded sample of train_size rows (None: 100,000; 0: every row).
+The codec trains on a seeded sample of train_size rows (None: 100,000; 0: every row). spec may
+also be a trained vecpack.Codec, which encodes the rows as it is (no training).
 rerank: a second codec spec (e.g. 'int8') every row is also stored with, so that
 search(rerank=N) rescores a shortlist of N candidates with it. The result is in memory;
 save() writes it.)doc");
@@ -547,11 +561,26 @@ by open() (limit and allow_nan do not apply); other formats are read into memory
       },
       py::arg("table"), py::arg("path"), py::arg("format") = py::none(),
       "Writes a table in a format from formats() (None: from the extension); text formats gzip when the name ends in .gz.");
+  m.def(
+      "write_manifest",
+      [](const py::object& folder, const std::vector<std::string>& files) {
+        std::string path = fs_path(folder);
+        py::gil_scoped_release release;
+        write_manifest(path, files);
+      },
+      py::arg("folder"), py::arg("files"),
+      R"doc(Makes a folder of .vecpack shards one table: writes folder/manifest.json atomically.
+
+files: the shard file names (relative to the folder) in row order. Every shard must share the
+dimension, metric, keys-or-not, rerank spec and the trained codec (its fingerprint); otherwise
+Error names the shard. open(folder) then maps every shard as one table.)doc");
   m.def("compress", &compress_array, py::arg("X"), py::arg("spec"), py::arg("keys") = py::none(),
         py::arg("train_size") = py::none(), py::arg("metric") = "cos", py::arg("rerank") = py::none(),
         py::arg("seed") = 1234, py::arg("threads") = 0,
         R"doc(Builds a table from an array (rows x dim, any float dtype) and encodes it with a codec spec.
 
+spec may also be a trained vecpack.Codec: the rows are encoded with it, without training, so
+that tables built apart (e.g. the shards of one table) share one codec.
 keys: one unique str per row, or None. train_size: rows sampled for training the codec (None:
 100,000; 0: all). metric: 'cos', 'ip' or 'l2', kept with the table for search(). rerank: a
 second codec spec every row is also stored with, for search(rerank=N). The array is converted

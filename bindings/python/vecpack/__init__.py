@@ -16,7 +16,8 @@ IoError (an OSError) and NotFoundError (a KeyError).
 from collections.abc import Sequence as _Sequence
 
 from ._errors import Error, FormatError, IoError, NotFoundError, ParseError, SpecError
-from ._vecpack import Codec, KeyList, Table, codecs, compress, formats, kernel_isa, open, read, version, write
+from ._vecpack import (Codec, KeyList, Table, codecs, compress, formats, kernel_isa, open, read, version, write,
+                       write_manifest)
 from ._table import extend as _extend
 
 _extend(Table)
@@ -31,5 +32,6 @@ __version__ = version()
 # `open` is left out so that `from vecpack import *` does not hide the built-in open().
 __all__ = [
     "Codec", "KeyList", "Table", "codecs", "compress", "formats", "kernel_isa", "read", "version", "write",
+    "write_manifest",
     "Error", "FormatError", "IoError", "NotFoundError", "ParseError", "SpecError",
 ]
