@@ -33,6 +33,15 @@ class TempDir {
   std::string path_;
 };
 
+// Share of the true top r found in the top r of `found`, over all queries.
+inline double recall_at(const SearchResult& found, const SearchResult& truth, size_t r) {
+  double hits = 0;
+  for (size_t q = 0; q < truth.nq; ++q)
+    for (size_t i = 0; i < r; ++i)
+      for (size_t j = 0; j < r; ++j) hits += found.ids_of(q)[i] == truth.ids_of(q)[j];
+  return hits / double(truth.nq * r);
+}
+
 // n rows of dimension d around `clusters` Gaussian centres: realistic neighbour structure.
 inline std::vector<float> clustered_rows(size_t n, size_t d, size_t clusters, uint64_t seed, float spread = 0.3f) {
   std::mt19937_64 rng(seed);

@@ -54,14 +54,6 @@ double exact_score(const float* q, const float* x, size_t d, Metric metric) {
   return 2 * dot - qq - xx;
 }
 
-double recall_at(const SearchResult& found, const SearchResult& truth, size_t r) {
-  double hits = 0;
-  for (size_t q = 0; q < truth.nq; ++q)
-    for (size_t i = 0; i < r; ++i)
-      for (size_t j = 0; j < r; ++j) hits += found.ids_of(q)[i] == truth.ids_of(q)[j];
-  return hits / double(truth.nq * r);
-}
-
 double mean_squared_error(const Codec& c, const std::vector<float>& x) {
   const auto y = decoded(c, encoded(c, x));
   double s = 0;
@@ -216,7 +208,7 @@ TEST_CASE("rabitq: two-stage search stops rescoring by the bound and still finds
   for (const char* spec : {"rabitq:bound=0", "rabitq:bound=3"}) {
     CAPTURE(spec);
     const SearchResult found = exact.compress(spec, compress).search(q.data(), nq, o);
-    CHECK(recall_at(found, truth, k) >= 0.99);
+    CHECK(test::recall_at(found, truth, k) >= 0.99);
   }
 }
 
@@ -275,7 +267,7 @@ TEST_CASE("binary family: recall floors on clustered data (fixed seed)") {
     CAPTURE(f.rerank);
     Table c = exact.compress(f.spec, compress);
     o.rerank = f.rerank;
-    const double r = recall_at(c.search(q.data(), nq, o), truth, k);
+    const double r = test::recall_at(c.search(q.data(), nq, o), truth, k);
     CHECK(r >= f.recall);
   }
 }

@@ -23,14 +23,6 @@ Codec trained(const std::string& spec, const std::vector<float>& x, size_t d, un
   return c;
 }
 
-double recall_at(const SearchResult& found, const SearchResult& truth, size_t r) {
-  double hits = 0;
-  for (size_t q = 0; q < truth.nq; ++q)
-    for (size_t i = 0; i < r; ++i)
-      for (size_t j = 0; j < r; ++j) hits += found.ids_of(q)[i] == truth.ids_of(q)[j];
-  return hits / double(truth.nq * r);
-}
-
 double mean_squared_error(const Codec& codec, const std::vector<float>& x, size_t d) {
   const size_t n = x.size() / d;
   std::vector<uint8_t> codes(n * codec.code_size());
@@ -463,7 +455,7 @@ TEST_CASE("pq: recall floor on clustered data (fixed seed)") {
   for (Floor f : {Floor{"pq:m=8", 0.45}, Floor{"pq:m=16,nbits=4", 0.43}, Floor{"pq:m=32,nbits=4", 0.77}}) {
     CAPTURE(f.spec);
     Table c = exact.compress(f.spec, compress);
-    double r = recall_at(c.search(q.data(), nq, o), truth, k);
+    double r = test::recall_at(c.search(q.data(), nq, o), truth, k);
     CHECK(r >= f.recall);
   }
 }

@@ -12,14 +12,6 @@ using namespace vecpack;
 
 namespace {
 
-double recall_at(const SearchResult& found, const SearchResult& truth, size_t r) {
-  double hits = 0;
-  for (size_t q = 0; q < truth.nq; ++q)
-    for (size_t i = 0; i < r; ++i)
-      for (size_t j = 0; j < r; ++j) hits += found.ids_of(q)[i] == truth.ids_of(q)[j];
-  return hits / double(truth.nq * r);
-}
-
 Codec trained(const char* spec, const std::vector<float>& x, size_t d) {
   Codec c(spec);
   c.train(x.data(), x.size() / d, d);
@@ -154,7 +146,7 @@ TEST_CASE("scalar codecs: recall floors against exact search (fixed seed)") {
   for (Floor f : {Floor{"f32", 1.0}, Floor{"f16", 0.99}, Floor{"bf16", 0.95}, Floor{"int8", 0.95}}) {
     CAPTURE(f.spec);
     Table c = exact.compress(f.spec);
-    double r = recall_at(c.search(q.data(), nq, o), truth, k);
+    double r = test::recall_at(c.search(q.data(), nq, o), truth, k);
     CAPTURE(r);
     CHECK(r >= f.recall);
   }
