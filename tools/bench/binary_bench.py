@@ -266,8 +266,9 @@ def measure_all(vecpack, faiss, data: Data, args, say):
 
 
 def one_stage(vecpack, faiss, data: Data, args, add) -> None:
-    for spec in ("binary", "rotate/binary", "itq/binary", "binary:score=asym", "rbin:bits=1", "rbin:bits=2",
-                 "rbin:bits=4", "rbin:bits=8", "l2norm/rabitq", "l2norm/rabitq:qbits=8"):
+    for spec in ("binary", "binary:center=off", "rotate/binary", "itq/binary", "binary:score=asym",
+                 "binary:score=asym,center=off", "rbin:bits=1", "rbin:bits=2", "rbin:bits=4", "rotate/rbin:bits=4",
+                 "rbin:bits=4,score=sym", "rbin:bits=8", "rabitq", "l2norm/rabitq", "l2norm/rabitq:qbits=8"):
         add(vecpack_rows(vecpack, data, args, "2 one-stage", spec, [(spec, None)]))
     for factory in ("LSH", "LSHrt", "ITQ100,LSH"):
         add(faiss_rows(faiss, data, args, "2 one-stage", factory, [(factory, "", None)], l2_fallback=True))
@@ -277,9 +278,12 @@ def one_stage(vecpack, faiss, data: Data, args, add) -> None:
 
 
 def two_stage(vecpack, faiss, data: Data, args, add) -> None:
-    add(vecpack_rows(vecpack, data, args, "3 two-stage", "binary",
-                     [("binary + int8", 100), ("binary + int8", 1000)], rerank_codec="int8"))
-    for spec in ("binary:score=asym", "l2norm/rabitq", "rbin:bits=2"):
+    add(vecpack_rows(vecpack, data, args, "3 two-stage", "binary:center=off",
+                     [("binary:center=off + int8", 100), ("binary:center=off + int8", 1000)], rerank_codec="int8"))
+    add(vecpack_rows(vecpack, data, args, "3 two-stage", "binary:score=asym,center=off",
+                     [("binary:score=asym,center=off + int8", 100), ("binary:score=asym,center=off + int8", 200)],
+                     rerank_codec="int8"))
+    for spec in ("l2norm/rabitq", "rbin:bits=1", "rbin:bits=2"):
         add(vecpack_rows(vecpack, data, args, "3 two-stage", spec, [(f"{spec} + int8", 100)], rerank_codec="int8"))
     add(faiss_rows(faiss, data, args, "3 two-stage", "PQ25,Refine(SQ8)",
                    [("PQ25,Refine(SQ8)", "100", refine_params(faiss, 100 // QUALITY_K))]))
