@@ -65,6 +65,17 @@ void gather_f16(const uint8_t* codes, size_t stride, size_t count, size_t offset
   kernels::active().f16_to_f32(halves.data(), count * fields, out);
 }
 
+// The mean of n > 0 rows (the centre every codec of the family subtracts), summed in double.
+std::vector<float> column_means(const float* x, size_t n, size_t d, const char* codec) {
+  if (n == 0) throw Error(std::string(codec) + ": cannot learn the centre from 0 training rows");
+  std::vector<double> sum(d, 0.0);
+  for (size_t i = 0; i < n; ++i)
+    for (size_t j = 0; j < d; ++j) sum[j] += x[i * d + j];
+  std::vector<float> mean(d);
+  for (size_t j = 0; j < d; ++j) mean[j] = float(sum[j] / double(n));
+  return mean;
+}
+
 double dot(const float* a, const float* b, size_t d) {
   double s = 0;
   for (size_t j = 0; j < d; ++j) s += double(a[j]) * b[j];
@@ -115,17 +126,15 @@ class BinaryQuantizer final : public Quantizer {
 
   void train(const float* x, size_t n, size_t d, const TrainOptions&) override {
     check_train_dim(d, "binary");
-    if (n == 0) throw Error("binary: cannot learn the centre from 0 training rows");
-    std::vector<double> mean(d, 0.0), spread(d, 0.0);
+    std::vector<float> mean = column_means(x, n, d, "binary");
+    if (!center_) std::fill(mean.begin(), mean.end(), 0.f);
+    std::vector<double> spread(d, 0.0);
     double norms = 0;
     for (size_t i = 0; i < n; ++i) {
-      for (size_t j = 0; j < d; ++j) mean[j] += x[i * d + j];
       norms += std::sqrt(dot(x + i * d, x + i * d, d));
-    }
-    for (auto& m : mean) m = center_ ? m / double(n) : 0.0;
-    for (size_t i = 0; i < n; ++i)
       for (size_t j = 0; j < d; ++j) spread[j] += std::fabs(x[i * d + j] - mean[j]);
-    mean_.assign(mean.begin(), mean.end());
+    }
+    mean_ = std::move(mean);
     scale_.resize(d);
     for (size_t j = 0; j < d; ++j) scale_[j] = float(spread[j] / double(n));
     mean_norm_ = float(norms / double(n));
@@ -330,12 +339,7 @@ class RbinQuantizer final : public Quantizer {
 
   void train(const float* x, size_t n, size_t d, const TrainOptions&) override {
     check_train_dim(d, "rbin");
-    if (n == 0) throw Error("rbin: cannot learn the centre from 0 training rows");
-    std::vector<double> mean(d, 0.0);
-    for (size_t i = 0; i < n; ++i)
-      for (size_t j = 0; j < d; ++j) mean[j] += x[i * d + j];
-    mean_.resize(d);
-    for (size_t j = 0; j < d; ++j) mean_[j] = float(mean[j] / double(n));
+    mean_ = column_means(x, n, d, "rbin");
     d_ = d;
   }
 
@@ -555,12 +559,7 @@ class RabitqQuantizer final : public Quantizer {
   void train(const float* x, size_t n, size_t d, const TrainOptions&) override {
     check_train_dim(d, "rabitq");
     if (d > 16384) throw Error("rabitq: dimension " + str(d) + " exceeds 16384 (the rotation is d x d)");
-    if (n == 0) throw Error("rabitq: cannot learn the centre from 0 training rows");
-    std::vector<double> mean(d, 0.0);
-    for (size_t i = 0; i < n; ++i)
-      for (size_t j = 0; j < d; ++j) mean[j] += x[i * d + j];
-    centre_.resize(d);
-    for (size_t j = 0; j < d; ++j) centre_[j] = float(mean[j] / double(n));
+    centre_ = column_means(x, n, d, "rabitq");
     rotation_ = random_orthogonal(d, seed_);
     d_ = d;
   }
