@@ -155,7 +155,10 @@ SearchResult search_store(const RowStore& store, const float* queries, size_t nq
     auto scorer = store.scorer(scored_queries + q0 * d, qn, metric);
     // Each worker owns a contiguous row range and its own heaps; ranges merge at the end.
     std::vector<std::vector<TopK>> heaps(threads, std::vector<TopK>(qn, TopK(first_k)));
-    const size_t per_worker = (n + threads - 1) / threads;
+    // Ranges are whole blocks, so blocks start at the same rows for any thread count and every
+    // row is scored by the same call shape: BLAS results, which can differ in the last bit with
+    // the shape, then do not depend on the number of threads.
+    const size_t per_worker = ((n + threads - 1) / threads + block - 1) / block * block;
     parallel_for(threads, threads, [&](size_t w, unsigned) {
       size_t begin = w * per_worker, end = std::min(n, begin + per_worker);
       std::vector<float> scores(qn * block);

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <numeric>
 
 #include "search.h"
@@ -66,6 +67,29 @@ TEST_CASE("search: exact top-k equals brute force for every metric, batch size a
           }
         }
       }
+}
+
+TEST_CASE("search: scores and ids are bit-identical for every thread count (BLAS and kernel paths)") {
+  const size_t n = 30011, d = 40, nq = 64;  // 64 queries take the GEMM path of f32, f16 and int8
+  const auto x = test::clustered_rows(n, d, 50, 21);
+  const auto q = test::clustered_rows(nq, d, 50, 22);
+  const Table f32 = Table::from_rows(x, d);
+  for (const char* spec : {"f32", "f16", "int8", "pq:m=10"}) {
+    CAPTURE(spec);
+    const Table t = std::string(spec) == "f32" ? f32 : f32.compress(spec);
+    SearchOptions o;
+    o.k = 50;
+    o.threads = 1;
+    const SearchResult one = t.search(q.data(), nq, o);
+    for (unsigned threads : {2u, 3u, 5u}) {
+      CAPTURE(threads);
+      o.threads = threads;
+      const SearchResult many = t.search(q.data(), nq, o);
+      CHECK(many.ids == one.ids);
+      CHECK(std::equal(many.scores.begin(), many.scores.end(), one.scores.begin(),
+                       [](float a, float b) { return std::memcmp(&a, &b, sizeof a) == 0; }));
+    }
+  }
 }
 
 TEST_CASE("search: scores are the metric's values") {
