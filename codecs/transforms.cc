@@ -11,6 +11,7 @@
 #include <cstring>
 #include <random>
 
+#include "block_scorer.h"
 #include "codec_util.h"
 #include "vecpack/errors.h"
 
@@ -32,18 +33,6 @@ void multiply(const float* rows, size_t n, size_t inner, const float* m, size_t 
     cblas_sgemm(CblasRowMajor, CblasNoTrans, transposed ? CblasTrans : CblasNoTrans, static_cast<int>(count),
                 static_cast<int>(cols), static_cast<int>(inner), 1.f, rows + b * inner, static_cast<int>(inner), m,
                 static_cast<int>(transposed ? inner : cols), 0.f, out + b * cols, static_cast<int>(cols));
-  }
-}
-
-// Scales each of n rows of dimension d to unit length; zero rows stay zero.
-void normalize_rows(float* rows, size_t n, size_t d) {
-  for (size_t i = 0; i < n; ++i) {
-    float* v = rows + i * d;
-    double s = 0;
-    for (size_t j = 0; j < d; ++j) s += double(v[j]) * v[j];
-    if (s <= 0) continue;
-    const float inv = static_cast<float>(1.0 / std::sqrt(s));
-    for (size_t j = 0; j < d; ++j) v[j] *= inv;
   }
 }
 

@@ -22,6 +22,17 @@ void finish_scores(Metric metric, float query_sq, const float* dot, const float*
   }
 }
 
+void normalize_rows(float* rows, size_t n, size_t d) {
+  for (size_t i = 0; i < n; ++i) {
+    float* v = rows + i * d;
+    double s = 0;
+    for (size_t j = 0; j < d; ++j) s += double(v[j]) * v[j];
+    if (s <= 0) continue;
+    const float inv = static_cast<float>(1.0 / std::sqrt(s));
+    for (size_t j = 0; j < d; ++j) v[j] *= inv;
+  }
+}
+
 void row_squared_norms(const float* rows, size_t count, size_t d, float* sq) {
   static thread_local std::vector<float> zeros;
   if (zeros.size() < d) zeros.assign(d, 0.f);

@@ -20,6 +20,10 @@ namespace vecpack {
 // out[i] = score of row i from its dot and squared norm (sq unused for ip).
 void finish_scores(Metric metric, float query_sq, const float* dot, const float* sq, size_t count, float* out);
 
+// Scales each of n rows of dimension d to unit length (summed in double); zero rows stay zero.
+// Queries for cos go through it, as do rows of the l2norm transform.
+void normalize_rows(float* rows, size_t n, size_t d);
+
 // Squared norms of count rows of dimension d.
 void row_squared_norms(const float* rows, size_t count, size_t d, float* sq);
 

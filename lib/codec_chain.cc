@@ -158,16 +158,7 @@ std::vector<float> Codec::transform_queries(const float* queries, size_t nq, Met
   const size_t d = impl_->quantizer().dim_in();
   std::vector<float> result(out, out + nq * d);
   // Scorers expect unit-length cos queries; a transform (whiten, pca) changes the length.
-  if (metric == Metric::cos)
-    for (size_t q = 0; q < nq; ++q) {
-      float* v = result.data() + q * d;
-      double s = 0;
-      for (size_t j = 0; j < d; ++j) s += double(v[j]) * v[j];
-      if (s > 0) {
-        const float inv = static_cast<float>(1.0 / std::sqrt(s));
-        for (size_t j = 0; j < d; ++j) v[j] *= inv;
-      }
-    }
+  if (metric == Metric::cos) normalize_rows(result.data(), nq, d);
   return result;
 }
 

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "block_scorer.h"
 #include "funnel.h"
 #include "kernels/kernels.h"
 #include "parallel.h"
@@ -132,16 +133,7 @@ SearchResult search_store(const RowStore& store, const float* queries, size_t nq
 
   keep_blas_single_threaded();
   std::vector<float> prepared(queries, queries + nq * d);
-  if (metric == Metric::cos)
-    for (size_t q = 0; q < nq; ++q) {
-      float* v = prepared.data() + q * d;
-      double s = 0;
-      for (size_t j = 0; j < d; ++j) s += double(v[j]) * v[j];
-      if (s > 0) {
-        float inv = static_cast<float>(1.0 / std::sqrt(s));
-        for (size_t j = 0; j < d; ++j) v[j] *= inv;
-      }
-    }
+  if (metric == Metric::cos) normalize_rows(prepared.data(), nq, d);
 
   // A chain with transforms gets the queries as given, like its rows (scaling does not commute
   // with a centring transform); it normalises cos queries after its transforms.
