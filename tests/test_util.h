@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "vecpack/codec.h"
 #include "vecpack/table.h"
 
 namespace vecpack::test {
@@ -32,6 +33,25 @@ class TempDir {
  private:
   std::string path_;
 };
+
+// A codec built from spec and trained on the rows x (dimension d).
+inline Codec trained(const std::string& spec, const std::vector<float>& x, size_t d, unsigned threads = 0) {
+  Codec c(spec);
+  TrainOptions options;
+  options.threads = threads;
+  c.train(x.data(), x.size() / d, d, options);
+  return c;
+}
+
+// The rows scaled to unit length, as the engine hands cos queries to a scorer.
+inline std::vector<float> unit_rows(std::vector<float> rows, size_t d) {
+  for (size_t i = 0; i < rows.size() / d; ++i) {
+    double s = 0;
+    for (size_t j = 0; j < d; ++j) s += double(rows[i * d + j]) * rows[i * d + j];
+    for (size_t j = 0; j < d; ++j) rows[i * d + j] = float(rows[i * d + j] / std::sqrt(s));
+  }
+  return rows;
+}
 
 // Share of the true top r found in the top r of `found`, over all queries.
 inline double recall_at(const SearchResult& found, const SearchResult& truth, size_t r) {

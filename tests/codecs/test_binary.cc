@@ -14,12 +14,6 @@ using namespace vecpack;
 
 namespace {
 
-Codec trained(const std::string& spec, const std::vector<float>& x, size_t d) {
-  Codec c(spec);
-  c.train(x.data(), x.size() / d, d);
-  return c;
-}
-
 std::vector<uint8_t> encoded(const Codec& c, const std::vector<float>& x) {
   const size_t n = x.size() / c.dim();
   std::vector<uint8_t> codes(n * c.code_size());
@@ -61,16 +55,6 @@ double mean_squared_error(const Codec& c, const std::vector<float>& x) {
   return s / double(x.size() / c.dim());
 }
 
-std::vector<float> unit_queries(const std::vector<float>& q, size_t d) {
-  std::vector<float> out = q;
-  for (size_t i = 0; i < q.size() / d; ++i) {
-    double s = 0;
-    for (size_t j = 0; j < d; ++j) s += double(out[i * d + j]) * out[i * d + j];
-    for (size_t j = 0; j < d; ++j) out[i * d + j] = float(out[i * d + j] / std::sqrt(s));
-  }
-  return out;
-}
-
 }  // namespace
 
 TEST_CASE("binary: codes are the signs of the centred rows, 64 bits per little-endian word") {
@@ -81,7 +65,7 @@ TEST_CASE("binary: codes are the signs of the centred rows, 64 bits per little-e
   x[d + 0] = x[d + 9] = x[d + 69] = -2.f;  // row 1: mirror image, so the centre is 0
   for (size_t j = 0; j < d; ++j)
     if (j != 0 && j != 9 && j != 69) x[j] = -1.f, x[d + j] = 1.f;
-  Codec c = trained("binary", x, d);
+  Codec c = test::trained("binary", x, d);
   REQUIRE(c.code_size() == 16);
   const auto codes = encoded(c, x);
   uint64_t words[2];
@@ -102,7 +86,7 @@ TEST_CASE("binary: Hamming scores are minus the bit distance; asym scores equal 
   const size_t n = 500, d = 100, nq = 8;
   const auto x = test::clustered_rows(n, d, 20, 5, 0.5f);
   const auto q = test::clustered_rows(nq, d, 20, 6, 0.5f);
-  Codec hamming = trained("binary", x, d);
+  Codec hamming = test::trained("binary", x, d);
   const auto codes = encoded(hamming, x);
   // Queries for l2 are centred as they are, so their bits are the codes of the queries.
   const auto query_codes = encoded(hamming, q);
@@ -114,11 +98,11 @@ TEST_CASE("binary: Hamming scores are minus the bit distance; asym scores equal 
       REQUIRE(s[qi * n + i] == float(-distance));
     }
 
-  Codec asym = trained("binary:score=asym", x, d);
+  Codec asym = test::trained("binary:score=asym", x, d);
   const auto y = decoded(asym, codes);
   for (Metric metric : {Metric::ip, Metric::cos, Metric::l2}) {
     CAPTURE(int(metric));
-    const auto queries = metric == Metric::cos ? unit_queries(q, d) : q;
+    const auto queries = metric == Metric::cos ? test::unit_rows(q, d) : q;
     const auto got = scored(asym, queries, codes, metric);
     for (size_t qi = 0; qi < nq; ++qi)
       for (size_t i = 0; i < n; ++i) {
@@ -135,18 +119,18 @@ TEST_CASE("rbin: each level lowers the error; scores follow the decoded rows") {
   double previous = INFINITY;
   for (int bits : {1, 2, 3, 4, 8}) {
     CAPTURE(bits);
-    Codec c = trained("rbin:bits=" + std::to_string(bits), x, d);
+    Codec c = test::trained("rbin:bits=" + std::to_string(bits), x, d);
     CHECK(c.code_size() == size_t(8 * bits + 2 * bits + 2));  // one word per level, f16 scales, f16 norm
     const double error = mean_squared_error(c, x);
     CHECK(error < 0.75 * previous);
     previous = error;
   }
-  Codec asym = trained("rbin:bits=3", x, d);
+  Codec asym = test::trained("rbin:bits=3", x, d);
   const auto codes = encoded(asym, x);
   const auto y = decoded(asym, codes);
   for (Metric metric : {Metric::ip, Metric::cos, Metric::l2}) {
     CAPTURE(int(metric));
-    const auto queries = metric == Metric::cos ? unit_queries(q, d) : q;
+    const auto queries = metric == Metric::cos ? test::unit_rows(q, d) : q;
     const auto got = scored(asym, queries, codes, metric);
     for (size_t qi = 0; qi < nq; ++qi)
       for (size_t i = 0; i < n; ++i) {
@@ -164,8 +148,8 @@ TEST_CASE("rabitq: unbiased estimates; upper-bound scores bound the true scores"
   const size_t n = 3000, d = 64, nq = 10;
   const auto x = test::clustered_rows(n, d, 30, 9, 0.6f);
   const auto q = test::clustered_rows(nq, d, 30, 10, 0.6f);
-  Codec c = trained("rabitq:qbits=8", x, d);
-  Codec wide = trained("rabitq:qbits=8,bound=3", x, d);
+  Codec c = test::trained("rabitq:qbits=8", x, d);
+  Codec wide = test::trained("rabitq:qbits=8,bound=3", x, d);
   CHECK(c.code_size() == 8 + 6);
   const auto codes = encoded(c, x);
   REQUIRE(encoded(wide, x) == codes);
@@ -215,8 +199,8 @@ TEST_CASE("rabitq: two-stage search stops rescoring by the bound and still finds
 TEST_CASE("itq: an orthonormal projection that spreads mass onto the sign corners") {
   const size_t n = 4000, d = 24;
   const auto x = test::clustered_rows(n, d, 40, 13, 0.4f);
-  Codec itq = trained("itq/binary", x, d);
-  Codec pca = trained("pca/binary", x, d);
+  Codec itq = test::trained("itq/binary", x, d);
+  Codec pca = test::trained("pca/binary", x, d);
   const auto& t = static_cast<const Transform&>(itq.stage(0));
   const auto& p = static_cast<const Transform&>(pca.stage(0));
   std::vector<float> y(n * d), z(n * d);
@@ -277,10 +261,10 @@ TEST_CASE("binary family: bad arguments and damaged parameters give clear errors
   CHECK(test::contains(test::caught<SpecError>([] { Codec("binary:score=cosine"); }).what(), "hamming|asym"));
   CHECK(test::contains(test::caught<SpecError>([] { Codec("rabitq:qbits=0"); }).what(), "qbits"));
   const auto x = test::clustered_rows(100, 8, 4, 1);
-  CHECK(test::contains(test::caught<Error>([&] { trained("itq:k=9/binary", x, 8); }).what(), "k=9 exceeds the dimension 8"));
+  CHECK(test::contains(test::caught<Error>([&] { test::trained("itq:k=9/binary", x, 8); }).what(), "k=9 exceeds the dimension 8"));
   for (const char* spec : {"binary", "rbin:bits=3", "rabitq", "itq/binary"}) {
     CAPTURE(spec);
-    Codec c = trained(spec, x, 8);
+    Codec c = test::trained(spec, x, 8);
     auto blob = c.serialize();
     Codec back = Codec::load(blob.data(), blob.size());
     CHECK(back.spec() == c.spec());

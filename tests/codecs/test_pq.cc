@@ -15,14 +15,6 @@ using namespace vecpack;
 
 namespace {
 
-Codec trained(const std::string& spec, const std::vector<float>& x, size_t d, unsigned threads = 0) {
-  Codec c(spec);
-  TrainOptions options;
-  options.threads = threads;
-  c.train(x.data(), x.size() / d, d, options);
-  return c;
-}
-
 double mean_squared_error(const Codec& codec, const std::vector<float>& x, size_t d) {
   const size_t n = x.size() / d;
   std::vector<uint8_t> codes(n * codec.code_size());
@@ -142,7 +134,7 @@ TEST_CASE("pq: table scores equal brute-force scores of decoded rows (ip, l2, co
   auto q = test::clustered_rows(21, d, 12, 32);
   // nbits=4 scores through the quantized fast scan: see the fast-scan tests below.
   for (const char* spec : {"pq:m=3", "pq:m=3,nbits=5", "pq:m=4,nbits=10", "pq:m=5,sdc=on", "pq:m=3,nbits=12", "pq:m=2,nbits=16"}) {
-    Codec c = trained(spec, x, d);
+    Codec c = test::trained(spec, x, d);
     std::vector<uint8_t> codes(n * c.code_size());
     c.encode(x.data(), n, codes.data());
     std::vector<float> y(n * d);
@@ -154,24 +146,14 @@ TEST_CASE("pq: table scores equal brute-force scores of decoded rows (ip, l2, co
         CAPTURE(metric_name(metric));
         CAPTURE(nq);
         std::vector<float> queries(q.begin(), q.begin() + nq * d);
-        if (metric == Metric::cos)  // the engine hands unit-length queries over for cos
-          for (size_t a = 0; a < nq; ++a) {
-            double s = 0;
-            for (size_t j = 0; j < d; ++j) s += double(queries[a * d + j]) * queries[a * d + j];
-            for (size_t j = 0; j < d; ++j) queries[a * d + j] = float(queries[a * d + j] / std::sqrt(s));
-          }
+        if (metric == Metric::cos) queries = test::unit_rows(queries, d);  // as the engine hands them over
         // What the rows are compared with: the query, or for sdc its reconstruction (unit length for cos).
         std::vector<float> compared = queries;
         if (symmetric) {
           std::vector<uint8_t> qcodes(nq * c.code_size());
           c.encode(queries.data(), nq, qcodes.data());
           c.decode(qcodes.data(), nq, compared.data());
-          if (metric == Metric::cos)
-            for (size_t a = 0; a < nq; ++a) {
-              double s = 0;
-              for (size_t j = 0; j < d; ++j) s += double(compared[a * d + j]) * compared[a * d + j];
-              for (size_t j = 0; j < d; ++j) compared[a * d + j] = float(compared[a * d + j] / std::sqrt(s));
-            }
+          if (metric == Metric::cos) compared = test::unit_rows(compared, d);
         }
         std::vector<float> out(nq * (n + 3), NAN);
         auto scorer = c.scorer(queries.data(), nq, metric);
@@ -206,7 +188,7 @@ TEST_CASE("pq: 4-bit fast-scan scores are within m * scale / 2 of the exact tabl
   auto x = test::clustered_rows(n, d, 12, 71);
   auto q = test::clustered_rows(9, d, 12, 72);
   for (const char* spec : {"pq:m=6,nbits=4", "pq:m=5,nbits=4", "pq:m=24,nbits=4", "pq:m=3,nbits=4,sdc=on"}) {
-    Codec c = trained(spec, x, d);
+    Codec c = test::trained(spec, x, d);
     const size_t m = std::string(spec).find("m=24") != std::string::npos ? 24
                      : std::string(spec).find("m=6") != std::string::npos ? 6
                      : std::string(spec).find("m=5") != std::string::npos ? 5 : 3;
@@ -228,23 +210,13 @@ TEST_CASE("pq: 4-bit fast-scan scores are within m * scale / 2 of the exact tabl
         CAPTURE(metric_name(metric));
         CAPTURE(nq);
         std::vector<float> queries(q.begin(), q.begin() + nq * d);
-        if (metric == Metric::cos)
-          for (size_t a = 0; a < nq; ++a) {
-            double s = 0;
-            for (size_t j = 0; j < d; ++j) s += double(queries[a * d + j]) * queries[a * d + j];
-            for (size_t j = 0; j < d; ++j) queries[a * d + j] = float(queries[a * d + j] / std::sqrt(s));
-          }
+        if (metric == Metric::cos) queries = test::unit_rows(queries, d);
         std::vector<float> compared = queries;
         if (symmetric) {
           std::vector<uint8_t> qcodes(nq * c.code_size());
           c.encode(queries.data(), nq, qcodes.data());
           c.decode(qcodes.data(), nq, compared.data());
-          if (metric == Metric::cos)
-            for (size_t a = 0; a < nq; ++a) {
-              double s = 0;
-              for (size_t j = 0; j < d; ++j) s += double(compared[a * d + j]) * compared[a * d + j];
-              for (size_t j = 0; j < d; ++j) compared[a * d + j] = float(compared[a * d + j] / std::sqrt(s));
-            }
+          if (metric == Metric::cos) compared = test::unit_rows(compared, d);
         }
         std::vector<float> out(nq * (n + 3), NAN);
         auto scorer = c.scorer(queries.data(), nq, metric);
@@ -333,7 +305,7 @@ TEST_CASE("pq: serialize and load round trip; damaged blobs are FormatErrors") {
   auto x = test::clustered_rows(n, d, 6, 41);
   for (const char* spec : {"pq:m=4", "pq:m=5,nbits=6", "opq:m=3,iterations=2/pq:m=3"}) {
     CAPTURE(spec);
-    Codec a = trained(spec, x, d);
+    Codec a = test::trained(spec, x, d);
     auto blob = a.serialize();
     Codec b = Codec::load(blob.data(), blob.size());
     CHECK(b.spec() == a.spec());
@@ -350,9 +322,9 @@ TEST_CASE("pq: serialize and load round trip; damaged blobs are FormatErrors") {
       CHECK_THROWS_AS(Codec::load(blob.data(), cut), FormatError);
     }
   }
-  Codec a = trained("pq:m=4", x, d);
+  Codec a = test::trained("pq:m=4", x, d);
   CHECK(a.spec() == "pq:m=4,nbits=8");
-  CHECK(trained("pq", x, d).spec() == "pq:m=3,nbits=8");  // one sub-quantizer per 4 dimensions
+  CHECK(test::trained("pq", x, d).spec() == "pq:m=3,nbits=8");  // one sub-quantizer per 4 dimensions
   auto blob = a.serialize();
   // The spec says m=4; a blob claiming m=5 is rejected.
   auto spec_end = 4 + 4 + a.spec().size();
@@ -368,13 +340,13 @@ TEST_CASE("pq: serialize and load round trip; damaged blobs are FormatErrors") {
 TEST_CASE("pq: training is deterministic across thread counts; tiny samples become the codebook") {
   const size_t d = 16;
   auto x = test::clustered_rows(1500, d, 10, 51);
-  CHECK(trained("pq:m=4,nbits=6", x, d, 1).serialize() == trained("pq:m=4,nbits=6", x, d, 2).serialize());
-  CHECK(trained("opq:m=4,iterations=2/pq:m=4,nbits=6", x, d, 1).serialize() ==
-        trained("opq:m=4,iterations=2/pq:m=4,nbits=6", x, d, 2).serialize());
+  CHECK(test::trained("pq:m=4,nbits=6", x, d, 1).serialize() == test::trained("pq:m=4,nbits=6", x, d, 2).serialize());
+  CHECK(test::trained("opq:m=4,iterations=2/pq:m=4,nbits=6", x, d, 1).serialize() ==
+        test::trained("opq:m=4,iterations=2/pq:m=4,nbits=6", x, d, 2).serialize());
 
   // 40 rows for 256 centroids: the rows are the centroids, so they decode exactly.
   std::vector<float> few(x.begin(), x.begin() + 40 * d);
-  Codec c = trained("pq:m=4", few, d);
+  Codec c = test::trained("pq:m=4", few, d);
   std::vector<uint8_t> codes(40 * c.code_size());
   c.encode(few.data(), 40, codes.data());
   std::vector<float> y(40 * d);
@@ -471,8 +443,8 @@ TEST_CASE("opq: the rotation is orthogonal and lowers the error of pq on correla
       const float scaled = (factors[i * d + a] - factors[a]) * std::exp(-0.25f * float(a));
       for (size_t b = 0; b < d; ++b) x[i * d + b] += scaled * mixing[a * d + b];
     }
-  Codec plain = trained("pq:m=4,nbits=6", x, d);
-  Codec rotated = trained("opq:m=4,iterations=8/pq:m=4,nbits=6", x, d);
+  Codec plain = test::trained("pq:m=4,nbits=6", x, d);
+  Codec rotated = test::trained("opq:m=4,iterations=8/pq:m=4,nbits=6", x, d);
   CHECK(rotated.spec() == "opq:m=4,iterations=8/pq:m=4,nbits=6");
   const double plain_error = mean_squared_error(plain, x, d), rotated_error = mean_squared_error(rotated, x, d);
   CAPTURE(plain_error);
@@ -504,8 +476,8 @@ TEST_CASE("pq and opq: bad arguments give clear errors") {
   CHECK_THROWS_WITH_AS(Codec("pq:m=-1"), doctest::Contains("m=-1 is out of range"), SpecError);
   CHECK_THROWS_WITH_AS(Codec("opq:m=4"), doctest::Contains("'opq' is a transform"), SpecError);
   CHECK_THROWS_WITH_AS(Codec("pq/pq"), doctest::Contains("only the last stage"), SpecError);
-  CHECK_THROWS_WITH_AS(trained("pq:m=11", x, 10), doctest::Contains("pq: m=11 sub-quantizers exceed the dimension 10 (m must be in 1..10)"), Error);
-  CHECK_THROWS_WITH_AS(trained("opq:m=12/pq:m=10", x, 10), doctest::Contains("opq: m=12 sub-vectors exceed the dimension 10"), Error);
+  CHECK_THROWS_WITH_AS(test::trained("pq:m=11", x, 10), doctest::Contains("pq: m=11 sub-quantizers exceed the dimension 10 (m must be in 1..10)"), Error);
+  CHECK_THROWS_WITH_AS(test::trained("opq:m=12/pq:m=10", x, 10), doctest::Contains("opq: m=12 sub-vectors exceed the dimension 10"), Error);
   Codec empty("pq:m=2");
   CHECK_THROWS_WITH_AS(empty.train(x.data(), 0, 10), doctest::Contains("0 training rows"), Error);
   CHECK(Codec("pq").spec() == "pq");

@@ -10,16 +10,6 @@
 
 using namespace vecpack;
 
-namespace {
-
-Codec trained(const char* spec, const std::vector<float>& x, size_t d) {
-  Codec c(spec);
-  c.train(x.data(), x.size() / d, d);
-  return c;
-}
-
-}  // namespace
-
 TEST_CASE("scalar codecs: reconstruction error is within each format's bound") {
   const size_t n = 2000, d = 37;
   auto x = test::clustered_rows(n, d, 10, 11, 0.5f);
@@ -30,7 +20,7 @@ TEST_CASE("scalar codecs: reconstruction error is within each format's bound") {
   };
   for (Case c : {Case{"f32", 4 * d, 0.0}, Case{"f16", 2 * d, 1.0 / 2048}, Case{"bf16", 2 * d, 1.0 / 256}}) {
     CAPTURE(c.spec);
-    Codec codec = trained(c.spec, x, d);
+    Codec codec = test::trained(c.spec, x, d);
     CHECK(codec.code_size() == c.code_size);
     std::vector<uint8_t> codes(n * codec.code_size());
     codec.encode(x.data(), n, codes.data());
@@ -46,7 +36,7 @@ TEST_CASE("scalar codecs: reconstruction error is within each format's bound") {
   }
 
   // int8: at most half a step per value, the step being the dimension's range / 255.
-  Codec codec = trained("int8", x, d);
+  Codec codec = test::trained("int8", x, d);
   CHECK(codec.code_size() == d);
   std::vector<uint8_t> codes(n * d);
   codec.encode(x.data(), n, codes.data());
@@ -74,7 +64,7 @@ TEST_CASE("scalar codecs: serialize and load give the same codec; damaged blobs 
   auto x = test::clustered_rows(300, d, 5, 2);
   for (const char* spec : {"f32", "f16", "bf16", "int8"}) {
     CAPTURE(spec);
-    Codec a = trained(spec, x, d);
+    Codec a = test::trained(spec, x, d);
     auto blob = a.serialize();
     Codec b = Codec::load(blob.data(), blob.size());
     CHECK(b.spec() == spec);
@@ -92,7 +82,7 @@ TEST_CASE("scalar codecs: serialize and load give the same codec; damaged blobs 
     CHECK_THROWS_WITH_AS(Codec::load(longer.data(), longer.size()), doctest::Contains("trailing"), FormatError);
   }
   // A blob naming a codec this build does not have.
-  Codec a = trained("f16", x, d);
+  Codec a = test::trained("f16", x, d);
   auto blob = a.serialize();
   blob[4 + 4 + 1] = 'x';  // "f16" -> "fx6"
   CHECK_THROWS_WITH_AS(Codec::load(blob.data(), blob.size()), doctest::Contains("not known to this vecpack"), FormatError);
@@ -110,7 +100,7 @@ TEST_CASE("scalar codecs: both scorer paths agree with scoring decoded rows") {
         CAPTURE(spec);
         CAPTURE(metric_name(metric));
         CAPTURE(nq);
-        Codec c = trained(spec, x, d);
+        Codec c = test::trained(spec, x, d);
         std::vector<uint8_t> codes(n * c.code_size());
         c.encode(x.data(), n, codes.data());
         std::vector<float> y(n * d);

@@ -15,12 +15,6 @@ using namespace vecpack;
 
 namespace {
 
-Codec trained(const char* spec, const std::vector<float>& x, size_t d) {
-  Codec c(spec);
-  c.train(x.data(), x.size() / d, d);
-  return c;
-}
-
 const Transform& first_transform(const Codec& c) { return static_cast<const Transform&>(c.stage(0)); }
 
 std::vector<float> applied(const Transform& t, const std::vector<float>& x) {
@@ -97,7 +91,7 @@ Table compressed(const std::vector<float>& x, size_t d, const char* spec, Metric
 TEST_CASE("whiten: the whitened training rows have identity covariance and reconstruct exactly (k = d)") {
   const size_t n = 3000, d = 12;
   auto x = test::clustered_rows(n, d, 6, 21, 0.4f);
-  Codec codec = trained("whiten/f32", x, d);
+  Codec codec = test::trained("whiten/f32", x, d);
   CHECK(codec.spec() == "whiten:k=12,eps=0,normalize=off/f32");
   const Transform& t = first_transform(codec);
   auto y = applied(t, x);
@@ -118,14 +112,14 @@ TEST_CASE("whiten: the whitened training rows have identity covariance and recon
 TEST_CASE("whiten: k < d keeps the top principal axes, unit variance each; normalize=on gives unit rows") {
   const size_t n = 2000, d = 16, k = 5;
   auto x = test::clustered_rows(n, d, 8, 22, 0.3f);
-  Codec codec = trained("whiten:k=5,eps=1e-6/int8", x, d);
+  Codec codec = test::trained("whiten:k=5,eps=1e-6/int8", x, d);
   CHECK(codec.stage(0).dim_out() == k);
   CHECK(codec.code_size() == k);
   auto cov = covariance(applied(first_transform(codec), x), k);
   for (size_t a = 0; a < k; ++a)
     for (size_t b = 0; b < k; ++b) CHECK(cov[a * k + b] == doctest::Approx(a == b ? 1.0 : 0.0).epsilon(1e-3).scale(1));
 
-  Codec unit = trained("whiten:k=5,normalize=on/f32", x, d);
+  Codec unit = test::trained("whiten:k=5,normalize=on/f32", x, d);
   auto y = applied(first_transform(unit), x);
   for (size_t i = 0; i < n; i += 97) {
     double s = 0;
@@ -161,7 +155,7 @@ TEST_CASE("pca: orthonormal principal axes by decreasing variance; reconstruct i
   const size_t n = 2000, d = 10;
   auto x = test::clustered_rows(n, d, 5, 25, 0.5f);
   // k = d: a rotation about the mean, so distances are kept and reconstruction is exact.
-  Codec full = trained("pca/f32", x, d);
+  Codec full = test::trained("pca/f32", x, d);
   CHECK(full.spec() == "pca:k=10/f32");
   auto y = applied(first_transform(full), x);
   for (size_t i = 0; i + 1 < 200; ++i) {
@@ -180,7 +174,7 @@ TEST_CASE("pca: orthonormal principal axes by decreasing variance; reconstruct i
       if (a != b) CHECK(std::fabs(cov[a * d + b]) < 1e-4 * cov[0]);
   }
   // center=off: axes of the uncentred rows; with k = d a rotation about the origin (norms kept).
-  Codec uncentred = trained("pca:center=off/f32", x, d);
+  Codec uncentred = test::trained("pca:center=off/f32", x, d);
   CHECK(uncentred.spec() == "pca:k=10,center=off/f32");
   auto r = applied(first_transform(uncentred), x);
   for (size_t i = 0; i < 100; ++i) {
@@ -188,10 +182,10 @@ TEST_CASE("pca: orthonormal principal axes by decreasing variance; reconstruct i
     for (size_t j = 0; j < d; ++j) nx += double(x[i * d + j]) * x[i * d + j], nr += double(r[i * d + j]) * r[i * d + j];
     CHECK(nr == doctest::Approx(nx).epsilon(1e-5));
   }
-  CHECK(test::contains(test::caught<Error>([&] { trained("pca:center=off/f32", std::vector<float>(x.begin(), x.begin() + 9 * d), d); }).what(),
+  CHECK(test::contains(test::caught<Error>([&] { test::trained("pca:center=off/f32", std::vector<float>(x.begin(), x.begin() + 9 * d), d); }).what(),
                        "use k=9 or fewer"));
   // k < d: the residual of reconstruction is the variance of the dropped axes.
-  Codec top = trained("pca:k=4/f32", x, d);
+  Codec top = test::trained("pca:k=4/f32", x, d);
   auto back = reconstructed(first_transform(top), applied(first_transform(top), x));
   double residual = 0, dropped = 0;
   for (size_t i = 0; i < n * d; ++i) residual += std::pow(double(back[i]) - x[i], 2) / double(n);
@@ -202,7 +196,7 @@ TEST_CASE("pca: orthonormal principal axes by decreasing variance; reconstruct i
 TEST_CASE("rotate: a seeded orthogonal rotation that reconstructs exactly") {
   const size_t n = 300, d = 24;
   auto x = test::clustered_rows(n, d, 4, 26);
-  Codec a = trained("rotate/f32", x, d), b = trained("rotate:seed=1234/f32", x, d), c = trained("rotate:seed=7/f32", x, d);
+  Codec a = test::trained("rotate/f32", x, d), b = test::trained("rotate:seed=1234/f32", x, d), c = test::trained("rotate:seed=7/f32", x, d);
   CHECK(a.spec() == "rotate:seed=1234/f32");
   auto ya = applied(first_transform(a), x), yb = applied(first_transform(b), x), yc = applied(first_transform(c), x);
   CHECK(ya == yb);
@@ -226,7 +220,7 @@ TEST_CASE("l2norm and matryoshka: unit rows, and the first m dimensions") {
   const size_t n = 50, d = 9;
   auto x = test::clustered_rows(n, d, 3, 27);
   std::fill(x.begin(), x.begin() + d, 0.f);  // a zero row stays zero
-  Codec norm = trained("l2norm/f32", x, d);
+  Codec norm = test::trained("l2norm/f32", x, d);
   auto u = applied(first_transform(norm), x);
   for (size_t j = 0; j < d; ++j) CHECK(u[j] == 0.f);
   for (size_t i = 1; i < n; ++i) {
@@ -236,7 +230,7 @@ TEST_CASE("l2norm and matryoshka: unit rows, and the first m dimensions") {
   }
   CHECK(reconstructed(first_transform(norm), u) == u);  // norms are not restored
 
-  Codec cut = trained("matryoshka:dim=4/f32", x, d);
+  Codec cut = test::trained("matryoshka:dim=4/f32", x, d);
   CHECK(cut.spec() == "matryoshka:dim=4,normalize=off/f32");
   CHECK(cut.code_size() == 16);
   auto y = applied(first_transform(cut), x);
@@ -247,7 +241,7 @@ TEST_CASE("l2norm and matryoshka: unit rows, and the first m dimensions") {
   for (size_t i = 0; i < n; ++i)
     for (size_t j = 0; j < d; ++j) CHECK(padded[i * d + j] == (j < 4 ? x[i * d + j] : 0.f));
 
-  Codec unit = trained("matryoshka:dim=4,normalize=on/f32", x, d);
+  Codec unit = test::trained("matryoshka:dim=4,normalize=on/f32", x, d);
   auto v = applied(first_transform(unit), x);
   double s = 0;
   for (size_t j = 0; j < 4; ++j) s += double(v[4 + j]) * v[4 + j];
@@ -287,7 +281,7 @@ TEST_CASE("transform errors name the stage, the argument and the allowed range")
   const size_t d = 16;
   auto x = test::clustered_rows(400, d, 4, 32);
   auto message = [&](const char* spec, const std::vector<float>& rows) {
-    return std::string(test::caught<Error>([&] { trained(spec, rows, d); }).what());
+    return std::string(test::caught<Error>([&] { test::trained(spec, rows, d); }).what());
   };
   std::string m = message("whiten:k=20/f32", x);
   CHECK(test::contains(m, "whiten: k=20 is out of range for input dimension 16 (1..16)"));
@@ -295,7 +289,7 @@ TEST_CASE("transform errors name the stage, the argument and the allowed range")
   CHECK(test::contains(m, "pca: k=17"));
   m = message("matryoshka:dim=17/f32", x);
   CHECK(test::contains(m, "matryoshka: dim=17 is out of range for input dimension 16 (1..16)"));
-  CHECK_THROWS_AS(trained("matryoshka:dim=17/f32", x, d), SpecError);
+  CHECK_THROWS_AS(test::trained("matryoshka:dim=17/f32", x, d), SpecError);
 
   // Fewer rows than dimensions: the covariance is singular.
   std::vector<float> few(x.begin(), x.begin() + 10 * d);
@@ -305,8 +299,8 @@ TEST_CASE("transform errors name the stage, the argument and the allowed range")
   CHECK(test::contains(m, "eps"));
   m = message("pca/f32", few);
   CHECK(test::contains(m, "pca: 10 training rows for input dimension 16"));
-  CHECK_NOTHROW(trained("pca:k=8/f32", few, d));
-  CHECK_NOTHROW(trained("whiten:eps=1e-3/f32", few, d));  // regularised
+  CHECK_NOTHROW(test::trained("pca:k=8/f32", few, d));
+  CHECK_NOTHROW(test::trained("whiten:eps=1e-3/f32", few, d));  // regularised
   // A dimension without variance makes whitening singular too, whatever the row count.
   auto flat = x;
   for (size_t i = 0; i < 400; ++i) flat[i * d + 3] = 2.f;
@@ -327,7 +321,7 @@ TEST_CASE("transform parameter blobs: damage is a FormatError") {
   auto x = test::clustered_rows(200, d, 3, 33);
   for (const char* spec : {"whiten:k=4/f32", "pca:k=4/f32", "rotate/f32", "l2norm/f32", "matryoshka:dim=3/f32"}) {
     CAPTURE(std::string(spec));
-    auto blob = trained(spec, x, d).serialize();
+    auto blob = test::trained(spec, x, d).serialize();
     CHECK_NOTHROW(Codec::load(blob.data(), blob.size()));
     for (size_t cut : {blob.size() - 1, blob.size() / 2, size_t(30)}) {
       auto part = blob;
@@ -336,7 +330,7 @@ TEST_CASE("transform parameter blobs: damage is a FormatError") {
     }
   }
   // A NaN in the stored mean is caught on load.
-  Codec c = trained("pca:k=4/f32", x, d);
+  Codec c = test::trained("pca:k=4/f32", x, d);
   auto blob = c.serialize();
   const std::string spec = c.stage(0).spec();
   // CODC: u32 count, u32 length + spec, u64 length, then the pca blob: u32 version, u64 d, u64 k, u64 count, mean.
