@@ -67,6 +67,16 @@ class OpqTransform final : public Transform {
   size_t dim_in() const override { return d_; }
   size_t dim_out() const override { return d_; }
 
+  // The rotation is learnt for pq's split of the rows: a pq with another m would quantize
+  // sub-vectors the rotation was not fitted to, silently losing most of what opq gains.
+  void check_next(const Stage& next) const override {
+    const size_t pq_m = pq_requested_m(next);
+    if (requested_m_ && pq_m && pq_m != requested_m_)
+      throw SpecError("opq:m=" + std::to_string(requested_m_) + " is followed by pq:m=" + std::to_string(pq_m) +
+                      "; opq learns its rotation for the split into m sub-vectors of the pq after it, so give "
+                      "both the same m");
+  }
+
   void train(const float* x, size_t n, size_t d, const TrainOptions& options) override {
     check_train_dim(d, "opq");
     if (d > kMaxOpqDim)

@@ -185,6 +185,22 @@ void reciprocal_square_roots(float* v, size_t n) {
   for (; i < n; ++i) v[i] = v[i] > 0 ? 1.0f / std::sqrt(v[i]) : 0.0f;
 }
 
+// |centroid|^2 for every sub-quantizer and centroid, m x ksub: the squared norm of a decoded row
+// is a sum of these, one per sub-vector.
+std::vector<float> centroid_squared_norms(const PqCodebooks& books) {
+  std::vector<float> sq(books.m() * books.ksub());
+  for (size_t j = 0; j < books.m(); ++j) {
+    const size_t dsub = books.sub_dim(j);
+    for (size_t c = 0; c < books.ksub(); ++c) {
+      const float* centroid = books.centroids(j) + c * dsub;
+      float s = 0;
+      for (size_t t = 0; t < dsub; ++t) s += centroid[t] * centroid[t];
+      sq[j * books.ksub() + c] = s;
+    }
+  }
+  return sq;
+}
+
 class PqTableScorer final : public CodeScorer {
  public:
   // queries: nq x d, already prepared (unit length for cos; quantized for sdc).
@@ -198,18 +214,7 @@ class PqTableScorer final : public CodeScorer {
         largest_group = g;
         break;
       }
-    if (metric == Metric::cos) {
-      centroid_sq_.resize(entries);
-      for (size_t j = 0; j < m; ++j) {
-        const size_t dsub = books.sub_dim(j);
-        for (size_t c = 0; c < ksub; ++c) {
-          const float* centroid = books.centroids(j) + c * dsub;
-          float s = 0;
-          for (size_t t = 0; t < dsub; ++t) s += centroid[t] * centroid[t];
-          centroid_sq_[j * ksub + c] = s;
-        }
-      }
-    }
+    if (metric == Metric::cos) centroid_sq_ = centroid_squared_norms(books);
     // A single cos query carries the squared-norm table as a second lane of its group, so that
     // each code is read once for both sums.
     norm_lane_ = metric == Metric::cos && nq == 1 && 2 * entries * sizeof(float) <= kGroupTableBytes;
@@ -363,26 +368,75 @@ class PqTableScorer final : public CodeScorer {
 //   q_j(c) = round((t_j(c) - bias_j) / scale)  in 0..255,
 //   score = scale * sum_j q_j(c_j) + sum_j bias_j.
 // Each entry is off by at most scale / 2, so a score differs from the exact table sum by at most
-// m * scale / 2 (plus float rounding). The quantized score is returned as is, without an exact
-// second pass: CodeScorer has no threshold to limit such a pass to the few rows that matter,
-// and the loss is small (GloVe-100 angular, pq:m=50,nbits=4: recall@10 0.737; the recall
-// floor test on clustered data is unchanged from float tables). Rows whose scores differ by
-// less than the bound may order differently than with float tables; exact scores, when
-// needed, come from a rerank stage (SPEC+RERANK@N).
-// The rows' codes are transposed per block of 32 into the shuffle-friendly layout at scan
-// time, once for all the queries of the scorer, so the stored format is unchanged.
+// m * scale / 2 (plus float rounding). The quantized score is returned as is (GloVe-100 angular,
+// pq:m=50,nbits=4: recall@10 0.737); exact scores, when needed, come from a rerank stage
+// (SPEC+RERANK@N).
+//
+// The kernel reads the codes of 64 rows byte by byte (fastscan_transpose). A table's codes are
+// transposed once, into a PqScanLayout its store keeps; codes without one are transposed per
+// call. In a search (select_above), each query's heap threshold becomes an integer bound on the
+// uint16 sums, so the kernel rules out rows by one compare per 32 of them, and only the rows
+// above the bound get a float score. Up to eight queries share each load of the codes.
+constexpr size_t kFastScanBlock = 64;
+// Sums of more sub-quantizers could overflow uint16: such codecs use the float tables.
+constexpr size_t kFastScanMaxM = 256;
+
+// Byte j of row r of a block goes to byte j * 64 + r % 64 of the block. Missing rows of a last
+// block read code 0. out: ceil(count / 64) blocks of code_size x 64 bytes, zeroed by the caller.
+void fastscan_transpose(const uint8_t* codes, size_t count, size_t code_size, uint8_t* out) {
+  for (size_t i = 0; i < count; ++i) {
+    uint8_t* dst = out + (i / kFastScanBlock) * code_size * kFastScanBlock + i % kFastScanBlock;
+    const uint8_t* row = codes + i * code_size;
+    for (size_t j = 0; j < code_size; ++j) dst[j * kFastScanBlock] = row[j];
+  }
+}
+
+// cos: 1 / |decoded row| (0 for a zero row), from the squared norms of the centroids.
+void fastscan_row_scales(const uint8_t* codes, size_t count, size_t m, const float* centroid_sq, float* out) {
+  const size_t cs = pq_code_size(m, 4);
+  for (size_t i = 0; i < count; ++i) {
+    const uint8_t* row = codes + i * cs;
+    float s = 0;
+    for (size_t j = 0; j < m; ++j) s += centroid_sq[j * 16 + ((row[j / 2] >> (4 * (j % 2))) & 15)];
+    out[i] = s;
+  }
+  reciprocal_square_roots(out, count);
+}
+
+// Per pair of rows (2i, 2i + 1): the smaller |decoded row| (0 for a zero row), which the
+// kernel's bound for cos needs; zero past the last row, up to whole blocks.
+void fastscan_pair_norms(const float* row_scale, size_t count, float* out) {
+  const size_t pairs = (count + kFastScanBlock - 1) / kFastScanBlock * (kFastScanBlock / 2);
+  for (size_t p = 0; p < pairs; ++p) {
+    float norm = 0;
+    for (size_t row = 2 * p; row < std::min(count, 2 * p + 2); ++row) {
+      const float n = row_scale[row] > 0 ? 1.0f / row_scale[row] : 0.0f;
+      norm = row == 2 * p ? n : std::min(norm, n);
+    }
+    out[p] = norm;
+  }
+}
+
+// A table's codes transposed, with what cos needs per row and per pair of rows: code_size + 6
+// bytes per row, kept in memory beside the stored codes.
+struct PqScanLayout final : ScanLayout {
+  size_t rows = 0;
+  std::vector<uint8_t> blocks;     // ceil(rows / 64) x code_size x 64
+  std::vector<float> row_scale;    // 1 / |decoded row|, 0 for zero rows
+  std::vector<float> pair_norm;    // see fastscan_pair_norms
+};
+
 class PqFastScanScorer final : public CodeScorer {
  public:
-  static constexpr size_t kBlockRows = 32;
-
-  PqFastScanScorer(const PqCodebooks& books, const float* queries, size_t nq, Metric metric)
-      : books_(books), metric_(metric), nq_(nq) {
+  PqFastScanScorer(const PqCodebooks& books, const float* queries, size_t nq, Metric metric,
+                   const PqScanLayout* layout)
+      : books_(books), metric_(metric), nq_(nq), layout_(layout) {
     const size_t m = books.m(), d = books.dim();
-    padded_m_ = (m + 3) / 4 * 4;
-    luts_.assign(nq * padded_m_ * 16, 0);
+    lut_bytes_ = books.code_size() * 2 * 16;
+    luts_.assign(nq * lut_bytes_, 0);
     scale_.resize(nq);
     bias_.resize(nq);
-    std::vector<float> table(m * 16);
+    std::vector<float> table(m * 16), low(m);
     for (size_t q = 0; q < nq; ++q) {
       const float* query = queries + q * d;
       for (size_t j = 0; j < m; ++j) {
@@ -401,7 +455,6 @@ class PqFastScanScorer final : public CodeScorer {
       }
       float range = 0;
       double bias = 0;
-      std::vector<float> low(m);
       for (size_t j = 0; j < m; ++j) {
         float lo = table[j * 16], hi = lo;
         for (size_t c = 1; c < 16; ++c) {
@@ -413,7 +466,7 @@ class PqFastScanScorer final : public CodeScorer {
         range = std::max(range, hi - lo);
       }
       const float scale = range > 0 ? range / 255.0f : 1.0f;
-      uint8_t* lut = luts_.data() + q * padded_m_ * 16;
+      uint8_t* lut = luts_.data() + q * lut_bytes_;
       for (size_t j = 0; j < m; ++j)
         for (size_t c = 0; c < 16; ++c) {
           const float level = std::nearbyint((table[j * 16 + c] - low[j]) / scale);
@@ -424,70 +477,122 @@ class PqFastScanScorer final : public CodeScorer {
       scale_[q] = scale;
       bias_[q] = static_cast<float>(bias);
     }
-    if (metric == Metric::cos) {
-      centroid_sq_.resize(m * 16);
-      for (size_t j = 0; j < m; ++j) {
-        const size_t dsub = books.sub_dim(j);
-        for (size_t c = 0; c < 16; ++c) {
-          const float* centroid = books.centroids(j) + c * dsub;
-          float s = 0;
-          for (size_t t = 0; t < dsub; ++t) s += centroid[t] * centroid[t];
-          centroid_sq_[j * 16 + c] = s;
-        }
-      }
-    }
+    if (metric == Metric::cos) centroid_sq_ = centroid_squared_norms(books);
   }
 
   void score(const uint8_t* codes, size_t count, float* out, size_t ld) const override {
-    const size_t m = books_.m(), cs = books_.code_size(), block_bytes = padded_m_ * 16;
-    const size_t blocks = (count + kBlockRows - 1) / kBlockRows;
-    // All the rows of the call are transposed first (a few KiB per block), then each query
-    // sweeps them with its table held in L1 and writes its scores in order. Row r of a block:
-    // its code j (nibble j of the row) goes to byte j * 16 + r % 16 of the block, in the low
-    // nibble for r < 16 and the high one for r >= 16. Missing rows of a last block read code 0.
-    static thread_local std::vector<uint8_t> transposed;
-    static thread_local std::vector<float> row_scale;
-    transposed.assign(blocks * block_bytes, 0);
-    for (size_t i = 0; i < count; ++i) {
-      const uint8_t* row = codes + i * cs;
-      const size_t r = i % kBlockRows;
-      const unsigned shift = r < 16 ? 0 : 4;
-      uint8_t* dst = transposed.data() + (i / kBlockRows) * block_bytes + r % 16;
-      for (size_t b = 0; b < cs; ++b) {
-        const uint8_t byte = row[b];
-        dst[(2 * b) * 16] |= static_cast<uint8_t>((byte & 15) << shift);
-        if (2 * b + 1 < m) dst[(2 * b + 1) * 16] |= static_cast<uint8_t>((byte >> 4) << shift);
+    score_rows(prepare(codes, count, nullptr), count, out, ld);
+  }
+
+  void score_at(const uint8_t* codes, size_t first_row, size_t count, float* out, size_t ld) const override {
+    score_rows(prepare(codes, count, &first_row), count, out, ld);
+  }
+
+  void select_above(const uint8_t* codes, size_t first_row, size_t count, size_t nq, const float* thresholds,
+                    BlockCandidates& out) const override {
+    // A row can beat the threshold t only if scale * sum + bias > t (ip, l2), or, for cos,
+    // > t * |x| >= t * (smaller |x| of its pair of rows): sum > slope * norm - offset, with norm
+    // 1 for ip and l2. Two steps of margin cover rounding. cos with t <= 0 gets no bound.
+    std::vector<float> slope(nq), offset(nq);
+    for (size_t q = 0; q < nq; ++q) {
+      const float t = thresholds[q];
+      const bool every_row = t == -INFINITY || (metric_ == Metric::cos && t <= 0);
+      slope[q] = every_row ? 0.0f : t / scale_[q];
+      offset[q] = every_row ? INFINITY : bias_[q] / scale_[q] + 2;
+    }
+    const Blocks blocks = prepare(codes, count, &first_row);
+    const Candidates& found = candidates(blocks, count, slope.data(), offset.data());
+    // The candidates' scores, exactly as score_at computes them, kept when above the threshold.
+    out.offsets.resize(nq + 1);
+    out.rows.clear();
+    out.scores.clear();
+    for (size_t q = 0; q < nq; ++q) {
+      out.offsets[q] = static_cast<uint32_t>(out.rows.size());
+      const float t = thresholds[q];
+      for (size_t p = 0; p < found.count[q]; ++p) {
+        const uint32_t row = found.rows[q * count + p];
+        const float value = score_of(q, found.sums[q * count + p], row, blocks.row_scale);
+        if (value > t || t == -INFINITY) {
+          out.rows.push_back(row);
+          out.scores.push_back(value);
+        }
       }
     }
-    if (metric_ == Metric::cos) {  // the exact squared norms of the decoded rows
-      row_scale.assign(blocks * kBlockRows, 0.0f);
-      for (size_t i = 0; i < count; ++i) {
-        const uint8_t* row = codes + i * cs;
-        float s = 0;
-        for (size_t j = 0; j < m; ++j) s += centroid_sq_[j * 16 + ((row[j / 2] >> (4 * (j % 2))) & 15)];
-        row_scale[i] = s;
-      }
-      reciprocal_square_roots(row_scale.data(), count);
-    }
-    const auto& kernel_table = kernels::active();
-    float tail[kBlockRows];
-    for (size_t q = 0; q < nq_; ++q) {
-      const uint8_t* lut = luts_.data() + q * block_bytes;
-      for (size_t blk = 0; blk < blocks; ++blk) {
-        const size_t begin = blk * kBlockRows, rows = std::min(kBlockRows, count - begin);
-        float* o = rows == kBlockRows ? out + q * ld + begin : tail;
-        kernel_table.pq4_fastscan(transposed.data() + blk * block_bytes, padded_m_, lut, scale_[q], bias_[q],
-                                  metric_ == Metric::cos ? row_scale.data() + begin : nullptr, o);
-        if (o == tail) std::copy(tail, tail + rows, out + q * ld + begin);
-      }
-    }
+    out.offsets[nq] = static_cast<uint32_t>(out.rows.size());
   }
 
  private:
+  struct Blocks {
+    const uint8_t* codes;    // transposed
+    const float* row_scale;  // cos only
+    const float* pair_norm;  // cos only
+  };
+  struct Candidates {
+    std::vector<uint32_t> rows;  // nq x count, query q's first count[q] used
+    std::vector<uint16_t> sums;
+    std::vector<size_t> count;
+  };
+
+  float score_of(size_t q, uint16_t sum, size_t row, const float* row_scale) const {
+    const float value = std::fma(static_cast<float>(sum), scale_[q], bias_[q]);
+    return row_scale ? value * row_scale[row] : value;
+  }
+
+  // The transposed blocks of the rows: from the layout when the call's rows start a block of it,
+  // otherwise transposed here (per thread, reused by the next call).
+  Blocks prepare(const uint8_t* codes, size_t count, const size_t* first_row) const {
+    const size_t cs = books_.code_size(), block_count = (count + kFastScanBlock - 1) / kFastScanBlock;
+    if (layout_ && first_row && *first_row % kFastScanBlock == 0 && *first_row + count <= layout_->rows) {
+      const size_t b = *first_row / kFastScanBlock;
+      const uint8_t* codes_here = layout_->blocks.data() + b * cs * kFastScanBlock;
+      if (metric_ != Metric::cos) return {codes_here, nullptr, nullptr};
+      return {codes_here, layout_->row_scale.data() + *first_row, layout_->pair_norm.data() + *first_row / 2};
+    }
+    static thread_local std::vector<uint8_t> transposed;
+    static thread_local std::vector<float> row_scale, pair_norm;
+    transposed.assign(block_count * cs * kFastScanBlock, 0);
+    fastscan_transpose(codes, count, cs, transposed.data());
+    if (metric_ != Metric::cos) return {transposed.data(), nullptr, nullptr};
+    row_scale.resize(count);
+    fastscan_row_scales(codes, count, books_.m(), centroid_sq_.data(), row_scale.data());
+    pair_norm.resize(block_count * kFastScanBlock / 2);
+    fastscan_pair_norms(row_scale.data(), count, pair_norm.data());
+    return {transposed.data(), row_scale.data(), pair_norm.data()};
+  }
+
+  const Candidates& candidates(const Blocks& blocks, size_t count, const float* slope, const float* offset) const {
+    static thread_local Candidates found;
+    static thread_local std::vector<uint32_t*> row_lists;
+    static thread_local std::vector<uint16_t*> sum_lists;
+    found.rows.resize(nq_ * count);
+    found.sums.resize(nq_ * count);
+    found.count.assign(nq_, 0);
+    row_lists.resize(nq_);
+    sum_lists.resize(nq_);
+    for (size_t q = 0; q < nq_; ++q) {
+      row_lists[q] = found.rows.data() + q * count;
+      sum_lists[q] = found.sums.data() + q * count;
+    }
+    kernels::active().pq4_fastscan_select(blocks.codes, books_.code_size(), count, luts_.data(), lut_bytes_, nq_, slope,
+                                          offset, blocks.pair_norm, row_lists.data(), sum_lists.data(),
+                                          found.count.data());
+    return found;
+  }
+
+  // Every row's score: every row is a candidate.
+  void score_rows(const Blocks& blocks, size_t count, float* out, size_t ld) const {
+    std::vector<float> slope(nq_, 0.0f), offset(nq_, INFINITY);
+    const Candidates& found = candidates(blocks, count, slope.data(), offset.data());
+    for (size_t q = 0; q < nq_; ++q)
+      for (size_t i = 0; i < count; ++i)
+        out[q * ld + i] = score_of(q, found.sums[q * count + i], i, blocks.row_scale);
+  }
+
   const PqCodebooks& books_;
   Metric metric_;
-  size_t nq_, padded_m_ = 0;
-  std::vector<uint8_t> luts_;  // nq x padded_m x 16, zero past m
+  size_t nq_, lut_bytes_ = 0;
+  const PqScanLayout* layout_;
+  std::vector<uint8_t> luts_;  // nq x 2 code_size x 16, zero past m
   std::vector<float> scale_, bias_;
   std::vector<float> centroid_sq_;  // cos: |centroid|^2, m x 16
 };
@@ -512,6 +617,7 @@ class PqQuantizer final : public Quantizer {
   }
 
   bool trained() const override { return !books_.empty(); }
+  size_t requested_m() const { return requested_m_; }
   size_t dim_in() const override { return books_.dim(); }
   size_t code_size() const override { return books_.code_size(); }
 
@@ -532,7 +638,8 @@ class PqQuantizer final : public Quantizer {
   void encode(const float* x, size_t n, uint8_t* codes) const override { books_.encode(x, n, codes); }
   void decode(const uint8_t* codes, size_t n, float* x) const override { books_.decode(codes, n, x); }
 
-  std::unique_ptr<CodeScorer> scorer(const float* queries, size_t nq, Metric metric) const override {
+  std::unique_ptr<CodeScorer> make_scorer(const float* queries, size_t nq, Metric metric,
+                                          const PqScanLayout* layout) const {
     const size_t d = books_.dim();
     std::vector<float> quantized;
     if (symmetric_) {
@@ -553,9 +660,35 @@ class PqQuantizer final : public Quantizer {
       queries = quantized.data();
     }
     if (books_.m() * books_.ksub() > kMaxTableEntries) return Quantizer::scorer(queries, nq, metric);
-    if (books_.nbits() == 4) return std::make_unique<PqFastScanScorer>(books_, queries, nq, metric);
+    if (books_.nbits() == 4 && books_.m() <= kFastScanMaxM)
+      return std::make_unique<PqFastScanScorer>(books_, queries, nq, metric, layout);
     return std::make_unique<PqTableScorer>(books_, queries, nq, metric);
   }
+
+  std::unique_ptr<CodeScorer> scorer(const float* queries, size_t nq, Metric metric) const override {
+    return make_scorer(queries, nq, metric, nullptr);
+  }
+
+  std::unique_ptr<CodeScorer> layout_scorer(const float* queries, size_t nq, Metric metric,
+                                            const ScanLayout& layout) const override {
+    return make_scorer(queries, nq, metric, dynamic_cast<const PqScanLayout*>(&layout));
+  }
+
+  std::shared_ptr<const ScanLayout> scan_layout(const uint8_t* codes, size_t n) const override {
+    if (books_.nbits() != 4 || symmetric_ || books_.m() > kFastScanMaxM) return nullptr;
+    auto layout = std::make_shared<PqScanLayout>();
+    const size_t cs = books_.code_size(), blocks = (n + kFastScanBlock - 1) / kFastScanBlock;
+    layout->rows = n;
+    layout->blocks.assign(blocks * cs * kFastScanBlock, 0);
+    fastscan_transpose(codes, n, cs, layout->blocks.data());
+    layout->row_scale.resize(n);
+    const std::vector<float> centroid_sq = centroid_squared_norms(books_);
+    fastscan_row_scales(codes, n, books_.m(), centroid_sq.data(), layout->row_scale.data());
+    layout->pair_norm.resize(blocks * kFastScanBlock / 2);
+    fastscan_pair_norms(layout->row_scale.data(), n, layout->pair_norm.data());
+    return layout;
+  }
+
 
   // Layout (version 1): u32 version, u64 d, u32 m, u32 nbits, then u64 d * 2^nbits and the
   // centroids: for each sub-quantizer in order, 2^nbits centroids of its sub-vector size.
@@ -591,6 +724,15 @@ class PqQuantizer final : public Quantizer {
   bool symmetric_;
   PqCodebooks books_;
 };
+
+}  // namespace
+
+size_t pq_requested_m(const Stage& stage) {
+  const auto* pq = dynamic_cast<const PqQuantizer*>(&stage);
+  return pq ? pq->requested_m() : 0;
+}
+
+namespace {
 
 std::unique_ptr<Stage> create_pq(const CodecArgs& args) {
   return std::make_unique<PqQuantizer>(static_cast<size_t>(args.integer("m")), static_cast<unsigned>(args.integer("nbits")),

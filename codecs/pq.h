@@ -16,6 +16,9 @@ extern const CodecDescriptor kPqCodec;
 // m when a spec leaves it at 0: one sub-quantizer per 4 dimensions.
 size_t pq_default_m(size_t d);
 
+// The m a pq stage was given in its spec (0: chosen in training), or 0 for any other stage.
+size_t pq_requested_m(const Stage& stage);
+
 // The split shared by pq and opq: m contiguous sub-vectors whose sizes differ by at most one,
 // the first d % m one longer. Returns the m + 1 offsets of their starts and of the end.
 std::vector<size_t> pq_split(size_t d, size_t m);

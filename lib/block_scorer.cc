@@ -8,6 +8,30 @@
 
 namespace vecpack {
 
+void select_scores_above(const float* scores, size_t nq, size_t count, size_t ld, const float* thresholds,
+                         BlockCandidates& out) {
+  const auto& k = kernels::active();
+  out.offsets.resize(nq + 1);
+  out.rows.resize(nq * count);
+  out.scores.resize(nq * count);
+  size_t total = 0;
+  for (size_t q = 0; q < nq; ++q) {
+    out.offsets[q] = static_cast<uint32_t>(total);
+    const float* s = scores + q * ld;
+    uint32_t* rows = out.rows.data() + total;
+    size_t found;
+    if (thresholds[q] == -INFINITY) {
+      for (size_t i = 0; i < count; ++i) rows[i] = static_cast<uint32_t>(i);
+      found = count;
+    } else {
+      found = k.select_above(s, count, thresholds[q], rows);
+    }
+    for (size_t p = 0; p < found; ++p) out.scores[total + p] = s[rows[p]];
+    total += found;
+  }
+  out.offsets[nq] = static_cast<uint32_t>(total);
+}
+
 void finish_scores(Metric metric, float query_sq, const float* dot, const float* sq, size_t count, float* out) {
   switch (metric) {
     case Metric::ip:

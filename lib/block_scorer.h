@@ -24,6 +24,11 @@ void finish_scores(Metric metric, float query_sq, const float* dot, const float*
 // Queries for cos go through it, as do rows of the l2norm transform.
 void normalize_rows(float* rows, size_t n, size_t d);
 
+// out: for each of nq queries, the rows i < count with scores[q * ld + i] > thresholds[q]
+// (all rows when the threshold is -infinity), as CodeScorer::select_above returns them.
+void select_scores_above(const float* scores, size_t nq, size_t count, size_t ld, const float* thresholds,
+                         BlockCandidates& out);
+
 // Squared norms of count rows of dimension d.
 void row_squared_norms(const float* rows, size_t count, size_t d, float* sq);
 

@@ -17,6 +17,21 @@ std::unique_ptr<CodeScorer> Quantizer::scorer(const float* queries, size_t nq, M
 
 std::unique_ptr<CodeScorer> Quantizer::upper_bound_scorer(const float*, size_t, Metric) const { return nullptr; }
 
+std::shared_ptr<const ScanLayout> Quantizer::scan_layout(const uint8_t*, size_t) const { return nullptr; }
+
+std::unique_ptr<CodeScorer> Quantizer::layout_scorer(const float* queries, size_t nq, Metric metric,
+                                                     const ScanLayout&) const {
+  return scorer(queries, nq, metric);
+}
+
+void CodeScorer::select_above(const uint8_t* codes, size_t first_row, size_t count, size_t nq, const float* thresholds,
+                              BlockCandidates& out) const {
+  static thread_local std::vector<float> scores;
+  scores.resize(nq * count);
+  score_at(codes, first_row, count, scores.data(), count);
+  select_scores_above(scores.data(), nq, count, count, thresholds, out);
+}
+
 void Quantizer::decode_prefix(const uint8_t*, size_t, size_t, size_t, float*) const {
   throw Error("codec '" + spec() + "' cannot decode leading dimensions on their own (its codes are not laid out "
               "dimension by dimension)");
@@ -41,7 +56,16 @@ struct Codec::Impl {
   }
 };
 
+void Stage::check_next(const Stage&) const {}
+
 static void check_chain(const std::vector<std::unique_ptr<Stage>>& stages, std::string_view spec) {
+  for (size_t i = 0; i + 1 < stages.size(); ++i) {
+    try {
+      stages[i]->check_next(*stages[i + 1]);
+    } catch (const SpecError& e) {
+      throw SpecError("codec spec '" + std::string(spec) + "': " + e.what());
+    }
+  }
   for (size_t i = 0; i < stages.size(); ++i) {
     const auto& d = stages[i]->descriptor();
     bool last = i + 1 == stages.size();
@@ -137,11 +161,16 @@ void Codec::decode(const uint8_t* codes, size_t n, float* x) const {
   }
 }
 
-std::unique_ptr<CodeScorer> Codec::scorer(const float* queries, size_t nq, Metric metric) const {
+std::unique_ptr<CodeScorer> Codec::scorer(const float* queries, size_t nq, Metric metric,
+                                          const ScanLayout* layout) const {
   require_trained(*this);
-  if (impl_->transform_count() == 0) return impl_->quantizer().scorer(queries, nq, metric);
-  std::vector<float> transformed = transform_queries(queries, nq, metric);
-  return impl_->quantizer().scorer(transformed.data(), nq, metric);
+  const Quantizer& quantizer = impl_->quantizer();
+  std::vector<float> transformed;
+  if (impl_->transform_count()) {
+    transformed = transform_queries(queries, nq, metric);
+    queries = transformed.data();
+  }
+  return layout ? quantizer.layout_scorer(queries, nq, metric, *layout) : quantizer.scorer(queries, nq, metric);
 }
 
 std::unique_ptr<CodeScorer> Codec::upper_bound_scorer(const float* queries, size_t nq, Metric metric) const {

@@ -1,5 +1,6 @@
 #include "row_store.h"
 
+#include "block_scorer.h"
 #include "bytes.h"
 #include "vecpack/errors.h"
 
@@ -42,13 +43,24 @@ void CodesStore::reconstruct(size_t begin, size_t count, float* out) const {
   codec_->decode(codes_ + begin * code_size_, count, out);
 }
 
+void RowScorer::select_above(size_t begin, size_t count, size_t nq, const float* thresholds,
+                             BlockCandidates& out) const {
+  static thread_local std::vector<float> scores;
+  scores.resize(nq * count);
+  score(begin, count, scores.data(), count);
+  select_scores_above(scores.data(), nq, count, count, thresholds, out);
+}
+
 namespace {
 class CodesScorer final : public RowScorer {
  public:
   CodesScorer(std::unique_ptr<CodeScorer> inner, const uint8_t* codes, size_t code_size)
       : inner_(std::move(inner)), codes_(codes), code_size_(code_size) {}
   void score(size_t begin, size_t count, float* out, size_t ld) const override {
-    inner_->score(codes_ + begin * code_size_, count, out, ld);
+    inner_->score_at(codes_ + begin * code_size_, begin, count, out, ld);
+  }
+  void select_above(size_t begin, size_t count, size_t nq, const float* thresholds, BlockCandidates& out) const override {
+    inner_->select_above(codes_ + begin * code_size_, begin, count, nq, thresholds, out);
   }
 
  private:
@@ -61,7 +73,8 @@ class CodesScorer final : public RowScorer {
 std::unique_ptr<RowScorer> CodesStore::scorer(const float* queries, size_t nq, Metric metric) const {
   // A search reads every code: ask for the whole section once instead of page by page.
   if (mapping_ && !scanned_.exchange(true)) mapping_->will_scan(codes_, code_bytes());
-  return std::make_unique<CodesScorer>(codec_->scorer(queries, nq, metric), codes_, code_size_);
+  std::call_once(layout_built_, [this] { layout_ = codec_->quantizer().scan_layout(codes_, rows_); });
+  return std::make_unique<CodesScorer>(codec_->scorer(queries, nq, metric, layout_.get()), codes_, code_size_);
 }
 
 std::unique_ptr<RowScorer> CodesStore::upper_bound_scorer(const float* queries, size_t nq, Metric metric) const {

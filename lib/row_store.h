@@ -6,6 +6,7 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string_view>
 
 #include "container.h"
@@ -19,6 +20,9 @@ class RowScorer {
   virtual ~RowScorer() = default;
   // out[q * ld + i] for rows begin..begin+count; larger is better (see CodeScorer).
   virtual void score(size_t begin, size_t count, float* out, size_t ld) const = 0;
+  // For each of the nq queries, the rows begin..begin+count whose score is above thresholds[q]
+  // (see CodeScorer::select_above); rows in out are relative to begin. The default scores all.
+  virtual void select_above(size_t begin, size_t count, size_t nq, const float* thresholds, BlockCandidates& out) const;
 };
 
 // The section types that hold one set of rows: the table's own rows use CODC/CODE; other row
@@ -77,6 +81,8 @@ class CodesStore final : public RowStore {
   std::shared_ptr<const void> owner_;
   std::shared_ptr<const MappedFile> mapping_;  // set when the codes are in a mapped file
   mutable std::atomic<bool> scanned_{false};
+  mutable std::once_flag layout_built_;
+  mutable std::shared_ptr<const ScanLayout> layout_;  // the codec's scan layout, built on the first search
 };
 
 }  // namespace vecpack

@@ -5,19 +5,33 @@
 
 #include "block_scorer.h"
 #include "funnel.h"
-#include "kernels/kernels.h"
 #include "parallel.h"
 #include "vecpack/errors.h"
 
 namespace vecpack {
 
-// Heap order: a is "better" than b when its score is larger, or equal with a smaller id.
-static bool better(const TopK::Item& a, const TopK::Item& b) {
+// Heap order: a is "better" than b when its score is larger, or equal with a smaller id. A
+// function object, so that the standard algorithms inline it.
+static constexpr auto better = [](const TopK::Item& a, const TopK::Item& b) {
   return a.score > b.score || (a.score == b.score && a.id < b.id);
+};
+
+void TopK::cut() {
+  const auto kth = items_.begin() + static_cast<std::ptrdiff_t>(k_ - 1);
+  std::nth_element(items_.begin(), kth, items_.end(), better);
+  kth_ = *kth;
+  items_.resize(k_);
+  cut_ = true;
 }
 
 void TopK::push(float score, int64_t id) {
   Item item{score, id};
+  if (reservoir_) {
+    if (cut_ && !better(item, kth_)) return;
+    items_.push_back(item);
+    if (items_.size() >= limit()) cut();
+    return;
+  }
   if (items_.size() < k_) {
     items_.push_back(item);
     std::push_heap(items_.begin(), items_.end(), better);
@@ -55,21 +69,6 @@ size_t block_rows_for(size_t d) {
   // Keep a decoded block around 256 KiB so it stays in L2 while the queries stream over it.
   size_t rows = (256 * 1024) / (sizeof(float) * std::max<size_t>(d, 1));
   return std::clamp<size_t>(rows / 64 * 64, 256, 4096);
-}
-
-// Pushes one query's block of scores. Once the heap is full, a SIMD pass picks the scores above
-// its threshold at the start of the block; each is checked again as the threshold rises.
-void collect(TopK& top, const float* scores, size_t count, int64_t first_id, const kernels::KernelTable& k,
-             std::vector<uint32_t>& picked) {
-  size_t i = 0;
-  for (; i < count && !top.full(); ++i) top.push(scores[i], first_id + static_cast<int64_t>(i));
-  if (i == count) return;
-  picked.resize(count - i);
-  const size_t found = k.select_above(scores + i, count - i, top.threshold(), picked.data());
-  for (size_t p = 0; p < found; ++p) {
-    const size_t j = i + picked[p];
-    if (scores[j] > top.threshold()) top.push(scores[j], first_id + static_cast<int64_t>(j));
-  }
 }
 
 // Rescores each query's candidates from the rerank rows; scores stay "larger is better".
@@ -140,7 +139,6 @@ SearchResult search_store(const RowStore& store, const float* queries, size_t nq
   const float* scored_queries = (store.codec().capabilities() & kTransform) ? queries : prepared.data();
   const unsigned threads = std::max<unsigned>(1, std::min<unsigned>(resolve_threads(options.threads), (n + 4095) / 4096));
   const size_t block = block_rows_for(d);
-  const auto& kt = kernels::active();
 
   for (size_t q0 = 0; q0 < nq; q0 += kQueryChunk) {
     const size_t qn = std::min(kQueryChunk, nq - q0);
@@ -153,13 +151,19 @@ SearchResult search_store(const RowStore& store, const float* queries, size_t nq
     const size_t per_worker = ((n + threads - 1) / threads + block - 1) / block * block;
     parallel_for(threads, threads, [&](size_t w, unsigned) {
       size_t begin = w * per_worker, end = std::min(n, begin + per_worker);
-      std::vector<float> scores(qn * block);
-      std::vector<uint32_t> picked;
+      std::vector<float> thresholds(qn);
+      BlockCandidates candidates;
       for (size_t b = begin; b < end; b += block) {
         size_t count = std::min(block, end - b);
-        scorer->score(b, count, scores.data(), count);
-        for (size_t q = 0; q < qn; ++q)
-          collect(heaps[w][q], scores.data() + q * count, count, static_cast<int64_t>(b), kt, picked);
+        // Rows at or below a full heap's threshold cannot enter it; the scorer may skip them.
+        for (size_t q = 0; q < qn; ++q) thresholds[q] = heaps[w][q].full() ? heaps[w][q].threshold() : -INFINITY;
+        scorer->select_above(b, count, qn, thresholds.data(), candidates);
+        for (size_t q = 0; q < qn; ++q) {
+          TopK& top = heaps[w][q];
+          for (size_t p = candidates.offsets[q]; p < candidates.offsets[q + 1]; ++p)
+            if (!top.full() || candidates.scores[p] > top.threshold())
+              top.push(candidates.scores[p], static_cast<int64_t>(b + candidates.rows[p]));
+        }
       }
     });
     for (size_t q = 0; q < qn; ++q) {

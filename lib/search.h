@@ -1,6 +1,9 @@
 // The search engine: exact top-k over any RowStore, blocked and multi-threaded.
 #pragma once
 
+#include <cmath>
+#include <vector>
+
 #include "row_store.h"
 #include "vecpack/types.h"
 
@@ -13,24 +16,38 @@ SearchResult search_store(const RowStore& store, const float* queries, size_t nq
                           const SearchOptions& options, const RowStore* rerank_store = nullptr);
 
 // Keeps the k best (score, id) pairs: larger score wins, equal scores prefer the smaller id.
+// Small k keep a heap. From kReservoirK on, pairs that beat the threshold are appended and,
+// when twice k have gathered, cut back to k with nth_element, which raises
+// the threshold: O(1) per pair instead of a sift through log2(k) levels.
 class TopK {
  public:
-  explicit TopK(size_t k = 0) : k_(k) { items_.reserve(k); }
-  bool full() const { return items_.size() == k_; }
-  // Lowest score kept; only meaningful when full().
-  float threshold() const { return items_.front().score; }
-  void push(float score, int64_t id);
-  // Best first.
-  void sorted_into(int64_t* ids, float* scores) const;
+  static constexpr size_t kReservoirK = 32;
   struct Item {
     float score;
     int64_t id;
   };
+
+  explicit TopK(size_t k = 0) : k_(k), reservoir_(k >= kReservoirK) { items_.reserve(reservoir_ ? limit() : k); }
+  // True once threshold() is a lower bound on the k-th best score (the heap holds k items, or a
+  // reservoir has been cut).
+  bool full() const { return reservoir_ ? cut_ : items_.size() == k_; }
+  // Only pairs better than the one scoring this (see full()) can enter.
+  float threshold() const { return reservoir_ ? kth_.score : items_.front().score; }
+  void push(float score, int64_t id);
+  // Best first.
+  void sorted_into(int64_t* ids, float* scores) const;
+  // The pairs kept, in no order; a reservoir may hold up to limit() of them, the best k among them.
   const std::vector<Item>& items() const { return items_; }
 
  private:
+  size_t limit() const { return 2 * k_ + 16; }
+  void cut();
+
   size_t k_;
-  std::vector<Item> items_;  // heap, worst at the front
+  bool reservoir_;
+  bool cut_ = false;
+  Item kth_{-INFINITY, 0};      // reservoir: the k-th best at the last cut
+  std::vector<Item> items_;     // heap (worst at the front) or reservoir
 };
 
 }  // namespace vecpack

@@ -84,6 +84,16 @@ class ShardedStore final : public RowStore {
         parts_[s]->score(local, take, out + at, ld);
       });
     }
+    // A block inside one shard goes to that shard's scorer; one that spans two is scored whole.
+    void select_above(size_t begin, size_t count, size_t nq, const float* thresholds,
+                      BlockCandidates& out) const override {
+      size_t pieces = 0, shard = 0, first = 0;
+      store_.for_pieces(begin, count, [&](size_t s, size_t local, size_t, size_t) {
+        if (pieces++ == 0) shard = s, first = local;
+      });
+      if (pieces == 1) return parts_[shard]->select_above(first, count, nq, thresholds, out);
+      RowScorer::select_above(begin, count, nq, thresholds, out);
+    }
 
    private:
     const ShardedStore& store_;

@@ -63,6 +63,22 @@ struct TrainOptions {
   Progress* progress = nullptr;    // may be null
 };
 
+// The rows of a block that beat each query's threshold: those of query q are
+// rows[offsets[q]] .. rows[offsets[q + 1] - 1] (positions within the block, ascending), with
+// their scores.
+struct BlockCandidates {
+  std::vector<uint32_t> offsets;  // nq + 1
+  std::vector<uint32_t> rows;
+  std::vector<float> scores;
+};
+
+// Codes rearranged for scanning (Quantizer::scan_layout): built and kept by the store that
+// holds the codes, read only by the codec that made it.
+class ScanLayout {
+ public:
+  virtual ~ScanLayout() = default;
+};
+
 // Scores a block of contiguous codes against a fixed batch of queries.
 class CodeScorer {
  public:
@@ -70,6 +86,16 @@ class CodeScorer {
   // out[q * ld + i] for query q of the batch and row i < count of the block; larger is better:
   // ip: q.x   cos: q.x / |x| (queries arrive unit-length)   l2: -|q - x|^2.
   virtual void score(const uint8_t* codes, size_t count, float* out, size_t ld) const = 0;
+  // The same for a block that starts at row first_row of the codes the scorer was made for
+  // (with a ScanLayout, the scorer reads the block from it).
+  virtual void score_at(const uint8_t* codes, size_t first_row, size_t count, float* out, size_t ld) const {
+    score(codes, count, out, ld);
+  }
+  // For each of the nq queries, the rows of the block whose score is above thresholds[q]
+  // (-infinity: every row), with the scores score_at gives. The default scores every row;
+  // scorers that can rule rows out more cheaply than by scoring them override it.
+  virtual void select_above(const uint8_t* codes, size_t first_row, size_t count, size_t nq, const float* thresholds,
+                            BlockCandidates& out) const;
 };
 
 // Common base of transforms and quantizers.
@@ -89,6 +115,9 @@ class Stage {
   // every size in the blob and throws FormatError on damage.
   virtual std::vector<uint8_t> serialize() const = 0;
   virtual void load(const uint8_t* data, size_t size) = 0;
+  // Called when a chain is built, with the stage that follows this one; throws SpecError when
+  // the two cannot work together (opq:m=8 rotates for the split of a pq with m=8, not m=16).
+  virtual void check_next(const Stage& next) const;
 };
 
 // Maps vectors to vectors (whitening, rotations, truncation).
@@ -113,6 +142,13 @@ class Quantizer : public Stage {
   // (SearchOptions::rerank) skips rescoring a candidate whose bound cannot beat the k-th
   // rescored row. Null (the default) when the codec has no bound.
   virtual std::unique_ptr<CodeScorer> upper_bound_scorer(const float* queries, size_t nq, Metric metric) const;
+  // An arrangement of n rows' codes that this codec scans faster than the stored one (4-bit pq:
+  // blocks of 32 rows transposed), or null (the default) to scan the codes as stored. A store
+  // builds it once, on its first search, and keeps it in memory beside the codes.
+  virtual std::shared_ptr<const ScanLayout> scan_layout(const uint8_t* codes, size_t n) const;
+  // scorer() for the codes a layout was made from; the default ignores the layout.
+  virtual std::unique_ptr<CodeScorer> layout_scorer(const float* queries, size_t nq, Metric metric,
+                                                    const ScanLayout& layout) const;
   // True when the codes are laid out dimension by dimension, so that dimensions [0, m) of a row
   // decode from the leading bytes of its code alone (f32, f16, bf16, int8; not pq). Funnel
   // search (SearchOptions::funnel) needs it.
@@ -155,7 +191,9 @@ class Codec {
   void decode(const uint8_t* codes, size_t n, float* x) const;
   // Queries are in the input space; the chain applies its transforms to them, and scores are
   // computed in the quantizer's (transformed) space.
-  std::unique_ptr<CodeScorer> scorer(const float* queries, size_t nq, Metric metric) const;
+  // layout: the quantizer's scan_layout of the codes to be scored, or null.
+  std::unique_ptr<CodeScorer> scorer(const float* queries, size_t nq, Metric metric,
+                                     const ScanLayout* layout = nullptr) const;
   std::unique_ptr<CodeScorer> upper_bound_scorer(const float* queries, size_t nq, Metric metric) const;  // may be null
   // Queries as the quantizer sees them: nq x dim() in, nq x quantizer().dim_in() out, through
   // every transform and, for cos, scaled to unit length after them.

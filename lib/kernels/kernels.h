@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cmath>
 #include <cstdint>
 #include <vector>
 
@@ -11,6 +12,16 @@ namespace vecpack::kernels {
 enum class Isa : uint8_t { scalar = 0, sse42 = 1, avx2 = 2, avx512 = 3 };
 
 const char* isa_name(Isa isa) noexcept;  // "scalar", "sse4.2", "avx2", "avx512"
+
+// A row's sum must be at least this to beat slope * norm - offset: floor(slope * norm - offset
+// + 1), computed with one rounding (fma) and capped at 65535 before the conversion, so every ISA
+// and the scalar reference agree. -inf gives INT32_MIN (every row), NaN 65535 (none: sums of up
+// to 256 sub-quantizers stay below it).
+inline int32_t pq4_bound(float slope, float norm, float offset) {
+  const float limit = std::fma(slope, norm, -(offset - 1.0f));
+  const float capped = limit < 65535.0f ? limit : 65535.0f;  // NaN: 65535, as min_ps does
+  return capped >= -2147483648.0f ? static_cast<int32_t>(std::floor(capped)) : INT32_MIN;
+}
 
 struct KernelTable {
   Isa isa;
@@ -52,13 +63,18 @@ struct KernelTable {
                      size_t lanes, float* out, const void* prefetch, size_t prefetch_lines);
   void (*pq_scan_u16)(const uint16_t* indices, size_t stride, size_t rows, size_t m, size_t ksub,
                       const float* tables, size_t lanes, float* out, const void* prefetch, size_t prefetch_lines);
-  // 4-bit product-quantizer fast scan of one block of 32 rows. codes: m x 16 bytes, byte r of
-  // sub-quantizer j holding the code of row r in its low nibble and that of row r + 16 in its
-  // high nibble; luts: m x 16 uint8 entries. sum_r = sum over j of luts[j * 16 + code(r, j)]
-  // for r < 32, exact in every ISA, then written as out[r] = fma(sum_r, scale, bias) times
-  // row_scale[r] when row_scale is not null (same rounding in every ISA). m is a multiple of 4.
-  void (*pq4_fastscan)(const uint8_t* codes, size_t m, const uint8_t* luts, float scale, float bias,
-                       const float* row_scale, float* out);
+  // 4-bit product-quantizer fast scan with candidate selection. codes: ceil(rows / 64) blocks
+  // of `bytes` runs of 64 bytes; byte r of run j of block b holds, for row 64 b + r, the code of
+  // sub-quantizer 2j in its low nibble and of 2j + 1 in its high nibble (rows past `rows` are
+  // read but never reported). Table q of the nq tables is at luts + q * stride: 2 * bytes x 16
+  // uint8 entries. sum(q, row) = sum over sub-quantizers s of table_q[s * 16 + code(row, s)],
+  // exact as uint16 for bytes <= 128. A row is a candidate of table q when its sum is at least
+  // pq4_bound(slope[q], norm, offset[q]), norm being pair_norm[row / 2] (null: 1). Candidates
+  // are appended in row order: found_rows[q][found[q]] = row, found_sums[q][found[q]] = its sum,
+  // ++found[q]; each list needs room for `rows` more entries.
+  void (*pq4_fastscan_select)(const uint8_t* codes, size_t bytes, size_t rows, const uint8_t* luts, size_t stride,
+                              size_t nq, const float* slope, const float* offset, const float* pair_norm,
+                              uint32_t* const* found_rows, uint16_t* const* found_sums, size_t* found);
   // Binary codes: count rows of `words` 64-bit words each (bit j of a row is bit j % 64 of word
   // j / 64, little-endian), rows `stride` bytes apart at any alignment.
   // out[i] = scale * popcount(query XOR row_i) + bias: Hamming distances, exact for any ISA.

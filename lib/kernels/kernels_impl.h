@@ -699,116 +699,168 @@ template <class Arch, class Index>
   }
 }
 
-// 4-bit fast scan: each 16-entry uint8 table sits in one 128-bit lane and is looked up for 16
-// rows at once with a byte shuffle (pshufb), so a register of W bytes serves W / 16
-// sub-quantizers. The byte results are summed as 16-bit lanes (even byte + 256 * odd byte,
-// wrapping) and, apart, the odd bytes shifted down; the even sums are recovered at the end.
-// Neither true sum overflows for m <= 256; the lanes are folded and re-interleaved at the end.
-inline void pq4_sums(const uint8_t* codes, size_t m, const uint8_t* luts, __m128i* sums) {
+// 4-bit fast scan. Blocks of 64 rows; byte j of the 64 rows is one 64-byte run, its low nibble
+// the code of sub-quantizer 2j and its high nibble that of 2j + 1. A query's 16-entry uint8
+// table for one sub-quantizer sits in every 128-bit lane, so one byte shuffle (pshufb) looks it
+// up for a register's worth of rows at once. The looked-up bytes are summed as 16-bit lanes
+// (even row + 256 * odd row, wrapping) and, apart, the odd rows' bytes shifted down; the even
+// rows' sums are recovered at the end. Neither overflows for up to 256 sub-quantizers. The code
+// bytes are loaded and split into nibbles once for NQ queries.
+template <size_t NQ>
+inline void pq4_select_group(const uint8_t* codes, size_t bytes, size_t rows, const uint8_t* luts, size_t stride,
+                             const float* slope, const float* offset, const float* pair_norm,
+                             uint32_t* const* found_rows, uint16_t* const* found_sums, size_t* found) {
 #if defined(__AVX512BW__)
-  const __m512i nibble = _mm512_set1_epi8(0x0f);
-  __m512i le = _mm512_setzero_si512(), lo = le, he = le, ho = le;
-  for (size_t j = 0; j < m; j += 4) {
-    const __m512i c = _mm512_loadu_si512(codes + j * 16), t = _mm512_loadu_si512(luts + j * 16);
-    const __m512i rl = _mm512_shuffle_epi8(t, _mm512_and_si512(c, nibble));
-    const __m512i rh = _mm512_shuffle_epi8(t, _mm512_and_si512(_mm512_srli_epi16(c, 4), nibble));
-    le = _mm512_add_epi16(le, rl);
-    lo = _mm512_add_epi16(lo, _mm512_srli_epi16(rl, 8));
-    he = _mm512_add_epi16(he, rh);
-    ho = _mm512_add_epi16(ho, _mm512_srli_epi16(rh, 8));
-  }
-  auto fold = [](__m512i v) {
-    const __m256i h = _mm256_add_epi16(_mm512_castsi512_si256(v), _mm512_extracti64x4_epi64(v, 1));
-    return _mm_add_epi16(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+  using V = __m512i;
+  const V nibble = _mm512_set1_epi8(0x0f);
+  auto load = [](const uint8_t* p) { return _mm512_loadu_si512(p); };
+  auto table = [](const uint8_t* p) { return _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); };
+  auto zero = [] { return _mm512_setzero_si512(); };
+  auto band = [](V a, V b) { return _mm512_and_si512(a, b); };
+  auto shr4 = [](V a) { return _mm512_srli_epi16(a, 4); };
+  auto shr8 = [](V a) { return _mm512_srli_epi16(a, 8); };
+  auto shl8 = [](V a) { return _mm512_slli_epi16(a, 8); };
+  auto add = [](V a, V b) { return _mm512_add_epi16(a, b); };
+  auto sub = [](V a, V b) { return _mm512_sub_epi16(a, b); };
+  auto shuffle = [](V t, V i) { return _mm512_shuffle_epi8(t, i); };
+  auto set16 = [](uint16_t v) { return _mm512_set1_epi16(static_cast<short>(v)); };
+  // Bits 2i and 2i + 1 set when 16-bit lane i is at least the bound: one bit per byte (row).
+  auto at_least = [](V a, V b) -> uint64_t { return _mm512_movepi8_mask(_mm512_movm_epi16(_mm512_cmpge_epu16_mask(a, b))); };
+  auto store = [](uint16_t* p, V a) { _mm512_storeu_si512(p, a); };
+  // Lane bounds from 32 pair norms (see pq4_bound), saturated to 0..65535 by packus.
+  auto lane_bounds = [](const float* norm, float slope, float offset) {
+    const __m512 s = _mm512_set1_ps(slope), o = _mm512_set1_ps(offset - 1.0f), top = _mm512_set1_ps(65535.0f);
+    auto bound = [&](const float* n) {
+      const __m512 limit = _mm512_min_ps(_mm512_fmsub_ps(s, _mm512_loadu_ps(n), o), top);
+      return _mm512_cvttps_epi32(_mm512_roundscale_ps(limit, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC));
+    };
+    const __m512i a = bound(norm), b = bound(norm + 16);
+    // packus interleaves the 128-bit lanes of a and b; the permutation puts them back in order.
+    return _mm512_permutexvar_epi64(_mm512_setr_epi64(0, 2, 4, 6, 1, 3, 5, 7), _mm512_packus_epi32(a, b));
   };
 #elif defined(__AVX2__)
-  const __m256i nibble = _mm256_set1_epi8(0x0f);
-  __m256i le = _mm256_setzero_si256(), lo = le, he = le, ho = le;
-  for (size_t j = 0; j < m; j += 2) {
-    const __m256i c = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(codes + j * 16));
-    const __m256i t = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(luts + j * 16));
-    const __m256i rl = _mm256_shuffle_epi8(t, _mm256_and_si256(c, nibble));
-    const __m256i rh = _mm256_shuffle_epi8(t, _mm256_and_si256(_mm256_srli_epi16(c, 4), nibble));
-    le = _mm256_add_epi16(le, rl);
-    lo = _mm256_add_epi16(lo, _mm256_srli_epi16(rl, 8));
-    he = _mm256_add_epi16(he, rh);
-    ho = _mm256_add_epi16(ho, _mm256_srli_epi16(rh, 8));
-  }
-  auto fold = [](__m256i v) { return _mm_add_epi16(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1)); };
+  using V = __m256i;
+  const V nibble = _mm256_set1_epi8(0x0f);
+  auto load = [](const uint8_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); };
+  auto table = [](const uint8_t* p) { return _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); };
+  auto zero = [] { return _mm256_setzero_si256(); };
+  auto band = [](V a, V b) { return _mm256_and_si256(a, b); };
+  auto shr4 = [](V a) { return _mm256_srli_epi16(a, 4); };
+  auto shr8 = [](V a) { return _mm256_srli_epi16(a, 8); };
+  auto shl8 = [](V a) { return _mm256_slli_epi16(a, 8); };
+  auto add = [](V a, V b) { return _mm256_add_epi16(a, b); };
+  auto sub = [](V a, V b) { return _mm256_sub_epi16(a, b); };
+  auto shuffle = [](V t, V i) { return _mm256_shuffle_epi8(t, i); };
+  auto set16 = [](uint16_t v) { return _mm256_set1_epi16(static_cast<short>(v)); };
+  auto at_least = [](V a, V b) -> uint64_t {
+    const V yes = _mm256_cmpeq_epi16(_mm256_subs_epu16(b, a), _mm256_setzero_si256());
+    return static_cast<uint32_t>(_mm256_movemask_epi8(yes));
+  };
+  auto store = [](uint16_t* p, V a) { _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), a); };
+  auto lane_bounds = [](const float* norm, float slope, float offset) {
+    const __m256 s = _mm256_set1_ps(slope), o = _mm256_set1_ps(offset - 1.0f), top = _mm256_set1_ps(65535.0f);
+    auto bound = [&](const float* n) {
+      return _mm256_cvttps_epi32(_mm256_floor_ps(_mm256_min_ps(_mm256_fmsub_ps(s, _mm256_loadu_ps(n), o), top)));
+    };
+    const __m256i a = bound(norm), b = bound(norm + 8);
+    return _mm256_permute4x64_epi64(_mm256_packus_epi32(a, b), 0xd8);
+  };
 #else
-  const __m128i nibble = _mm_set1_epi8(0x0f);
-  __m128i le = _mm_setzero_si128(), lo = le, he = le, ho = le;
-  for (size_t j = 0; j < m; ++j) {
-    const __m128i c = _mm_loadu_si128(reinterpret_cast<const __m128i*>(codes + j * 16));
-    const __m128i t = _mm_loadu_si128(reinterpret_cast<const __m128i*>(luts + j * 16));
-    const __m128i rl = _mm_shuffle_epi8(t, _mm_and_si128(c, nibble));
-    const __m128i rh = _mm_shuffle_epi8(t, _mm_and_si128(_mm_srli_epi16(c, 4), nibble));
-    le = _mm_add_epi16(le, rl);
-    lo = _mm_add_epi16(lo, _mm_srli_epi16(rl, 8));
-    he = _mm_add_epi16(he, rh);
-    ho = _mm_add_epi16(ho, _mm_srli_epi16(rh, 8));
-  }
-  auto fold = [](__m128i v) { return v; };
+  using V = __m128i;
+  const V nibble = _mm_set1_epi8(0x0f);
+  auto load = [](const uint8_t* p) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p)); };
+  auto table = load;
+  auto zero = [] { return _mm_setzero_si128(); };
+  auto band = [](V a, V b) { return _mm_and_si128(a, b); };
+  auto shr4 = [](V a) { return _mm_srli_epi16(a, 4); };
+  auto shr8 = [](V a) { return _mm_srli_epi16(a, 8); };
+  auto shl8 = [](V a) { return _mm_slli_epi16(a, 8); };
+  auto add = [](V a, V b) { return _mm_add_epi16(a, b); };
+  auto sub = [](V a, V b) { return _mm_sub_epi16(a, b); };
+  auto shuffle = [](V t, V i) { return _mm_shuffle_epi8(t, i); };
+  auto set16 = [](uint16_t v) { return _mm_set1_epi16(static_cast<short>(v)); };
+  auto at_least = [](V a, V b) -> uint64_t {
+    const V yes = _mm_cmpeq_epi16(_mm_subs_epu16(b, a), _mm_setzero_si128());
+    return static_cast<uint32_t>(_mm_movemask_epi8(yes));
+  };
+  auto store = [](uint16_t* p, V a) { _mm_storeu_si128(reinterpret_cast<__m128i*>(p), a); };
+  // Without FMA the bounds are computed one by one, rounded as the other ISAs round them.
+  auto lane_bounds = [](const float* norm, float slope, float offset) {
+    alignas(16) int32_t b[8];
+    for (size_t i = 0; i < 8; ++i) b[i] = pq4_bound(slope, norm[i], offset);
+    return _mm_packus_epi32(_mm_load_si128(reinterpret_cast<const __m128i*>(b)),
+                            _mm_load_si128(reinterpret_cast<const __m128i*>(b + 4)));
+  };
 #endif
-  // le holds the even bytes plus 256 times the odd ones (mod 2^16), lo the odd ones alone.
-  const __m128i odd_low = fold(lo), odd_high = fold(ho);
-  const __m128i even_low = _mm_sub_epi16(fold(le), _mm_slli_epi16(odd_low, 8));
-  const __m128i even_high = _mm_sub_epi16(fold(he), _mm_slli_epi16(odd_high, 8));
-  sums[0] = _mm_unpacklo_epi16(even_low, odd_low);
-  sums[1] = _mm_unpackhi_epi16(even_low, odd_low);
-  sums[2] = _mm_unpacklo_epi16(even_high, odd_high);
-  sums[3] = _mm_unpackhi_epi16(even_high, odd_high);
+  constexpr size_t kWidth = sizeof(V);  // rows per register
+  constexpr uint64_t kEvenRows = 0x5555555555555555ull;
+  const size_t blocks = (rows + 63) / 64;
+  alignas(64) uint16_t even_sums[kWidth / 2], odd_sums[kWidth / 2];
+  // Without pair norms every lane of table q has one bound (norm 1).
+  V flat_bound[NQ];
+  for (size_t q = 0; q < NQ; ++q)
+    flat_bound[q] = set16(static_cast<uint16_t>(std::clamp<int32_t>(pq4_bound(slope[q], 1.0f, offset[q]), 0, 65535)));
+  for (size_t b = 0; b < blocks; ++b) {
+    const uint8_t* block = codes + b * bytes * 64;
+    for (size_t part = 0; part < 64 && b * 64 + part < rows; part += kWidth) {
+      // The accumulators stay in registers only when the loops over q are unrolled.
+      V even[NQ], odd[NQ];
+#pragma GCC unroll 8
+      for (size_t q = 0; q < NQ; ++q) even[q] = odd[q] = zero();
+      for (size_t j = 0; j < bytes; ++j) {
+        const V c = load(block + j * 64 + part);
+        const V low = band(c, nibble), high = band(shr4(c), nibble);
+#pragma GCC unroll 8
+        for (size_t q = 0; q < NQ; ++q) {
+          const uint8_t* lut = luts + q * stride + j * 32;
+          const V a = shuffle(table(lut), low), h = shuffle(table(lut + 16), high);
+          even[q] = add(even[q], add(a, h));
+          odd[q] = add(odd[q], add(shr8(a), shr8(h)));
+        }
+      }
+      const size_t here = std::min<size_t>(kWidth, rows - b * 64 - part);
+      const uint64_t valid = here == 64 ? ~uint64_t{0} : (uint64_t{1} << here) - 1;
+      const float* norms = pair_norm ? pair_norm + (b * 64 + part) / 2 : nullptr;
+#pragma GCC unroll 8
+      for (size_t q = 0; q < NQ; ++q) {
+        even[q] = sub(even[q], shl8(odd[q]));
+        const V bound = norms ? lane_bounds(norms, slope[q], offset[q]) : flat_bound[q];
+        uint64_t mask = ((at_least(even[q], bound) & kEvenRows) | (at_least(odd[q], bound) & ~kEvenRows)) & valid;
+        if (!mask) continue;
+        store(even_sums, even[q]);
+        store(odd_sums, odd[q]);
+        size_t n = found[q];
+        do {
+          const unsigned r = static_cast<unsigned>(__builtin_ctzll(mask));
+          mask &= mask - 1;
+          found_rows[q][n] = static_cast<uint32_t>(b * 64 + part + r);
+          found_sums[q][n] = (r & 1) ? odd_sums[r / 2] : even_sums[r / 2];
+          ++n;
+        } while (mask);
+        found[q] = n;
+      }
+    }
+  }
 }
 
-// Sums of up to 256 sub-quantizers at a time (uint16), widened and scaled in registers when
-// FMA is there; otherwise, or with more sub-quantizers, through uint32 sums and std::fma,
-// which rounds the same way.
 template <class Arch>
-void pq4_fastscan(const uint8_t* codes, size_t m, const uint8_t* luts, float scale, float bias, const float* row_scale,
-                  float* out) {
-  __m128i sums[4];
-#if defined(__FMA__)
-  if (m <= 256) {
-    pq4_sums(codes, m, luts, sums);
-#if defined(__AVX512F__)
-    const __m512 wscale = _mm512_set1_ps(scale), wbias = _mm512_set1_ps(bias);
-    for (size_t k = 0; k < 2; ++k) {
-      const __m512i wide = _mm512_cvtepu16_epi32(_mm256_set_m128i(sums[2 * k + 1], sums[2 * k]));
-      __m512 value = _mm512_fmadd_ps(_mm512_cvtepi32_ps(wide), wscale, wbias);
-      if (row_scale) value = _mm512_mul_ps(value, _mm512_loadu_ps(row_scale + k * 16));
-      _mm512_storeu_ps(out + k * 16, value);
-    }
-    return;
-#elif defined(__AVX2__)
-    const __m256 wscale = _mm256_set1_ps(scale), wbias = _mm256_set1_ps(bias);
-    for (size_t k = 0; k < 4; ++k) {
-      __m256 value = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepu16_epi32(sums[k])), wscale, wbias);
-      if (row_scale) value = _mm256_mul_ps(value, _mm256_loadu_ps(row_scale + k * 8));
-      _mm256_storeu_ps(out + k * 8, value);
-    }
-    return;
-#endif
-    const __m128 vscale = _mm_set1_ps(scale), vbias = _mm_set1_ps(bias);
-    for (size_t k = 0; k < 4; ++k)
-      for (size_t h = 0; h < 2; ++h) {
-        const __m128i wide = _mm_cvtepu16_epi32(h ? _mm_srli_si128(sums[k], 8) : sums[k]);
-        __m128 value = _mm_fmadd_ps(_mm_cvtepi32_ps(wide), vscale, vbias);
-        if (row_scale) value = _mm_mul_ps(value, _mm_loadu_ps(row_scale + k * 8 + h * 4));
-        _mm_storeu_ps(out + k * 8 + h * 4, value);
-      }
-    return;
-  }
-#endif
-  uint32_t total[32] = {};
-  for (size_t j = 0; j < m; j += 256) {
-    pq4_sums(codes + j * 16, std::min<size_t>(256, m - j), luts + j * 16, sums);
-    uint16_t part[32];
-    for (size_t k = 0; k < 4; ++k) _mm_storeu_si128(reinterpret_cast<__m128i*>(part + k * 8), sums[k]);
-    for (size_t r = 0; r < 32; ++r) total[r] += part[r];
-  }
-  for (size_t r = 0; r < 32; ++r) {
-    const float value = std::fma(static_cast<float>(total[r]), scale, bias);
-    out[r] = row_scale ? value * row_scale[r] : value;
+void pq4_fastscan_select(const uint8_t* codes, size_t bytes, size_t rows, const uint8_t* luts, size_t stride, size_t nq,
+                         const float* slope, const float* offset, const float* pair_norm,
+                         uint32_t* const* found_rows, uint16_t* const* found_sums, size_t* found) {
+  // Two accumulators per query: four queries share each code load (more gained nothing here).
+  constexpr size_t kMaxGroup = 4;
+  for (size_t q = 0; q < nq;) {
+    const size_t left = std::min(kMaxGroup, nq - q);
+    const size_t group = left >= 8 ? 8 : left >= 4 ? 4 : left >= 2 ? 2 : 1;
+    auto run = [&](auto size) {
+      pq4_select_group<decltype(size)::value>(codes, bytes, rows, luts + q * stride, stride, slope + q, offset + q,
+                                              pair_norm, found_rows + q, found_sums + q, found + q);
+    };
+    if (group == 8) run(std::integral_constant<size_t, 8>{});
+    else if (group == 4) run(std::integral_constant<size_t, 4>{});
+    else if (group == 2) run(std::integral_constant<size_t, 2>{});
+    else run(std::integral_constant<size_t, 1>{});
+    q += group;
   }
 }
 
@@ -910,7 +962,7 @@ constexpr KernelTable make_table(Isa isa) {
       &nearest_centroids<Arch>,
       &pq_scan<Arch, uint8_t>,
       &pq_scan<Arch, uint16_t>,
-      &pq4_fastscan<Arch>,
+      &pq4_fastscan_select<Arch>,
       &hamming_rows<Arch>,
       &bitplane_rows<Arch>,
   };

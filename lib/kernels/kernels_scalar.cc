@@ -1,5 +1,6 @@
 // Portable reference implementations. Every SIMD table is tested against these, and they run
 // on CPUs without SSE4.2, so they favour obviously correct code over speed.
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -205,18 +206,24 @@ void pq_scan(const Index* indices, size_t stride, size_t rows, size_t m, size_t 
   }
 }
 
-void pq4_fastscan(const uint8_t* codes, size_t m, const uint8_t* luts, float scale, float bias, const float* row_scale,
-                  float* out) {
-  uint32_t sums[32] = {};
-  for (size_t j = 0; j < m; ++j)
-    for (size_t r = 0; r < 16; ++r) {
-      const uint8_t byte = codes[j * 16 + r];
-      sums[r] += luts[j * 16 + (byte & 15)];
-      sums[r + 16] += luts[j * 16 + (byte >> 4)];
+void pq4_fastscan_select(const uint8_t* codes, size_t bytes, size_t rows, const uint8_t* luts, size_t stride,
+                         size_t nq, const float* slope, const float* offset, const float* pair_norm,
+                         uint32_t* const* found_rows, uint16_t* const* found_sums, size_t* found) {
+  for (size_t q = 0; q < nq; ++q) {
+    const uint8_t* lut = luts + q * stride;
+    for (size_t i = 0; i < rows; ++i) {
+      const size_t b = i / 64, r = i % 64;
+      int32_t sum = 0;
+      for (size_t j = 0; j < bytes; ++j) {
+        const uint8_t byte = codes[(b * bytes + j) * 64 + r];
+        sum += lut[(2 * j) * 16 + (byte & 15)] + lut[(2 * j + 1) * 16 + (byte >> 4)];
+      }
+      if (sum >= pq4_bound(slope[q], pair_norm ? pair_norm[i / 2] : 1.0f, offset[q])) {
+        found_rows[q][found[q]] = static_cast<uint32_t>(i);
+        found_sums[q][found[q]] = static_cast<uint16_t>(sum);
+        ++found[q];
+      }
     }
-  for (size_t r = 0; r < 32; ++r) {
-    const float value = std::fma(static_cast<float>(sums[r]), scale, bias);
-    out[r] = row_scale ? value * row_scale[r] : value;
   }
 }
 
@@ -261,7 +268,7 @@ size_t select_above(const float* x, size_t n, float threshold, uint32_t* out) {
 constexpr KernelTable kScalarTable{
     Isa::scalar,     &dot_f32_rows, &dot_f16_rows, &dot_bf16_rows,    &dot_u8_affine_rows, &f16_to_f32,
     &bf16_to_f32,    &f32_to_f16,   &f32_to_bf16,  &u8_affine_decode, &max_f32,  &select_above, &nearest_centroids,
-    &pq_scan<uint8_t>, &pq_scan<uint16_t>, &pq4_fastscan,     &hamming_rows, &bitplane_rows,
+    &pq_scan<uint8_t>, &pq_scan<uint16_t>, &pq4_fastscan_select, &hamming_rows, &bitplane_rows,
 };
 
 }  // namespace

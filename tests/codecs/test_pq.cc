@@ -1,9 +1,12 @@
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <numeric>
 
 #include "../../codecs/pq.h"
+#include "block_scorer.h"
 #include "bytes.h"
 #include "kernels/kernels.h"
 #include "test_util.h"
@@ -262,42 +265,73 @@ TEST_CASE("pq: 4-bit fast-scan scores are within m * scale / 2 of the exact tabl
   }
 }
 
-TEST_CASE("pq: every ISA's 4-bit fast scan matches the scalar reference, past the uint16 limit") {
+TEST_CASE("pq: every ISA's 4-bit fast scan selects the candidates of the scalar reference") {
   const auto& reference = *kernels::table_for(kernels::Isa::scalar);
   uint64_t state = 99;
   auto next = [&] {
     state = state * 6364136223846793005ull + 1442695040888963407ull;
     return static_cast<uint8_t>(state >> 56);
   };
-  std::vector<float> row_scale(32);
-  for (size_t r = 0; r < 32; ++r) row_scale[r] = 0.5f + 0.03125f * float(next());
-  for (size_t m : {size_t(4), size_t(8), size_t(12), size_t(52), size_t(256), size_t(260), size_t(520)})
-    for (int saturated = 0; saturated < 2; ++saturated) {
-      CAPTURE(m);
-      std::vector<uint8_t> codes(m * 16), luts(m * 16);
-      for (auto& b : codes) b = next();
-      for (auto& b : luts) b = saturated ? 255 : next();
-      // Naive sums from the documented layout; with scale 1 and bias 0 they come out exactly.
-      std::vector<float> naive(32, 0.0f);
-      for (size_t j = 0; j < m; ++j)
-        for (size_t r = 0; r < 32; ++r) {
-          const uint8_t byte = codes[j * 16 + r % 16];
-          naive[r] += luts[j * 16 + (r < 16 ? byte & 15 : byte >> 4)];
-        }
-      if (saturated) CHECK(naive[0] == float(255 * m));
-      for (kernels::Isa isa : kernels::supported_isas()) {
-        CAPTURE(kernels::isa_name(isa));
-        const auto& table = *kernels::table_for(isa);
-        std::vector<float> got(32, NAN), want(32, NAN);
-        table.pq4_fastscan(codes.data(), m, luts.data(), 1.0f, 0.0f, nullptr, got.data());
-        CHECK(got == naive);
-        for (const float* rs : {static_cast<const float*>(nullptr), static_cast<const float*>(row_scale.data())}) {
-          reference.pq4_fastscan(codes.data(), m, luts.data(), 0.0123f, -7.25f, rs, want.data());
-          table.pq4_fastscan(codes.data(), m, luts.data(), 0.0123f, -7.25f, rs, got.data());
-          CHECK(got == want);
+  using Found = std::vector<std::pair<uint32_t, uint16_t>>;
+  auto select = [](const kernels::KernelTable& table, const std::vector<uint8_t>& codes, size_t bytes, size_t rows,
+                   const std::vector<uint8_t>& luts, size_t nq, const std::vector<float>& slope,
+                   const std::vector<float>& offset, const float* pair_norm) {
+    std::vector<uint32_t> row_store(nq * rows);
+    std::vector<uint16_t> sum_store(nq * rows);
+    std::vector<uint32_t*> row_lists(nq);
+    std::vector<uint16_t*> sum_lists(nq);
+    std::vector<size_t> found(nq, 0);
+    for (size_t q = 0; q < nq; ++q) row_lists[q] = row_store.data() + q * rows, sum_lists[q] = sum_store.data() + q * rows;
+    table.pq4_fastscan_select(codes.data(), bytes, rows, luts.data(), bytes * 32, nq, slope.data(), offset.data(),
+                              pair_norm, row_lists.data(), sum_lists.data(), found.data());
+    std::vector<Found> out(nq);
+    for (size_t q = 0; q < nq; ++q)
+      for (size_t i = 0; i < found[q]; ++i) out[q].emplace_back(row_lists[q][i], sum_lists[q][i]);
+    return out;
+  };
+  for (size_t bytes : {size_t(1), size_t(2), size_t(25), size_t(128)})
+    for (size_t rows : {size_t(1), size_t(63), size_t(64), size_t(130)})
+      for (int saturated = 0; saturated < 2; ++saturated) {
+        CAPTURE(bytes);
+        CAPTURE(rows);
+        const size_t blocks = (rows + 63) / 64, nq = 7;
+        std::vector<uint8_t> codes(blocks * bytes * 64), luts(nq * bytes * 32);
+        for (auto& b : codes) b = next();
+        for (auto& b : luts) b = saturated ? 255 : next();
+        // Sums from the documented layout.
+        std::vector<std::vector<uint32_t>> naive(nq, std::vector<uint32_t>(rows, 0));
+        for (size_t q = 0; q < nq; ++q)
+          for (size_t i = 0; i < rows; ++i)
+            for (size_t s = 0; s < 2 * bytes; ++s) {
+              const uint8_t byte = codes[((i / 64) * bytes + s / 2) * 64 + i % 64];
+              naive[q][i] += luts[q * bytes * 32 + s * 16 + (s % 2 ? byte >> 4 : byte & 15)];
+            }
+        if (saturated) CHECK(naive[0][0] == 255u * 2 * bytes);
+        std::vector<float> pair_norm(blocks * 32);
+        for (auto& v : pair_norm) v = 0.25f + float(next()) / 64.0f;
+        // Bounds around the sums, every row (-inf), no row (NaN) and a bound above every sum.
+        const float mid = float(bytes) * 255.0f;
+        std::vector<float> slope = {0.0f, mid / 2, mid, 1.0f, 0.0f, 1e6f, mid / 3};
+        std::vector<float> offset = {INFINITY, 0.0f, mid / 2, 0.5f, NAN, 0.0f, -3.0f};
+        for (const float* norms : {static_cast<const float*>(nullptr), static_cast<const float*>(pair_norm.data())}) {
+          auto want = select(reference, codes, bytes, rows, luts, nq, slope, offset, norms);
+          for (size_t q = 0; q < nq; ++q) {
+            CAPTURE(q);
+            Found expected;
+            for (size_t i = 0; i < rows; ++i)
+              if (int64_t(naive[q][i]) >= kernels::pq4_bound(slope[q], norms ? norms[i / 2] : 1.0f, offset[q]))
+                expected.emplace_back(uint32_t(i), uint16_t(naive[q][i]));
+            CHECK(want[q] == expected);
+          }
+          CHECK(want[0].size() == rows);  // -inf: every row
+          CHECK(want[4].empty());         // NaN: none
+          CHECK(want[5].empty());         // above every sum
+          for (kernels::Isa isa : kernels::supported_isas()) {
+            CAPTURE(kernels::isa_name(isa));
+            CHECK(select(*kernels::table_for(isa), codes, bytes, rows, luts, nq, slope, offset, norms) == want);
+          }
         }
       }
-    }
 }
 
 TEST_CASE("pq: serialize and load round trip; damaged blobs are FormatErrors") {
@@ -477,10 +511,59 @@ TEST_CASE("pq and opq: bad arguments give clear errors") {
   CHECK_THROWS_WITH_AS(Codec("opq:m=4"), doctest::Contains("'opq' is a transform"), SpecError);
   CHECK_THROWS_WITH_AS(Codec("pq/pq"), doctest::Contains("only the last stage"), SpecError);
   CHECK_THROWS_WITH_AS(test::trained("pq:m=11", x, 10), doctest::Contains("pq: m=11 sub-quantizers exceed the dimension 10 (m must be in 1..10)"), Error);
-  CHECK_THROWS_WITH_AS(test::trained("opq:m=12/pq:m=10", x, 10), doctest::Contains("opq: m=12 sub-vectors exceed the dimension 10"), Error);
+  CHECK_THROWS_WITH_AS(test::trained("opq:m=12/pq:m=12", x, 10), doctest::Contains("opq: m=12 sub-vectors exceed the dimension 10"), Error);
+  // A rotation fitted for another split: refused when the chain is built, naming both.
+  CHECK_THROWS_WITH_AS(Codec("opq:m=8/pq:m=16"), doctest::Contains("opq:m=8 is followed by pq:m=16"), SpecError);
+  CHECK_THROWS_WITH_AS(Codec("opq:m=8/pq:m=16"), doctest::Contains("codec spec 'opq:m=8/pq:m=16'"), SpecError);
+  CHECK(Codec("opq:m=8/pq:m=8").spec() == "opq:m=8,iterations=20/pq:m=8,nbits=8");
   Codec empty("pq:m=2");
   CHECK_THROWS_WITH_AS(empty.train(x.data(), 0, 10), doctest::Contains("0 training rows"), Error);
   CHECK(Codec("pq").spec() == "pq");
   CHECK(Codec("pq:nbits=4,sdc=on").spec() == "pq:nbits=4,sdc=on");
   CHECK(Codec("opq/pq").spec() == "opq/pq");
+}
+
+TEST_CASE("pq: 4-bit fast-scan search (scan layout, candidate bounds) equals the top-k of every row's score") {
+  // The engine asks the scorer only for rows above each heap's threshold; the fast-scan scorer
+  // answers from its integer bounds. Whatever it rules out must be rows that could not enter:
+  // ids and scores equal the best k of score() over all rows, ties by smaller id.
+  const size_t n = 3000, d = 32;
+  auto x = test::clustered_rows(n, d, 40, 81);
+  for (size_t i = 0; i < n; ++i)  // uneven norms, so that cos bounds differ from row to row
+    for (size_t j = 0; j < d; ++j) x[i * d + j] *= 0.2f + float(i % 13);
+  auto q = test::clustered_rows(37, d, 40, 82);
+  for (const char* spec : {"pq:m=16,nbits=4", "pq:m=7,nbits=4"})
+    for (Metric metric : {Metric::cos, Metric::ip, Metric::l2}) {
+      CAPTURE(std::string(spec));
+      CAPTURE(std::string(metric_name(metric)));
+      Table table = Table::from_rows(x, d, {}, metric).compress(spec);
+      std::vector<uint8_t> codes(n * table.codec().code_size());
+      table.codec().encode(x.data(), n, codes.data());
+      const size_t nq = q.size() / d;
+      std::vector<float> prepared = q;  // as the engine prepares them
+      if (metric == Metric::cos) normalize_rows(prepared.data(), nq, d);
+      std::vector<float> all(nq * n);
+      table.codec().scorer(prepared.data(), nq, metric)->score(codes.data(), n, all.data(), n);
+      for (size_t k : {size_t(1), size_t(10), size_t(200)})
+        for (unsigned threads : {1u, 2u}) {
+          CAPTURE(k);
+          CAPTURE(threads);
+          SearchOptions options;
+          options.k = k;
+          options.threads = threads;
+          SearchResult got = table.search(q.data(), nq, options);
+          size_t mismatches = 0;
+          for (size_t a = 0; a < nq; ++a) {
+            std::vector<int64_t> ids(n);
+            std::iota(ids.begin(), ids.end(), 0);
+            const float* s = all.data() + a * n;
+            std::stable_sort(ids.begin(), ids.end(), [&](int64_t i, int64_t j) { return s[i] > s[j]; });
+            for (size_t r = 0; r < k; ++r) {
+              const float want = metric == Metric::l2 ? std::max(0.f, -s[ids[r]]) : s[ids[r]];
+              mismatches += got.ids[a * k + r] != ids[r] || got.scores[a * k + r] != want;
+            }
+          }
+          CHECK(mismatches == 0);
+        }
+    }
 }
