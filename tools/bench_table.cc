@@ -82,7 +82,7 @@ const std::vector<Peer>& peers() {
   static const std::vector<Peer> list = {
       {"faiss", "FAISS", "--faiss", "faiss_driver.py", "FAISS index-factory strings separated by ';', paired in order with --codecs ('-' skips one)"},
       {"usearch", "USearch", "--usearch", "usearch_driver.py", "USearch exact-search dtypes (f32;f16;bf16;i8), paired in order with --codecs ('-' skips one)"},
-      {"scann", "ScaNN", "--scann", "scann_driver.py", "ScaNN brute-force modes (bf;bf-int8), paired in order with --codecs ('-' skips one)"},
+      {"scann", "ScaNN", "--scann", "scann_driver.py", "ScaNN brute-force modes (bf;bf-int8;ahD[:t=T][+f32|int8|bf16@N], e.g. ah2 = 4-bit AH codes on 2-d blocks), paired in order with --codecs ('-' skips one)"},
   };
   return list;
 }

@@ -197,6 +197,32 @@ def test_scann_driver_euclidean_single_thread(euclidean_dataset):
     assert int8["recall@10"] >= 0.9 and int8["mse"] > 0
 
 
+def test_scann_driver_anisotropic_quantization_specs(angular_dataset):
+    pytest.importorskip("scann", reason="scann is not installed; the comparison is not tested")
+    report = driver_report(SCANN_DRIVER, angular_dataset, "ah2;ah4:t=nan;ah2+int8@50;ah2+q4@5;ah0;ah2:t=x",
+                           queries=50, threads=1, runs=1)
+    ah2, ah4, reordered, *bad = report["results"]
+    for row in (ah2, ah4, reordered):
+        check_measured_row(row)
+        assert row["library"] == "scann" and row["train_seconds"]["max"] == 0
+
+    # 4 bits per block of D dimensions, plus 16 float32 centres per block (16 x 16 floats) over 2,000 rows.
+    codebook = 16 * 16 * 4 / 2000
+    assert ah2["bytes_per_vector"] == pytest.approx(8 * 0.5 + codebook)
+    assert ah4["bytes_per_vector"] == pytest.approx(4 * 0.5 + codebook)
+    # The reorder copy adds int8 rows and their per-dimension multipliers.
+    assert reordered["bytes_per_vector"] == pytest.approx(8 * 0.5 + codebook + 16 + 4 * 16 / 2000)
+    # The codes decode to the centres they pick: coarser blocks lose more, and reordering recovers recall.
+    assert 0 < ah2["mse"] < ah4["mse"] and reordered["mse"] == pytest.approx(ah2["mse"])
+    # (These tight 16-d clusters are hard for 4-bit codes; the ordering is what is checked.)
+    assert ah4["recall@10"] < ah2["recall@10"] < reordered["recall@10"] and reordered["recall@10"] >= 0.6
+
+    assert [row["spec"] for row in bad] == ["ah2+q4@5", "ah0", "ah2:t=x"]
+    assert "reorder type" in bad[0]["error"] and "dimensions per block" in bad[1]["error"]
+    assert "threshold" in bad[2]["error"]
+    assert all(row["bytes_per_vector"] is None and row["recall@10"] is None for row in bad)
+
+
 def load_plot_module():
     spec = importlib.util.spec_from_file_location("bench_plot", PLOT)
     module = importlib.util.module_from_spec(spec)
