@@ -6,6 +6,7 @@
 #pragma once
 
 #include "vecpack/codec.h"
+#include "vecpack/embeddings.h"
 #include "vecpack/errors.h"
 #include "vecpack/formats.h"
 #include "vecpack/registry.h"

@@ -35,3 +35,12 @@ __all__ = [
     "write_manifest",
     "Error", "FormatError", "IoError", "NotFoundError", "ParseError", "SpecError",
 ]
+
+# Trainable tables whose rows share parameters (hash, quotient-remainder, mixed-dimension), for
+# training loops: forward, backward, step; parameters as writable numpy views.
+from ._vecpack import HashEmbedding, MixedDimEmbedding, QREmbedding, SharedEmbedding  # noqa: E402
+
+for _public in (HashEmbedding, MixedDimEmbedding, QREmbedding, SharedEmbedding):
+    _public.__module__ = __name__
+del _public
+__all__ += ["HashEmbedding", "MixedDimEmbedding", "QREmbedding", "SharedEmbedding"]
