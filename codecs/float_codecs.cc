@@ -65,7 +65,7 @@ class FloatQuantizer final : public Quantizer {
     if (nq >= kGemmMinQueries) {
       GemmScorer::Decode decode;
       if (format_ != FloatFormat::f32)
-        decode = [this](const uint8_t* codes, size_t count, float* out) { this->decode(codes, count, out); };
+        decode = [this](const uint8_t* codes, size_t, size_t count, float* out) { this->decode(codes, count, out); };
       return std::make_unique<GemmScorer>(queries, nq, d, metric, std::move(decode));
     }
     RowKernelScorer::DotRows dot_rows;

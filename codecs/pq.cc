@@ -420,6 +420,7 @@ void fastscan_pair_norms(const float* row_scale, size_t count, float* out) {
 // A table's codes transposed, with what cos needs per row and per pair of rows: code_size + 6
 // bytes per row, kept in memory beside the stored codes.
 struct PqScanLayout final : ScanLayout {
+  const uint8_t* codes = nullptr;  // the codes it was made from: scorers find their rows by address
   size_t rows = 0;
   std::vector<uint8_t> blocks;     // ceil(rows / 64) x code_size x 64
   std::vector<float> row_scale;    // 1 / |decoded row|, 0 for zero rows
@@ -481,14 +482,10 @@ class PqFastScanScorer final : public CodeScorer {
   }
 
   void score(const uint8_t* codes, size_t count, float* out, size_t ld) const override {
-    score_rows(prepare(codes, count, nullptr), count, out, ld);
+    score_rows(prepare(codes, count), count, out, ld);
   }
 
-  void score_at(const uint8_t* codes, size_t first_row, size_t count, float* out, size_t ld) const override {
-    score_rows(prepare(codes, count, &first_row), count, out, ld);
-  }
-
-  void select_above(const uint8_t* codes, size_t first_row, size_t count, size_t nq, const float* thresholds,
+  void select_above(const uint8_t* codes, size_t, size_t count, size_t nq, const float* thresholds,
                     BlockCandidates& out) const override {
     // A row can beat the threshold t only if scale * sum + bias > t (ip, l2), or, for cos,
     // > t * |x| >= t * (smaller |x| of its pair of rows): sum > slope * norm - offset, with norm
@@ -500,7 +497,7 @@ class PqFastScanScorer final : public CodeScorer {
       slope[q] = every_row ? 0.0f : t / scale_[q];
       offset[q] = every_row ? INFINITY : bias_[q] / scale_[q] + 2;
     }
-    const Blocks blocks = prepare(codes, count, &first_row);
+    const Blocks blocks = prepare(codes, count);
     const Candidates& found = candidates(blocks, count, slope.data(), offset.data());
     // The candidates' scores, exactly as score_at computes them, kept when above the threshold.
     out.offsets.resize(nq + 1);
@@ -538,15 +535,16 @@ class PqFastScanScorer final : public CodeScorer {
     return row_scale ? value * row_scale[row] : value;
   }
 
-  // The transposed blocks of the rows: from the layout when the call's rows start a block of it,
-  // otherwise transposed here (per thread, reused by the next call).
-  Blocks prepare(const uint8_t* codes, size_t count, const size_t* first_row) const {
+  // The transposed blocks of the rows: from the layout when the rows are codes it was made from
+  // and start one of its blocks, otherwise transposed here (per thread, reused by the next call).
+  Blocks prepare(const uint8_t* codes, size_t count) const {
     const size_t cs = books_.code_size(), block_count = (count + kFastScanBlock - 1) / kFastScanBlock;
-    if (layout_ && first_row && *first_row % kFastScanBlock == 0 && *first_row + count <= layout_->rows) {
-      const size_t b = *first_row / kFastScanBlock;
-      const uint8_t* codes_here = layout_->blocks.data() + b * cs * kFastScanBlock;
+    const size_t offset = layout_ && codes >= layout_->codes ? static_cast<size_t>(codes - layout_->codes) : 1;
+    const size_t first = cs ? offset / cs : 0;
+    if (layout_ && offset % (cs * kFastScanBlock) == 0 && first + count <= layout_->rows) {
+      const uint8_t* codes_here = layout_->blocks.data() + first * cs;
       if (metric_ != Metric::cos) return {codes_here, nullptr, nullptr};
-      return {codes_here, layout_->row_scale.data() + *first_row, layout_->pair_norm.data() + *first_row / 2};
+      return {codes_here, layout_->row_scale.data() + first, layout_->pair_norm.data() + first / 2};
     }
     static thread_local std::vector<uint8_t> transposed;
     static thread_local std::vector<float> row_scale, pair_norm;
@@ -678,6 +676,7 @@ class PqQuantizer final : public Quantizer {
     if (books_.nbits() != 4 || symmetric_ || books_.m() > kFastScanMaxM) return nullptr;
     auto layout = std::make_shared<PqScanLayout>();
     const size_t cs = books_.code_size(), blocks = (n + kFastScanBlock - 1) / kFastScanBlock;
+    layout->codes = codes;
     layout->rows = n;
     layout->blocks.assign(blocks * cs * kFastScanBlock, 0);
     fastscan_transpose(codes, n, cs, layout->blocks.data());

@@ -1,9 +1,12 @@
 // Every codec vecpack knows, as data. Adding a codec: its file pair in codecs/ plus one line here.
 #include "binary.h"
 #include "float_codecs.h"
+#include "hash.h"
 #include "int8.h"
+#include "mixdim.h"
 #include "opq.h"
 #include "pq.h"
+#include "qr.h"
 #include "transforms.h"
 #include "vecpack/registry.h"
 
@@ -20,6 +23,9 @@ const std::vector<const CodecDescriptor*>& codec_list() {
       &kBinaryCodec,
       &kRbinCodec,
       &kRabitqCodec,
+      &kHashCodec,
+      &kQrCodec,
+      &kMixdimCodec,
       &kWhitenTransform,
       &kPcaTransform,
       &kRotateTransform,

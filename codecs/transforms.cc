@@ -48,22 +48,16 @@ void check_finite(const ByteReader& r, const std::vector<T>& values, const char*
     if (!std::isfinite(values[i])) r.fail(std::string(what) + " value " + str(i) + " is not finite");
 }
 
-// The principal axes of n rows: mean, and eigenvectors of the covariance (1/n) sum (x - mean)(x - mean)^T
-// by decreasing eigenvalue (uncentred: mean 0 and the second moments (1/n) sum x x^T).
-// Eigenvectors are sign-fixed (largest component positive) so that training is reproducible.
-struct PrincipalAxes {
-  std::vector<double> mean;    // d
-  std::vector<double> values;  // d, decreasing, negative round-off clamped to 0
-  Eigen::MatrixXd vectors;     // d x d, column j belongs to values[j]
-};
+}  // namespace
 
-PrincipalAxes principal_axes(const float* x, size_t n, size_t d, bool centre, const char* stage) {
+PrincipalAxes principal_axes(const float* x, size_t n, size_t d, bool centre, size_t keep, const std::string& stage,
+                             size_t first_row) {
   PrincipalAxes p;
   p.mean.assign(d, 0.0);
   for (size_t i = 0; i < n; ++i)
     for (size_t j = 0; j < d; ++j) {
       const float v = x[i * d + j];
-      if (!std::isfinite(v)) throw Error(std::string(stage) + ": training row " + str(i) + " contains NaN or infinity");
+      if (!std::isfinite(v)) throw Error(stage + ": training row " + str(first_row + i) + " contains NaN or infinity");
       p.mean[j] += v;
     }
   for (double& m : p.mean) m = centre ? m / double(n) : 0.0;
@@ -81,21 +75,24 @@ PrincipalAxes principal_axes(const float* x, size_t n, size_t d, bool centre, co
   cov /= double(n);
 
   Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> solver(cov, Eigen::ComputeEigenvectors);
-  if (solver.info() != Eigen::Success)
-    throw Error(std::string(stage) + ": the eigen-decomposition of the covariance did not converge");
+  if (solver.info() != Eigen::Success) throw Error(stage + ": the eigen-decomposition of the covariance did not converge");
   const auto& values = solver.eigenvalues();  // increasing
   const auto& vectors = solver.eigenvectors();
-  p.values.resize(d);
-  p.vectors.resize(static_cast<Eigen::Index>(d), static_cast<Eigen::Index>(d));
-  for (size_t j = 0; j < d; ++j) {
-    const auto src = static_cast<Eigen::Index>(d - 1 - j), dst = static_cast<Eigen::Index>(j);
-    p.values[j] = std::max(0.0, values(src));
+  keep = std::min(keep, d);
+  p.values.resize(keep);
+  p.axes.resize(keep * d);
+  for (size_t k = 0; k < keep; ++k) {
+    const auto src = static_cast<Eigen::Index>(d - 1 - k);
+    p.values[k] = std::max(0.0, values(src));
     Eigen::Index largest = 0;
     vectors.col(src).cwiseAbs().maxCoeff(&largest);
-    p.vectors.col(dst) = vectors(largest, src) < 0 ? Eigen::VectorXd(-vectors.col(src)) : Eigen::VectorXd(vectors.col(src));
+    const double sign = vectors(largest, src) < 0 ? -1.0 : 1.0;
+    for (size_t j = 0; j < d; ++j) p.axes[k * d + j] = sign * vectors(static_cast<Eigen::Index>(j), src);
   }
   return p;
 }
+
+namespace {
 
 // whiten and pca: y = (x - mean) U_k diag(scale), scale_j = 1 / sqrt(variance_j + eps) for
 // whiten and 1 for pca; reconstruct x = y diag(1 / scale) U_k^T + mean (the pseudo-inverse).
@@ -132,7 +129,7 @@ class Projection final : public Transform {
     const size_t spanned = centre_ ? n - std::min<size_t>(n, 1) : n;
     if (n < 2 || (spanned < k && !(whiten_ && eps_ > 0))) throw too_few_rows(n, d, k, spanned);
 
-    PrincipalAxes p = principal_axes(x, n, d, centre_, name());
+    PrincipalAxes p = principal_axes(x, n, d, centre_, k, name());
     std::vector<float> scale(k, 1.f);
     if (whiten_) {
       const double largest = p.values[0];
@@ -146,7 +143,7 @@ class Projection final : public Transform {
     for (size_t i = 0; i < d; ++i) {
       mean[i] = static_cast<float>(p.mean[i]);
       for (size_t j = 0; j < k; ++j)
-        directions[i * k + j] = static_cast<float>(p.vectors(static_cast<Eigen::Index>(i), static_cast<Eigen::Index>(j)));
+        directions[i * k + j] = static_cast<float>(p.axes[j * d + i]);
     }
     set(d, k, std::move(mean), std::move(scale), std::move(directions));
   }

@@ -73,12 +73,12 @@ QueryBatchScorer::QueryBatchScorer(const float* queries, size_t nq, size_t d, Me
 GemmScorer::GemmScorer(const float* queries, size_t nq, size_t d, Metric metric, Decode decode)
     : QueryBatchScorer(queries, nq, d, metric), decode_(std::move(decode)) {}
 
-void GemmScorer::score(const uint8_t* codes, size_t count, float* out, size_t ld) const {
+void GemmScorer::score_at(const uint8_t* codes, size_t first_row, size_t count, float* out, size_t ld) const {
   static thread_local std::vector<float> decoded, row_sq;
   const float* rows = reinterpret_cast<const float*>(codes);
   if (decode_) {
     if (decoded.size() < count * d_) decoded.resize(count * d_);
-    decode_(codes, count, decoded.data());
+    decode_(codes, first_row, count, decoded.data());
     rows = decoded.data();
   }
   cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(nq_), static_cast<int>(count),

@@ -43,10 +43,12 @@ class QueryBatchScorer : public CodeScorer {
 
 class GemmScorer final : public QueryBatchScorer {
  public:
-  // decode: turns count codes into count x d floats; empty when the codes are f32 rows.
-  using Decode = std::function<void(const uint8_t* codes, size_t count, float* out)>;
+  // decode: turns count codes, the first at row first_row of the table, into count x d floats;
+  // empty when the codes are f32 rows.
+  using Decode = std::function<void(const uint8_t* codes, size_t first_row, size_t count, float* out)>;
   GemmScorer(const float* queries, size_t nq, size_t d, Metric metric, Decode decode);
-  void score(const uint8_t* codes, size_t count, float* out, size_t ld) const override;
+  void score(const uint8_t* codes, size_t count, float* out, size_t ld) const override { score_at(codes, 0, count, out, ld); }
+  void score_at(const uint8_t* codes, size_t first_row, size_t count, float* out, size_t ld) const override;
 
  private:
   Decode decode_;

@@ -12,8 +12,13 @@ namespace vecpack {
 
 std::unique_ptr<CodeScorer> Quantizer::scorer(const float* queries, size_t nq, Metric metric) const {
   return std::make_unique<GemmScorer>(queries, nq, dim_in(), metric,
-                                      [this](const uint8_t* codes, size_t count, float* out) { decode(codes, count, out); });
+                                      [this](const uint8_t* codes, size_t first_row, size_t count, float* out) {
+                                        decode_at(codes, count, first_row, out);
+                                      });
 }
+
+void Quantizer::encode_at(const float* x, size_t n, size_t, uint8_t* codes) const { encode(x, n, codes); }
+void Quantizer::decode_at(const uint8_t* codes, size_t n, size_t, float* x) const { decode(codes, n, x); }
 
 std::unique_ptr<CodeScorer> Quantizer::upper_bound_scorer(const float*, size_t, Metric) const { return nullptr; }
 
@@ -137,7 +142,7 @@ void Codec::train(const float* x, size_t n, size_t d, const TrainOptions& option
   }
 }
 
-void Codec::encode(const float* x, size_t n, uint8_t* codes, unsigned threads) const {
+void Codec::encode(const float* x, size_t n, uint8_t* codes, unsigned threads, size_t first_row) const {
   require_trained(*this);
   const size_t block = 4096, d = dim(), cs = code_size();
   size_t blocks = (n + block - 1) / block;
@@ -145,15 +150,15 @@ void Codec::encode(const float* x, size_t n, uint8_t* codes, unsigned threads) c
     size_t begin = b * block, count = std::min(block, n - begin);
     std::vector<float> t1, t2;
     const float* rows = impl_->transformed(x + begin * d, count, t1, t2);
-    impl_->quantizer().encode(rows, count, codes + begin * cs);
+    impl_->quantizer().encode_at(rows, count, first_row + begin, codes + begin * cs);
   });
 }
 
-void Codec::decode(const uint8_t* codes, size_t n, float* x) const {
+void Codec::decode(const uint8_t* codes, size_t n, float* x, size_t first_row) const {
   require_trained(*this);
-  if (impl_->transform_count() == 0) return impl_->quantizer().decode(codes, n, x);
+  if (impl_->transform_count() == 0) return impl_->quantizer().decode_at(codes, n, first_row, x);
   std::vector<float> current(n * impl_->quantizer().dim_in()), previous;
-  impl_->quantizer().decode(codes, n, current.data());
+  impl_->quantizer().decode_at(codes, n, first_row, current.data());
   for (size_t i = impl_->transform_count(); i-- > 0;) {
     previous.resize(n * impl_->stages[i]->dim_in());
     impl_->transform(i).reconstruct(current.data(), n, i == 0 ? x : previous.data());

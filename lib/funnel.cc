@@ -171,7 +171,7 @@ std::vector<std::vector<int64_t>> first_stage(const CodesStore& store, const flo
     const size_t qn = std::min(chunk, nq - q0);
     std::vector<float> prefix(qn * m);
     for (size_t q = 0; q < qn; ++q) std::memcpy(&prefix[q * m], queries + (q0 + q) * full, m * sizeof(float));
-    const GemmScorer scorer(prefix.data(), qn, m, metric, [&quantizer, stride, m](const uint8_t* c, size_t count, float* x) {
+    const GemmScorer scorer(prefix.data(), qn, m, metric, [&quantizer, stride, m](const uint8_t* c, size_t, size_t count, float* x) {
       quantizer.decode_prefix(c, count, stride, m, x);
     });
     std::vector<std::vector<Selector>> selected(threads, std::vector<Selector>(qn, Selector(keep)));

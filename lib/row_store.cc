@@ -7,11 +7,12 @@
 namespace vecpack {
 
 CodesStore::CodesStore(std::shared_ptr<const Codec> codec, const uint8_t* codes, size_t rows,
-                       std::shared_ptr<const void> owner)
+                       std::shared_ptr<const void> owner, size_t first_row)
     : codec_(std::move(codec)),
       codes_(codes),
       rows_(rows),
       code_size_(codec_->code_size()),
+      first_row_(first_row),
       parameters_(codec_->serialize().size()),
       owner_(std::move(owner)) {}
 
@@ -40,7 +41,7 @@ void CodesStore::reconstruct(size_t begin, size_t count, float* out) const {
   if (begin > rows_ || count > rows_ - begin)
     throw NotFoundError("rows " + std::to_string(begin) + ".." + std::to_string(begin + count) + " are out of range (" +
                         std::to_string(rows_) + " rows)");
-  codec_->decode(codes_ + begin * code_size_, count, out);
+  codec_->decode(codes_ + begin * code_size_, count, out, first_row_ + begin);
 }
 
 void RowScorer::select_above(size_t begin, size_t count, size_t nq, const float* thresholds,
@@ -54,19 +55,19 @@ void RowScorer::select_above(size_t begin, size_t count, size_t nq, const float*
 namespace {
 class CodesScorer final : public RowScorer {
  public:
-  CodesScorer(std::unique_ptr<CodeScorer> inner, const uint8_t* codes, size_t code_size)
-      : inner_(std::move(inner)), codes_(codes), code_size_(code_size) {}
+  CodesScorer(std::unique_ptr<CodeScorer> inner, const uint8_t* codes, size_t code_size, size_t first_row)
+      : inner_(std::move(inner)), codes_(codes), code_size_(code_size), first_row_(first_row) {}
   void score(size_t begin, size_t count, float* out, size_t ld) const override {
-    inner_->score_at(codes_ + begin * code_size_, begin, count, out, ld);
+    inner_->score_at(codes_ + begin * code_size_, first_row_ + begin, count, out, ld);
   }
   void select_above(size_t begin, size_t count, size_t nq, const float* thresholds, BlockCandidates& out) const override {
-    inner_->select_above(codes_ + begin * code_size_, begin, count, nq, thresholds, out);
+    inner_->select_above(codes_ + begin * code_size_, first_row_ + begin, count, nq, thresholds, out);
   }
 
  private:
   std::unique_ptr<CodeScorer> inner_;
   const uint8_t* codes_;
-  size_t code_size_;
+  size_t code_size_, first_row_;
 };
 }  // namespace
 
@@ -74,14 +75,14 @@ std::unique_ptr<RowScorer> CodesStore::scorer(const float* queries, size_t nq, M
   // A search reads every code: ask for the whole section once instead of page by page.
   if (mapping_ && !scanned_.exchange(true)) mapping_->will_scan(codes_, code_bytes());
   std::call_once(layout_built_, [this] { layout_ = codec_->quantizer().scan_layout(codes_, rows_); });
-  return std::make_unique<CodesScorer>(codec_->scorer(queries, nq, metric, layout_.get()), codes_, code_size_);
+  return std::make_unique<CodesScorer>(codec_->scorer(queries, nq, metric, layout_.get()), codes_, code_size_, first_row_);
 }
 
 std::unique_ptr<RowScorer> CodesStore::upper_bound_scorer(const float* queries, size_t nq, Metric metric) const {
   auto inner = codec_->upper_bound_scorer(queries, nq, metric);
   if (!inner) return nullptr;
   if (mapping_ && !scanned_.exchange(true)) mapping_->will_scan(codes_, code_bytes());
-  return std::make_unique<CodesScorer>(std::move(inner), codes_, code_size_);
+  return std::make_unique<CodesScorer>(std::move(inner), codes_, code_size_, first_row_);
 }
 
 void CodesStore::write(ContainerWriter& writer, const StoreSections& sections) const {

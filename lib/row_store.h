@@ -55,8 +55,10 @@ class RowStore {
 
 class CodesStore final : public RowStore {
  public:
-  // codes: rows x codec.code_size() bytes, kept alive by owner.
-  CodesStore(std::shared_ptr<const Codec> codec, const uint8_t* codes, size_t rows, std::shared_ptr<const void> owner);
+  // codes: rows x codec.code_size() bytes, kept alive by owner. first_row: the position of the
+  // first of them in their table (a slice's rows keep their place for codecs that need it).
+  CodesStore(std::shared_ptr<const Codec> codec, const uint8_t* codes, size_t rows, std::shared_ptr<const void> owner,
+             size_t first_row = 0);
   // Reads the codec and codes sections from a container; the codes are used in place.
   static std::shared_ptr<CodesStore> open(const ContainerReader& file, size_t rows, size_t dim,
                                           const StoreSections& sections = {});
@@ -76,7 +78,7 @@ class CodesStore final : public RowStore {
  private:
   std::shared_ptr<const Codec> codec_;
   const uint8_t* codes_;
-  size_t rows_, code_size_;
+  size_t rows_, code_size_, first_row_;
   uint64_t parameters_;
   std::shared_ptr<const void> owner_;
   std::shared_ptr<const MappedFile> mapping_;  // set when the codes are in a mapped file

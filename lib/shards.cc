@@ -211,7 +211,7 @@ std::shared_ptr<const RowStore> CodesStore::slice(size_t begin, size_t count) co
                         std::to_string(rows_) + " rows)");
   // The slice shares the codes; owner_ and the mapping keep them alive.
   auto keep = std::make_shared<std::pair<std::shared_ptr<const void>, std::shared_ptr<const MappedFile>>>(owner_, mapping_);
-  return std::make_shared<CodesStore>(codec_, codes_ + begin * code_size_, count, keep);
+  return std::make_shared<CodesStore>(codec_, codes_ + begin * code_size_, count, keep, first_row_ + begin);
 }
 
 Table Table::slice(size_t begin, size_t count) const {
@@ -244,6 +244,9 @@ void write_manifest(const std::string& folder, const std::vector<std::string>& s
     const TableInfo info = shard.info();
     const uint64_t codec_fingerprint = fingerprint(shard.codec());
     if (shard.has_subwords()) throw Error(name + ": a sharded table cannot carry a subword pool");
+    if (shard.codec().capabilities() & kSharedParameters)
+      throw Error(name + ": codec '" + shard.codec().spec() +
+                  "' places rows by their position in one table; such a table cannot be split into shards");
     if (!first) {
       first = shard;
       first_name = name;

@@ -348,7 +348,7 @@ static std::shared_ptr<CodesStore> encode_rows(const Table& table, std::shared_p
       for (size_t i = 0; i < count; ++i)
         if (first_non_finite(rows.data() + i * d, d) != d)
           throw Error("row " + std::to_string(begin + i) + " contains NaN or infinity (allow with --allow-nan)");
-    codec->encode(rows.data(), count, codes->data() + begin * cs, 1);
+    codec->encode(rows.data(), count, codes->data() + begin * cs, 1, begin);
     size_t now = done += count;
     if (options.progress && worker == 0) options.progress->advance(now);
   });
@@ -367,7 +367,9 @@ static std::shared_ptr<CodesStore> train_and_encode(const Table& table, std::str
   std::vector<size_t> picked(n);
   std::iota(picked.begin(), picked.end(), size_t(0));
   size_t m = n;
-  if (options.train_size && options.train_size < n) {
+  // Codecs whose rows share parameters fit those to every row, in table order.
+  const bool every_row = codec->capabilities() & kSharedParameters;
+  if (options.train_size && options.train_size < n && !every_row) {
     std::mt19937_64 rng(options.seed);
     for (size_t i = 0; i < options.train_size; ++i) std::swap(picked[i], picked[i + rng() % (n - i)]);
     m = options.train_size;
@@ -380,6 +382,9 @@ static std::shared_ptr<CodesStore> train_and_encode(const Table& table, std::str
     float* row_out = sample.data() + kept * d;
     table.reconstruct(picked[i], 1, row_out);
     if (first_non_finite(row_out, d) != d) {
+      if (every_row)
+        throw Error("row " + std::to_string(picked[i]) + " contains NaN or infinity; codec '" + codec->spec() +
+                    "' fits every row in place and cannot leave it out");
       if (!options.allow_nan) throw Error("row " + std::to_string(picked[i]) + " contains NaN or infinity (allow with --allow-nan)");
       continue;
     }

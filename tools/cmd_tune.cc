@@ -40,7 +40,9 @@ bool ranks_before(const nlohmann::json& a, const nlohmann::json& b, const std::s
 std::vector<std::string> registry_grid() {
   std::vector<std::string> specs;
   for (const CodecDescriptor* d : codec_list()) {
-    if (d->kind != StageKind::quantizer || (d->capabilities & kExperimental)) continue;
+    // Codecs with shared parameters are fitted to every row of a table in place: a trial on a
+    // sample would not say what they do on the table.
+    if (d->kind != StageKind::quantizer || (d->capabilities & (kExperimental | kSharedParameters))) continue;
     if (d->tune_grid.empty()) specs.push_back(d->name);
     for (const char* spec : d->tune_grid) specs.push_back(spec);
   }

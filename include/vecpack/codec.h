@@ -86,8 +86,8 @@ class CodeScorer {
   // out[q * ld + i] for query q of the batch and row i < count of the block; larger is better:
   // ip: q.x   cos: q.x / |x| (queries arrive unit-length)   l2: -|q - x|^2.
   virtual void score(const uint8_t* codes, size_t count, float* out, size_t ld) const = 0;
-  // The same for a block that starts at row first_row of the codes the scorer was made for
-  // (with a ScanLayout, the scorer reads the block from it).
+  // The same for a block whose first row is row first_row of its table (codecs with shared
+  // parameters need the position; the others do not).
   virtual void score_at(const uint8_t* codes, size_t first_row, size_t count, float* out, size_t ld) const {
     score(codes, count, out, ld);
   }
@@ -134,6 +134,11 @@ class Quantizer : public Stage {
   virtual size_t code_size() const = 0;
   virtual void encode(const float* x, size_t n, uint8_t* codes) const = 0;
   virtual void decode(const uint8_t* codes, size_t n, float* x) const = 0;
+  // Codecs whose rows share parameters (kSharedParameters) place a row by its position in the
+  // table: these receive the position of the call's first row, and so do their scorers
+  // (CodeScorer::score_at). The defaults ignore it.
+  virtual void encode_at(const float* x, size_t n, size_t first_row, uint8_t* codes) const;
+  virtual void decode_at(const uint8_t* codes, size_t n, size_t first_row, float* x) const;
   // The fastest scorer this codec has for nq queries (row-major nq x dim_in, copied as needed).
   // The default decodes blocks of codes and scores them with BLAS.
   virtual std::unique_ptr<CodeScorer> scorer(const float* queries, size_t nq, Metric metric) const;
@@ -187,8 +192,10 @@ class Codec {
   uint32_t capabilities() const;  // of the quantizer, plus kTransform if the chain has one
 
   void train(const float* x, size_t n, size_t d, const TrainOptions& options = {});
-  void encode(const float* x, size_t n, uint8_t* codes, unsigned threads = 0) const;
-  void decode(const uint8_t* codes, size_t n, float* x) const;
+  // first_row: the position of x's first row in its table, for codecs that place rows by
+  // position (kSharedParameters); the others ignore it.
+  void encode(const float* x, size_t n, uint8_t* codes, unsigned threads = 0, size_t first_row = 0) const;
+  void decode(const uint8_t* codes, size_t n, float* x, size_t first_row = 0) const;
   // Queries are in the input space; the chain applies its transforms to them, and scores are
   // computed in the quantizer's (transformed) space.
   // layout: the quantizer's scan_layout of the codes to be scored, or null.

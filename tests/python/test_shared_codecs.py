@@ -1,0 +1,63 @@
+"""Codecs whose rows share parameters (qr, hash) from Python: fitted to every row, rows decoded by
+their position, saved and opened like any table, refused as shards."""
+import numpy as np
+import pytest
+
+import vecpack
+
+
+def clustered(n=1200, d=16, clusters=30, seed=0):
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(clusters, d)).astype(np.float32)
+    x = centres[rng.integers(0, clusters, size=n)] + 0.15 * rng.normal(size=(n, d)).astype(np.float32)
+    return x.astype(np.float32)
+
+
+@pytest.mark.parametrize("spec", ["qr:m=30,op=add", "qr:m=30,op=mult,order=learned", "hash:rows=128,k=2",
+                                  "hash:rows=128,k=2,weights=off"])
+def test_shared_codec_tables_round_trip_and_search(tmp_path, spec):
+    x = clustered()
+    t = vecpack.compress(x, spec)
+    info = t.info()
+    assert info["codec"].startswith(spec.split(":")[0])
+    # Bytes per row include the shared parameters: they are most of it.
+    assert info["bytes"]["codec_parameters"] > info["bytes"]["codes"]
+    path = tmp_path / "t.vecpack"
+    t.save(path)
+    u = vecpack.open(path)
+    all_rows = u.vectors
+    assert np.array_equal(all_rows, t.vectors)
+    assert np.array_equal(u[len(x) - 1], all_rows[-1])
+    assert np.array_equal(u[100:110], all_rows[100:110])
+    # Search equals brute force over the decoded rows.
+    q = clustered(5, seed=1)
+    ids, _ = u.search(q, k=5)
+    exact = vecpack.compress(all_rows, "f32")
+    want, _ = exact.search(q, k=5)
+    assert np.array_equal(ids, want)
+    # The fit is better than the mean row.
+    assert np.mean((all_rows - x) ** 2) < np.mean((x - x.mean(axis=0)) ** 2)
+
+
+def test_learned_qr_order_beats_identity_on_scattered_clusters():
+    x = clustered(4000, 16, 250, seed=5)
+    identity = vecpack.compress(x, "qr:m=16,op=add").vectors
+    learned = vecpack.compress(x, "qr:m=16,op=add,order=learned").vectors
+    assert np.mean((learned - x) ** 2) < 0.8 * np.mean((identity - x) ** 2)
+
+
+def test_shared_codec_tables_are_not_sharded(tmp_path):
+    x = clustered(400)
+    codec = vecpack.Codec("qr:m=20,op=add")
+    codec.train(x)
+    for i, part in enumerate((x[:200], x[200:])):
+        vecpack.compress(part, codec).save(tmp_path / f"part{i}.vecpack")
+    with pytest.raises(vecpack.Error, match="position in one table"):
+        vecpack.write_manifest(tmp_path, ["part0.vecpack", "part1.vecpack"])
+
+
+def test_shared_codec_errors_name_the_argument():
+    with pytest.raises(vecpack.SpecError, match="k=5 is larger than rows=4"):
+        vecpack.Codec("hash:rows=4,k=5")
+    with pytest.raises(vecpack.Error, match="m=51 is larger than the 50 rows"):
+        vecpack.compress(clustered(50), "qr:m=51")
