@@ -5,8 +5,8 @@
 // row stores its k importance weights as f16 (2k bytes); with weights=off every w is 1 (the
 // plain hashing trick) and rows store nothing. The pool is fitted to every row by alternating
 // least squares: the weights of each row in closed form (k x k normal equations), then the pool
-// by conjugate gradients on its normal equations (A'A + lambda I) P = A'X, A being the sparse
-// n x rows matrix of weights, over all d columns at once.
+// by conjugate gradients on (A'A + lambda I) P = A'X, A being the sparse n x rows matrix of
+// weights (lib/sparse_least_squares).
 #include "hash.h"
 
 #include <algorithm>
@@ -16,6 +16,7 @@
 #include "kernels/kernels.h"
 #include "parallel.h"
 #include "shared_rows.h"
+#include "sparse_least_squares.h"
 #include "vecpack/errors.h"
 
 namespace vecpack {
@@ -200,79 +201,18 @@ class HashQuantizer final : public Quantizer {
     for (size_t j = 0; j < k_; ++j) w[j] = std::isfinite(b[j]) ? static_cast<float>(b[j]) : 0.0f;
   }
 
-  // Conjugate gradients on (A'A + lambda I) P = A'X from the current pool.
+  // The pool's least-squares fit for the current weights (lib/sparse_least_squares).
   void fit_pool(const float* x, size_t n, const std::vector<uint32_t>& buckets, const std::vector<float>& w,
                 unsigned threads) {
-    const size_t d = d_, size = rows_ * d;
-    // y = A p (n x d), then z = A'y (rows x d); the scatter into z is split by pool row ranges so
-    // that threads never write the same row.
-    auto apply = [&](const std::vector<float>& p, std::vector<float>& out) {
-      std::vector<float> y(n * d);
-      parallel_for((n + 4095) / 4096, threads, [&](size_t b, unsigned) {
-        for (size_t i = b * 4096; i < std::min(n, b * 4096 + 4096); ++i) {
-          float* yi = y.data() + i * d;
-          std::fill(yi, yi + d, 0.0f);
-          for (size_t j = 0; j < k_; ++j) {
-            const float* pj = p.data() + size_t(buckets[i * k_ + j]) * d;
-            for (size_t t = 0; t < d; ++t) yi[t] += w[i * k_ + j] * pj[t];
-          }
-        }
-      });
-      scatter(y.data(), n, buckets, w, out, threads);
-    };
-    std::vector<float> rhs(size);
-    scatter(x, n, buckets, w, rhs, threads);
-    // lambda: small against the average diagonal of A'A (sum of squared weights per pool row).
-    double diagonal = 0;
-    for (float v : w) diagonal += double(v) * v;
-    const double lambda = 1e-3 * diagonal / double(rows_);
-    std::vector<float> ap(size), r(size), p(size);
-    apply(pool_, ap);
-    double rr = 0;
-    for (size_t e = 0; e < size; ++e) {
-      r[e] = rhs[e] - ap[e] - static_cast<float>(lambda) * pool_[e];
-      p[e] = r[e];
-      rr += double(r[e]) * r[e];
-    }
-    const double target = rr * 1e-8;
-    for (size_t iteration = 0; iteration < 40 && rr > target; ++iteration) {
-      apply(p, ap);
-      double pap = 0;
-      for (size_t e = 0; e < size; ++e) {
-        ap[e] += static_cast<float>(lambda) * p[e];
-        pap += double(p[e]) * ap[e];
-      }
-      if (!(pap > 0)) break;
-      const double alpha = rr / pap;
-      double next = 0;
-      for (size_t e = 0; e < size; ++e) {
-        pool_[e] += static_cast<float>(alpha * p[e]);
-        r[e] -= static_cast<float>(alpha * ap[e]);
-        next += double(r[e]) * r[e];
-      }
-      const double beta = next / rr;
-      rr = next;
-      for (size_t e = 0; e < size; ++e) p[e] = r[e] + static_cast<float>(beta * p[e]);
-    }
-  }
-
-  // out = A'y: out[h_j(i)] += w_ij y_i, each thread owning a range of pool rows.
-  void scatter(const float* y, size_t n, const std::vector<uint32_t>& buckets, const std::vector<float>& w,
-               std::vector<float>& out, unsigned threads) const {
-    const size_t d = d_;
-    std::fill(out.begin(), out.end(), 0.0f);
-    parallel_for(threads, threads, [&](size_t part, unsigned) {
-      const size_t lo = rows_ * part / threads, hi = rows_ * (part + 1) / threads;
-      for (size_t i = 0; i < n; ++i)
-        for (size_t j = 0; j < k_; ++j) {
-          const size_t b = buckets[i * k_ + j];
-          if (b < lo || b >= hi) continue;
-          float* o = out.data() + b * d;
-          const float* yi = y + i * d;
-          const float wij = w[i * k_ + j];
-          for (size_t t = 0; t < d; ++t) o[t] += wij * yi[t];
-        }
-    });
+    SparseRows a;
+    a.begin.resize(n + 1);
+    for (size_t i = 0; i <= n; ++i) a.begin[i] = i * k_;
+    a.column = buckets;
+    a.weight = w;
+    SparseFitOptions options;
+    options.threads = threads;
+    options.tolerance = 1e-4;
+    fit_sparse_rows(a, x, d_, rows_, pool_, options);
   }
 
   size_t rows_, k_;

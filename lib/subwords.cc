@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "bytes.h"
+#include "sparse_least_squares.h"
 #include "vecpack/errors.h"
 
 namespace vecpack {
@@ -107,6 +108,43 @@ std::vector<std::pair<uint32_t, uint32_t>> parse_pruned_buckets(const uint8_t* d
     row = in.get<uint32_t>();
   }
   return entries;
+}
+
+Table Table::fit_subwords(const SubwordFitOptions& options) const {
+  if (!has_keys()) throw Error("fit_subwords: the table has no keys (words) to take n-grams from");
+  if (options.buckets == 0) throw Error("fit_subwords: buckets must be at least 1");
+  if (options.minn == 0 || options.minn > options.maxn)
+    throw Error("fit_subwords: minn=" + std::to_string(options.minn) + ", maxn=" + std::to_string(options.maxn) +
+                " (need 1 <= minn <= maxn)");
+  SubwordScheme scheme;
+  scheme.minn = options.minn;
+  scheme.maxn = options.maxn;
+  scheme.buckets = options.buckets;
+  check_subword_scheme(scheme, options.buckets);
+  const size_t n = size(), d = dim();
+  // A: row w holds w's n-gram rows, each weighted 1 / (their count), as get() averages them.
+  SparseRows a;
+  a.begin.reserve(n + 1);
+  a.begin.push_back(0);
+  for (size_t i = 0; i < n; ++i) {
+    const std::vector<uint64_t> rows = subword_rows(scheme, key(i));
+    for (uint64_t r : rows) {
+      a.column.push_back(static_cast<uint32_t>(r));
+      a.weight.push_back(1.0f / float(rows.size()));
+    }
+    a.begin.push_back(a.column.size());
+  }
+  std::vector<float> x(n * d);
+  reconstruct(0, n, x.data());
+  std::vector<float> pool;
+  SparseFitOptions fit;
+  fit.ridge = options.ridge;
+  fit.max_iterations = options.iterations;
+  fit.threads = options.threads;
+  if (options.progress) options.progress->begin("fitting the n-gram pool", 1);
+  fit_sparse_rows(a, x.data(), d, options.buckets, pool, fit);
+  if (options.progress) options.progress->end();
+  return with_subwords(std::move(scheme), Table::from_rows(std::move(pool), d));
 }
 
 }  // namespace vecpack

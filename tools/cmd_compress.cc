@@ -26,10 +26,38 @@ static void save_shards(const Table& table, const std::string& folder, size_t sh
   write_manifest(folder, files);
 }
 
+// "buckets=B,minn=A,maxn=Z", any subset, into fit options; an Error names what is wrong.
+static SubwordFitOptions parse_subword_fit(const std::string& text, unsigned threads, Progress* progress) {
+  SubwordFitOptions options;
+  options.threads = threads;
+  options.progress = progress;
+  size_t start = 0;
+  while (start < text.size()) {
+    const size_t end = std::min(text.find(',', start), text.size());
+    const std::string item = text.substr(start, end - start);
+    const size_t eq = item.find('=');
+    const std::string name = item.substr(0, eq), value = eq == std::string::npos ? "" : item.substr(eq + 1);
+    uint64_t number = 0;
+    try {
+      size_t used = 0;
+      number = std::stoull(value, &used);
+      if (used != value.size()) throw std::invalid_argument(value);
+    } catch (const std::exception&) {
+      throw Error("--fit-subwords: '" + item + "' is not name=integer (buckets, minn, maxn)");
+    }
+    if (name == "buckets") options.buckets = number;
+    else if (name == "minn") options.minn = static_cast<uint32_t>(number);
+    else if (name == "maxn") options.maxn = static_cast<uint32_t>(number);
+    else throw Error("--fit-subwords: unknown argument '" + name + "' (buckets, minn, maxn)");
+    start = end + 1;
+  }
+  return options;
+}
+
 void add_compress(CLI::App& app, Globals& globals) {
   struct Options {
     InputOptions input;
-    std::string output, codec = "int8", subword_codec, rerank_codec;
+    std::string output, codec = "int8", subword_codec, rerank_codec, fit_subwords;
     size_t train_size = 100000, shard_rows = 0;
     unsigned threads = 0;
     uint64_t seed = 1234;
@@ -42,6 +70,9 @@ void add_compress(CLI::App& app, Globals& globals) {
       ->capture_default_str();
   cmd->add_option("--subword-codec", o->subword_codec,
                   "Codec spec of the n-gram pool of a table with subwords (default: the table's codec)");
+  cmd->add_option("--fit-subwords", o->fit_subwords,
+                  "Fit an n-gram pool to the words first, so that unknown words get vectors: "
+                  "'buckets=100000,minn=3,maxn=6' (any of them; '' for all defaults)");
   cmd->add_option("--rerank", o->rerank_codec,
                   "Also store every row with this codec (e.g. int8, f16) to rescore shortlists: search --rerank N");
   cmd->add_option("--train-size", o->train_size, "Rows sampled for training (0: all)")->capture_default_str();
@@ -50,9 +81,10 @@ void add_compress(CLI::App& app, Globals& globals) {
   cmd->add_option("--shard-rows", o->shard_rows,
                   "Write a sharded table: a folder of .vecpack files of at most this many rows each, one trained codec, "
                   "and manifest.json written last");
-  cmd->callback([o, &globals] {
+  cmd->callback([o, &globals, cmd] {
     // Validate the spec before reading a large input.
     Codec check(o->codec);
+    parse_subword_fit(o->fit_subwords, o->threads, nullptr);
     if (!o->subword_codec.empty()) Codec check_subwords(o->subword_codec);
     if (!o->rerank_codec.empty()) Codec check_rerank(o->rerank_codec);
     auto progress = make_progress(globals);
@@ -66,6 +98,8 @@ void add_compress(CLI::App& app, Globals& globals) {
     options.subword_spec = o->subword_codec;
     options.rerank_spec = o->rerank_codec;
     auto start = std::chrono::steady_clock::now();
+    if (cmd->count("--fit-subwords"))
+      input = input.fit_subwords(parse_subword_fit(o->fit_subwords, o->threads, progress.get()));
     Table out = input.compress(o->codec, options);
     double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     if (o->shard_rows) {

@@ -416,6 +416,23 @@ vecpack.compress(). Tables are immutable and safe to search from many threads at
       .def_property_readonly("has_keys", [](const TableHandle& self) { return self.table.has_keys(); })
       .def_property_readonly("has_subwords", [](const TableHandle& self) { return self.table.has_subwords(); },
                              "True when unknown words get a vector from their character n-grams.")
+      .def(
+          "fit_subwords",
+          [](const TableHandle& self, uint64_t buckets, uint32_t minn, uint32_t maxn, unsigned threads) {
+            SubwordFitOptions options;
+            options.buckets = buckets;
+            options.minn = minn;
+            options.maxn = maxn;
+            options.threads = threads;
+            py::gil_scoped_release release;
+            return TableHandle{self.table.fit_subwords(options), {}};
+          },
+          py::arg("buckets") = 100000, py::arg("minn") = 3, py::arg("maxn") = 6, py::arg("threads") = 0,
+          R"doc(This keyed table with an n-gram pool fitted to its words, so that t["unseen"] gets a vector.
+
+The pool (buckets rows, fastText's n-gram hashing with '<' '>' markers, lengths minn..maxn)
+is fitted by ridge least squares so that the mean of a word's n-gram rows approximates its row.
+It is stored in the file and compressed along with the table.)doc")
       .def_property_readonly(
           "path",
           [](const TableHandle& self) -> py::object {

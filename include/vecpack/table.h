@@ -77,6 +77,17 @@ struct SubwordScheme {
 // Pool rows of the n-grams of `word`, in fastText's order, repeats kept (they weigh twice).
 std::vector<uint64_t> subword_rows(const SubwordScheme& scheme, std::string_view word);
 
+// Fitting an n-gram pool to a word table (Table::fit_subwords): hash embeddings over character
+// n-grams with fastText's hashing and '<' '>' markers.
+struct SubwordFitOptions {
+  uint64_t buckets = 100000;      // pool rows
+  uint32_t minn = 3, maxn = 6;    // n-gram lengths in characters
+  double ridge = 1e-3;            // relative to the mean diagonal of the normal equations
+  size_t iterations = 40;         // conjugate-gradient steps at most
+  unsigned threads = 0;
+  Progress* progress = nullptr;
+};
+
 struct CompressOptions {
   size_t train_size = 100000;  // rows sampled (seeded) for training; 0: all rows
   unsigned threads = 0;        // 0: one per core
@@ -152,6 +163,10 @@ class Table {
   // This table with an n-gram pool attached (pool: unkeyed, dim() columns, rows matching the
   // scheme). The pool is saved in the same file and compressed along with the table.
   Table with_subwords(SubwordScheme scheme, Table pool) const;
+  // This keyed table with a pool fitted so that the mean of a word's n-gram rows approximates its
+  // row (ridge least squares over every word): get() then answers words not in the table, as
+  // fastText and Magnitude do. The pool is f32 until the table is compressed.
+  Table fit_subwords(const SubwordFitOptions& options = {}) const;
 
   // Exact top-k over the stored codes with the codec's fastest scorer. metric: the table's
   // unless given. queries: nq x dim, row-major.

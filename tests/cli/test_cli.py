@@ -274,3 +274,18 @@ def test_write_failing_midway_leaves_existing_output_untouched(glove_small, tmp_
     assert r.returncode == IO and "keep.vecpack" in r.stderr and "File too large" in r.stderr, r.stderr
     assert out.read_bytes() == before
     assert [x.name for x in tmp_path.iterdir() if x.name.startswith("keep")] == ["keep.vecpack"]
+
+
+def test_compress_fit_subwords_answers_unknown_words(vp, tmp_path):
+    rng = np.random.default_rng(2)
+    syllables = ["ka", "lo", "mi", "nu", "pe", "ra", "si", "to"]
+    meaning = {s: rng.normal(size=8) for s in syllables}
+    words = [a + b + c for a in syllables for b in syllables for c in syllables if a + b + c != "kalomi"]
+    write_glove(tmp_path / "w.txt", words, [(meaning[w[:2]] + meaning[w[2:4]] + meaning[w[4:]]) / 3 for w in words])
+    out = tmp_path / "w.vecpack"
+    vp("compress", tmp_path / "w.txt", "-o", out, "-c", "f16", "--fit-subwords", "buckets=2048,minn=2,maxn=4")
+    got = np.array([float(v) for v in vp("get", out, "kalomi").out.split()[1:]])
+    want = (meaning["ka"] + meaning["lo"] + meaning["mi"]) / 3
+    assert got @ want / (np.linalg.norm(got) * np.linalg.norm(want)) > 0.9
+    bad = vp("compress", tmp_path / "w.txt", "-o", out, "--fit-subwords", "buckets=x", check=False)
+    assert bad.code != 0 and "--fit-subwords: 'buckets=x' is not name=integer" in bad.err

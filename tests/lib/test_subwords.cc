@@ -147,3 +147,61 @@ TEST_CASE("subwords: a pool that does not fit the scheme is refused with the rea
                        doctest::Contains("row 5 is not below the pool's 2 rows"), Error);
   CHECK_THROWS_WITH_AS(t.subword_pool(), doctest::Contains("the table has no subwords"), Error);
 }
+
+TEST_CASE("subwords: a pool fitted to a word table answers held-out words from their n-grams") {
+  // Words are strings of syllables, and a word's vector is the mean of its syllables' vectors:
+  // n-grams carry what a word means, so held-out words can be predicted from them.
+  const char* syllables[] = {"ka", "lo", "mi", "nu", "pe", "ra", "si", "to", "vu", "ze", "bo", "da"};
+  const size_t d = 8, count = sizeof(syllables) / sizeof(syllables[0]);
+  std::mt19937_64 rng(5);
+  std::normal_distribution<float> normal;
+  std::vector<std::vector<float>> meaning(count, std::vector<float>(d));
+  for (auto& v : meaning)
+    for (auto& e : v) e = normal(rng);
+  std::vector<std::string> words;
+  std::vector<float> rows;
+  for (size_t a = 0; a < count; ++a)
+    for (size_t b = 0; b < count; ++b)
+      for (size_t c = 0; c < count; ++c) {
+        words.push_back(std::string(syllables[a]) + syllables[b] + syllables[c]);
+        for (size_t t = 0; t < d; ++t) rows.push_back((meaning[a][t] + meaning[b][t] + meaning[c][t]) / 3);
+      }
+  // Every seventh word is held out of the table.
+  std::vector<std::string> kept_words, held_words;
+  std::vector<float> kept_rows, held_rows;
+  for (size_t i = 0; i < words.size(); ++i) {
+    auto& w = i % 7 == 3 ? held_words : kept_words;
+    auto& r = i % 7 == 3 ? held_rows : kept_rows;
+    w.push_back(words[i]);
+    r.insert(r.end(), rows.begin() + i * d, rows.begin() + (i + 1) * d);
+  }
+  Table table = Table::from_rows(kept_rows, d, kept_words);
+  SubwordFitOptions options;
+  options.buckets = 4096;
+  options.minn = 2;
+  options.maxn = 4;
+  Table fitted = table.fit_subwords(options);
+  CHECK(fitted.has_subwords());
+  CHECK(fitted.subword_scheme().buckets == 4096);
+  CHECK(fitted.get(kept_words[10]) == table.get(kept_words[10]));  // known words keep their rows
+  double total = 0;
+  for (size_t i = 0; i < held_words.size(); ++i) {
+    std::vector<float> got = fitted.get(held_words[i]);
+    double dot = 0, a = 0, b = 0;
+    for (size_t t = 0; t < d; ++t) dot += got[t] * held_rows[i * d + t], a += got[t] * got[t], b += held_rows[i * d + t] * held_rows[i * d + t];
+    total += dot / std::sqrt(a * b + 1e-30);
+  }
+  const double mean_cosine = total / double(held_words.size());
+  CAPTURE(mean_cosine);
+  CHECK(mean_cosine > 0.9);
+  // Saved and reopened, compressed: still answers.
+  test::TempDir dir;
+  fitted.compress("f16").save(dir.file("w.vecpack"));
+  Table opened = Table::open(dir.file("w.vecpack"));
+  std::vector<float> again = opened.get(held_words[0]), before = fitted.get(held_words[0]);
+  for (size_t t = 0; t < d; ++t) CHECK(again[t] == doctest::Approx(before[t]).epsilon(0.01));
+  // Bad arguments.
+  options.minn = 5;
+  CHECK_THROWS_WITH_AS(table.fit_subwords(options), doctest::Contains("minn=5, maxn=4"), Error);
+  CHECK_THROWS_WITH_AS(Table::from_rows(kept_rows, d).fit_subwords(), doctest::Contains("no keys"), Error);
+}

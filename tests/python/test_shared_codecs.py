@@ -61,3 +61,28 @@ def test_shared_codec_errors_name_the_argument():
         vecpack.Codec("hash:rows=4,k=5")
     with pytest.raises(vecpack.Error, match="m=51 is larger than the 50 rows"):
         vecpack.compress(clustered(50), "qr:m=51")
+
+
+def test_fit_subwords_answers_unknown_words_from_their_ngrams(tmp_path):
+    # A word's vector is the mean of its syllables' vectors, so n-grams carry its meaning.
+    rng = np.random.default_rng(3)
+    syllables = ["ka", "lo", "mi", "nu", "pe", "ra", "si", "to", "vu", "ze"]
+    meaning = {s: rng.normal(size=8).astype(np.float32) for s in syllables}
+    words = [a + b + c for a in syllables for b in syllables for c in syllables]
+    rows = np.stack([(meaning[w[0:2]] + meaning[w[2:4]] + meaning[w[4:6]]) / 3 for w in words])
+    held = set(words[3::7])
+    kept = [w for w in words if w not in held]
+    t = vecpack.compress(rows[[w not in held for w in words]], "f32", keys=kept)
+    with pytest.raises(KeyError):
+        t["kalomi" if "kalomi" in held else words[3]]
+    fitted = t.fit_subwords(buckets=4096, minn=2, maxn=4)
+    assert fitted.has_subwords
+    predicted = np.stack([fitted[w] for w in sorted(held)])
+    truth = np.stack([rows[words.index(w)] for w in sorted(held)])
+    cos = np.sum(predicted * truth, axis=1) / (np.linalg.norm(predicted, axis=1) * np.linalg.norm(truth, axis=1))
+    assert cos.mean() > 0.9
+    path = tmp_path / "w.vecpack"
+    fitted.compress("f16").save(path)
+    assert np.allclose(vecpack.open(path)[sorted(held)[0]], predicted[0], atol=0.02)
+    with pytest.raises(vecpack.Error, match="no keys"):
+        vecpack.compress(rows, "f32").fit_subwords()
