@@ -498,24 +498,19 @@ class PqFastScanScorer final : public CodeScorer {
       offset[q] = every_row ? INFINITY : bias_[q] / scale_[q] + 2;
     }
     const Blocks blocks = prepare(codes, count);
-    const Candidates& found = candidates(blocks, count, slope.data(), offset.data());
     // The candidates' scores, exactly as score_at computes them, kept when above the threshold.
-    out.offsets.resize(nq + 1);
+    out.offsets.assign(nq + 1, 0);
     out.rows.clear();
     out.scores.clear();
-    for (size_t q = 0; q < nq; ++q) {
-      out.offsets[q] = static_cast<uint32_t>(out.rows.size());
-      const float t = thresholds[q];
-      for (size_t p = 0; p < found.count[q]; ++p) {
-        const uint32_t row = found.rows[q * count + p];
-        const float value = score_of(q, found.sums[q * count + p], row, blocks.row_scale);
-        if (value > t || t == -INFINITY) {
-          out.rows.push_back(row);
-          out.scores.push_back(value);
-        }
+    for_candidates(blocks, count, slope.data(), offset.data(), [&](size_t q, uint32_t row, uint16_t sum) {
+      const float value = score_of(q, sum, row, blocks.row_scale);
+      if (value > thresholds[q] || thresholds[q] == -INFINITY) {
+        out.rows.push_back(row);
+        out.scores.push_back(value);
+        ++out.offsets[q + 1];
       }
-    }
-    out.offsets[nq] = static_cast<uint32_t>(out.rows.size());
+    });
+    for (size_t q = 0; q < nq; ++q) out.offsets[q + 1] += out.offsets[q];
   }
 
  private:
@@ -524,12 +519,6 @@ class PqFastScanScorer final : public CodeScorer {
     const float* row_scale;  // cos only
     const float* pair_norm;  // cos only
   };
-  struct Candidates {
-    std::vector<uint32_t> rows;  // nq x count, query q's first count[q] used
-    std::vector<uint16_t> sums;
-    std::vector<size_t> count;
-  };
-
   float score_of(size_t q, uint16_t sum, size_t row, const float* row_scale) const {
     const float value = std::fma(static_cast<float>(sum), scale_[q], bias_[q]);
     return row_scale ? value * row_scale[row] : value;
@@ -558,32 +547,35 @@ class PqFastScanScorer final : public CodeScorer {
     return {transposed.data(), row_scale.data(), pair_norm.data()};
   }
 
-  const Candidates& candidates(const Blocks& blocks, size_t count, const float* slope, const float* offset) const {
-    static thread_local Candidates found;
-    static thread_local std::vector<uint32_t*> row_lists;
-    static thread_local std::vector<uint16_t*> sum_lists;
-    found.rows.resize(nq_ * count);
-    found.sums.resize(nq_ * count);
-    found.count.assign(nq_, 0);
-    row_lists.resize(nq_);
-    sum_lists.resize(nq_);
-    for (size_t q = 0; q < nq_; ++q) {
-      row_lists[q] = found.rows.data() + q * count;
-      sum_lists[q] = found.sums.data() + q * count;
+  // Calls fn(q, row, sum) for every candidate row of every query, query by query and rows in
+  // order. Queries go to the kernel eight at a time, so the candidate lists stay small.
+  template <class F>
+  void for_candidates(const Blocks& blocks, size_t count, const float* slope, const float* offset, F&& fn) const {
+    constexpr size_t kQueries = 8;
+    static thread_local std::vector<uint32_t> rows;
+    static thread_local std::vector<uint16_t> sums;
+    rows.resize(kQueries * count);
+    sums.resize(kQueries * count);
+    uint32_t* row_lists[kQueries];
+    uint16_t* sum_lists[kQueries];
+    for (size_t g = 0; g < kQueries; ++g) row_lists[g] = rows.data() + g * count, sum_lists[g] = sums.data() + g * count;
+    for (size_t q0 = 0; q0 < nq_; q0 += kQueries) {
+      const size_t group = std::min(kQueries, nq_ - q0);
+      size_t found[kQueries] = {};
+      kernels::active().pq4_fastscan_select(blocks.codes, books_.code_size(), count, luts_.data() + q0 * lut_bytes_,
+                                            lut_bytes_, group, slope + q0, offset + q0, blocks.pair_norm, row_lists,
+                                            sum_lists, found);
+      for (size_t g = 0; g < group; ++g)
+        for (size_t p = 0; p < found[g]; ++p) fn(q0 + g, row_lists[g][p], sum_lists[g][p]);
     }
-    kernels::active().pq4_fastscan_select(blocks.codes, books_.code_size(), count, luts_.data(), lut_bytes_, nq_, slope,
-                                          offset, blocks.pair_norm, row_lists.data(), sum_lists.data(),
-                                          found.count.data());
-    return found;
   }
 
   // Every row's score: every row is a candidate.
   void score_rows(const Blocks& blocks, size_t count, float* out, size_t ld) const {
     std::vector<float> slope(nq_, 0.0f), offset(nq_, INFINITY);
-    const Candidates& found = candidates(blocks, count, slope.data(), offset.data());
-    for (size_t q = 0; q < nq_; ++q)
-      for (size_t i = 0; i < count; ++i)
-        out[q * ld + i] = score_of(q, found.sums[q * count + i], i, blocks.row_scale);
+    for_candidates(blocks, count, slope.data(), offset.data(), [&](size_t q, uint32_t row, uint16_t sum) {
+      out[q * ld + row] = score_of(q, sum, row, blocks.row_scale);
+    });
   }
 
   const PqCodebooks& books_;

@@ -63,7 +63,9 @@ void TopK::sorted_into(int64_t* ids, float* scores) const {
 
 namespace {
 
-constexpr size_t kQueryChunk = 1024;   // queries scored together (one GEMM operand)
+// Queries scored together (one GEMM operand). More queries are split into tiles of this size,
+// which workers share out; fewer are scored together while workers split the rows.
+constexpr size_t kQueryTile = 128;
 
 size_t block_rows_for(size_t d) {
   // Keep a decoded block around 256 KiB so it stays in L2 while the queries stream over it.
@@ -140,9 +142,41 @@ SearchResult search_store(const RowStore& store, const float* queries, size_t nq
   const unsigned threads = std::max<unsigned>(1, std::min<unsigned>(resolve_threads(options.threads), (n + 4095) / 4096));
   const size_t block = block_rows_for(d);
 
-  for (size_t q0 = 0; q0 < nq; q0 += kQueryChunk) {
-    const size_t qn = std::min(kQueryChunk, nq - q0);
-    auto scorer = store.scorer(scored_queries + q0 * d, qn, metric);
+  // Pushes the rows [begin, end) into heaps (one per query of the scorer), block by block.
+  auto scan = [&](const RowScorer& scorer, size_t queries, size_t begin, size_t end, TopK* heaps) {
+    std::vector<float> thresholds(queries);
+    BlockCandidates candidates;
+    for (size_t b = begin; b < end; b += block) {
+      size_t count = std::min(block, end - b);
+      // Rows at or below a full heap's threshold cannot enter it; the scorer may skip them.
+      for (size_t q = 0; q < queries; ++q) thresholds[q] = heaps[q].full() ? heaps[q].threshold() : -INFINITY;
+      scorer.select_above(b, count, queries, thresholds.data(), candidates);
+      for (size_t q = 0; q < queries; ++q) {
+        TopK& top = heaps[q];
+        for (size_t p = candidates.offsets[q]; p < candidates.offsets[q + 1]; ++p)
+          if (!top.full() || candidates.scores[p] > top.threshold())
+            top.push(candidates.scores[p], static_cast<int64_t>(b + candidates.rows[p]));
+      }
+    }
+  };
+
+  if (nq > kQueryTile) {
+    // Tiles of kQueryTile queries, each scanned over all rows by one worker: no heap is filled
+    // twice and a worker's scorer holds only its tile's tables. The tiles, and so the shapes of
+    // every scoring call, are the same for any number of threads.
+    const size_t tiles = (nq + kQueryTile - 1) / kQueryTile;
+    const unsigned workers = std::max<unsigned>(1, std::min<unsigned>(resolve_threads(options.threads), unsigned(tiles)));
+    parallel_for(tiles, workers, [&](size_t tile, unsigned) {
+      const size_t first = tile * kQueryTile, count = std::min(kQueryTile, nq - first);
+      auto scorer = store.scorer(scored_queries + first * d, count, metric);
+      std::vector<TopK> heaps(count, TopK(first_k));
+      scan(*scorer, count, 0, n, heaps.data());
+      for (size_t q = 0; q < count; ++q)
+        heaps[q].sorted_into(result.ids.data() + (first + q) * first_k, result.scores.data() + (first + q) * first_k);
+    });
+  } else {
+    const size_t qn = nq;
+    auto scorer = store.scorer(scored_queries, qn, metric);
     // Each worker owns a contiguous row range and its own heaps; ranges merge at the end.
     std::vector<std::vector<TopK>> heaps(threads, std::vector<TopK>(qn, TopK(first_k)));
     // Ranges are whole blocks, so blocks start at the same rows for any thread count and every
@@ -150,27 +184,14 @@ SearchResult search_store(const RowStore& store, const float* queries, size_t nq
     // the shape, then do not depend on the number of threads.
     const size_t per_worker = ((n + threads - 1) / threads + block - 1) / block * block;
     parallel_for(threads, threads, [&](size_t w, unsigned) {
-      size_t begin = w * per_worker, end = std::min(n, begin + per_worker);
-      std::vector<float> thresholds(qn);
-      BlockCandidates candidates;
-      for (size_t b = begin; b < end; b += block) {
-        size_t count = std::min(block, end - b);
-        // Rows at or below a full heap's threshold cannot enter it; the scorer may skip them.
-        for (size_t q = 0; q < qn; ++q) thresholds[q] = heaps[w][q].full() ? heaps[w][q].threshold() : -INFINITY;
-        scorer->select_above(b, count, qn, thresholds.data(), candidates);
-        for (size_t q = 0; q < qn; ++q) {
-          TopK& top = heaps[w][q];
-          for (size_t p = candidates.offsets[q]; p < candidates.offsets[q + 1]; ++p)
-            if (!top.full() || candidates.scores[p] > top.threshold())
-              top.push(candidates.scores[p], static_cast<int64_t>(b + candidates.rows[p]));
-        }
-      }
+      const size_t begin = w * per_worker, end = std::min(n, begin + per_worker);
+      if (begin < end) scan(*scorer, qn, begin, end, heaps[w].data());
     });
     for (size_t q = 0; q < qn; ++q) {
       TopK merged(first_k);
       for (unsigned w = 0; w < threads; ++w)
         for (const auto& item : heaps[w][q].items()) merged.push(item.score, item.id);
-      merged.sorted_into(result.ids.data() + (q0 + q) * first_k, result.scores.data() + (q0 + q) * first_k);
+      merged.sorted_into(result.ids.data() + q * first_k, result.scores.data() + q * first_k);
     }
   }
   if (options.rerank) {

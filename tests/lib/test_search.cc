@@ -70,12 +70,16 @@ TEST_CASE("search: exact top-k equals brute force for every metric, batch size a
 }
 
 TEST_CASE("search: scores and ids are bit-identical for every thread count (BLAS and kernel paths)") {
-  const size_t n = 30011, d = 40, nq = 64;  // 64 queries take the GEMM path of f32, f16 and int8
+  // 64 queries take the GEMM path of f32, f16 and int8, and workers split the rows; with 300,
+  // workers split the queries (each scores its share with a scorer of its own).
+  const size_t n = 30011, d = 40;
+  for (size_t nq : {size_t(64), size_t(300)}) {
+  CAPTURE(nq);
   const auto x = test::clustered_rows(n, d, 50, 21);
   const auto q = test::clustered_rows(nq, d, 50, 22);
   const Table f32 = Table::from_rows(x, d);
-  for (const char* spec : {"f32", "f16", "int8", "pq:m=10"}) {
-    CAPTURE(spec);
+  for (const char* spec : {"f32", "f16", "int8", "pq:m=10", "pq:m=10,nbits=4"}) {
+    CAPTURE(std::string(spec));
     const Table t = std::string(spec) == "f32" ? f32 : f32.compress(spec);
     SearchOptions o;
     o.k = 50;
@@ -89,6 +93,7 @@ TEST_CASE("search: scores and ids are bit-identical for every thread count (BLAS
       CHECK(std::equal(many.scores.begin(), many.scores.end(), one.scores.begin(),
                        [](float a, float b) { return std::memcmp(&a, &b, sizeof a) == 0; }));
     }
+  }
   }
 }
 
