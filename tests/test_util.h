@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "vecpack/codec.h"
+#include "vecpack/errors.h"
 #include "vecpack/table.h"
 
 namespace vecpack::test {
@@ -33,6 +34,27 @@ class TempDir {
  private:
   std::string path_;
 };
+
+// A trained codec's parameters serialized and loaded again give the same spec, codes and
+// decoded rows on x; every truncation of the blob (about `cuts` of them) is a FormatError.
+inline void check_round_trip(const Codec& a, const std::vector<float>& x, size_t d, size_t cuts = 97) {
+  const size_t n = x.size() / d;
+  auto blob = a.serialize();
+  Codec b = Codec::load(blob.data(), blob.size());
+  CHECK(b.spec() == a.spec());
+  std::vector<uint8_t> ca(n * a.code_size()), cb(n * b.code_size());
+  a.encode(x.data(), n, ca.data());
+  b.encode(x.data(), n, cb.data());
+  CHECK(ca == cb);
+  std::vector<float> ya(n * d), yb(n * d);
+  a.decode(ca.data(), n, ya.data());
+  b.decode(cb.data(), n, yb.data());
+  CHECK(ya == yb);
+  for (size_t cut = 0; cut < blob.size(); cut += 1 + blob.size() / cuts) {
+    CAPTURE(cut);
+    CHECK_THROWS_AS(Codec::load(blob.data(), cut), FormatError);
+  }
+}
 
 // A codec built from spec and trained on the rows x (dimension d).
 inline Codec trained(const std::string& spec, const std::vector<float>& x, size_t d, unsigned threads = 0) {

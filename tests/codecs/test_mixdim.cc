@@ -206,10 +206,7 @@ TEST_CASE("mixdim: the blob meets the budget; f32, f16 and int8 round trip; dama
     CAPTURE(per_row);
     CHECK(per_row <= budget);
     CHECK(per_row >= 0.8 * budget);
-    auto blob = a.serialize();
-    Codec b = Codec::load(blob.data(), blob.size());
-    CHECK(b.spec() == a.spec());
-    CHECK(decoded(b, n, d) == decoded(a, n, d));
+    test::check_round_trip(a, x, d, 61);
     // Better than the mean row.
     std::vector<float> mean_rows(n * d, 0.f);
     for (size_t t = 0; t < d; ++t) {
@@ -218,10 +215,6 @@ TEST_CASE("mixdim: the blob meets the budget; f32, f16 and int8 round trip; dama
       for (size_t i = 0; i < n; ++i) mean_rows[i * d + t] = float(s / n);
     }
     CHECK(weighted_mse(x, decoded(a, n, d), d) < 0.5 * weighted_mse(x, mean_rows, d));
-    for (size_t cut = 0; cut < blob.size(); cut += 1 + blob.size() / 61) {
-      CAPTURE(cut);
-      CHECK_THROWS_AS(Codec::load(blob.data(), cut), FormatError);
-    }
   }
 }
 
@@ -292,34 +285,4 @@ TEST_CASE("mixdim: bad arguments name the argument") {
   // 500 rows of 8 dimensions in 8 blocks at 1 dimension each: 29 + 8 x 104 + 500 x 2 = 1861 bytes.
   CHECK_THROWS_WITH_AS(test::trained("mixdim:budget=3", x, 8), doctest::Contains("budget must be at least 4"), Error);
   CHECK_NOTHROW(test::trained("mixdim:budget=4", x, 8));
-}
-
-TEST_CASE("mixdim tables: compress, save, open, get and search by position") {
-  const size_t n = 2000, d = 12;
-  auto x = zipf_rows(n, d, 13);
-  test::TempDir dir;
-  for (const char* spec : {"mixdim:budget=12", "mixdim:budget=6,alpha=0.5,inner=int8"}) {
-    CAPTURE(std::string(spec));
-    Table table = Table::from_rows(x, d, {}, Metric::cos).compress(spec);
-    table.save(dir.file("t.vecpack"));
-    Table opened = Table::open(dir.file("t.vecpack"));
-    CHECK(opened.codec().spec() == table.codec().spec());
-    std::vector<float> all(n * d), row(d);
-    opened.reconstruct(0, n, all.data());
-    for (size_t i : {size_t(0), size_t(999), size_t(1999)}) {
-      opened.reconstruct(i, 1, row.data());
-      CHECK(std::equal(row.begin(), row.end(), all.begin() + i * d));
-    }
-    auto q = zipf_rows(5, d, 14);
-    SearchOptions options;
-    options.k = 5;
-    SearchResult got = opened.search(q.data(), 5, options);
-    Table exact = Table::from_rows(all, d, {}, Metric::cos);
-    SearchResult want = exact.search(q.data(), 5, options);
-    CHECK(got.ids == want.ids);
-    Table tail = opened.slice(1000, 1000);
-    std::vector<float> tail_rows(1000 * d);
-    tail.reconstruct(0, 1000, tail_rows.data());
-    CHECK(std::equal(tail_rows.begin(), tail_rows.end(), all.begin() + 1000 * d));
-  }
 }

@@ -339,22 +339,7 @@ TEST_CASE("pq: serialize and load round trip; damaged blobs are FormatErrors") {
   auto x = test::clustered_rows(n, d, 6, 41);
   for (const char* spec : {"pq:m=4", "pq:m=5,nbits=6", "opq:m=3,iterations=2/pq:m=3"}) {
     CAPTURE(spec);
-    Codec a = test::trained(spec, x, d);
-    auto blob = a.serialize();
-    Codec b = Codec::load(blob.data(), blob.size());
-    CHECK(b.spec() == a.spec());
-    std::vector<uint8_t> ca(n * a.code_size()), cb(n * b.code_size());
-    a.encode(x.data(), n, ca.data());
-    b.encode(x.data(), n, cb.data());
-    CHECK(ca == cb);
-    std::vector<float> ya(n * d), yb(n * d);
-    a.decode(ca.data(), n, ya.data());
-    b.decode(cb.data(), n, yb.data());
-    CHECK(ya == yb);
-    for (size_t cut = 0; cut < blob.size(); cut += 1 + blob.size() / 97) {
-      CAPTURE(cut);
-      CHECK_THROWS_AS(Codec::load(blob.data(), cut), FormatError);
-    }
+    test::check_round_trip(test::trained(spec, x, d), x, d, 97);
   }
   Codec a = test::trained("pq:m=4", x, d);
   CHECK(a.spec() == "pq:m=4,nbits=8");

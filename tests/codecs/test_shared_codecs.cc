@@ -98,22 +98,7 @@ TEST_CASE("qr and hash: serialize and load round trip; damaged blobs are FormatE
   auto x = shuffled_clusters(n, d, 12, 5);
   for (const char* spec : {"qr:m=17,op=add,order=learned", "qr:op=mult", "hash:rows=64,k=2", "hash:rows=32,k=3,weights=off"}) {
     CAPTURE(std::string(spec));
-    Codec a = test::trained(spec, x, d);
-    auto blob = a.serialize();
-    Codec b = Codec::load(blob.data(), blob.size());
-    CHECK(b.spec() == a.spec());
-    std::vector<uint8_t> ca(n * a.code_size()), cb(n * b.code_size());
-    a.encode(x.data(), n, ca.data());
-    b.encode(x.data(), n, cb.data());
-    CHECK(ca == cb);
-    std::vector<float> ya(n * d), yb(n * d);
-    a.decode(ca.data(), n, ya.data());
-    b.decode(cb.data(), n, yb.data());
-    CHECK(ya == yb);
-    for (size_t cut = 0; cut < blob.size(); cut += 1 + blob.size() / 61) {
-      CAPTURE(cut);
-      CHECK_THROWS_AS(Codec::load(blob.data(), cut), FormatError);
-    }
+    test::check_round_trip(test::trained(spec, x, d), x, d, 61);
   }
 }
 
@@ -190,11 +175,12 @@ TEST_CASE("hash: a bigger pool, more hashes and weights each fit better") {
   CHECK(big < 0.6 * variance / double(d));
 }
 
-TEST_CASE("qr and hash tables: compress, save, open, get and search by position") {
+TEST_CASE("qr, hash and mixdim tables: compress, save, open, get and search by position") {
   const size_t n = 2000, d = 12;
   auto x = shuffled_clusters(n, d, 40, 13);
   test::TempDir dir;
-  for (const char* spec : {"qr:m=40,op=add,order=learned", "hash:rows=256,k=2"}) {
+  for (const char* spec : {"qr:m=40,op=add,order=learned", "hash:rows=256,k=2", "mixdim:budget=12",
+                           "mixdim:budget=6,alpha=0.5,inner=int8"}) {
     CAPTURE(std::string(spec));
     Table table = Table::from_rows(x, d, {}, Metric::cos).compress(spec);
     table.save(dir.file("t.vecpack"));
