@@ -21,8 +21,9 @@ void add_inspect(CLI::App& app, Globals&) {
     nlohmann::json j = inspect_json(t);
     if (o->json) return print_json(j);
     std::printf("%s\n", o->file.c_str());
-    std::printf("  rows        %zu\n  dim         %zu\n  metric      %s\n  codec       %s (%llu bytes per row)\n", t.size(),
-                t.dim(), metric_name(t.metric()), t.spec().c_str(), static_cast<unsigned long long>(j["code_size"].get<uint64_t>()));
+    std::printf("  rows        %zu\n  dim         %zu\n  metric      %s\n  codec       %s (%llu bytes per row%s)\n", t.size(),
+                t.dim(), metric_name(t.metric()), t.spec().c_str(), static_cast<unsigned long long>(j["code_size"].get<uint64_t>()),
+                t.codec().capabilities() & kSharedParameters ? ", the rest in parameters shared by the rows" : "");
     std::printf("  keys        %s\n", t.has_keys() ? "yes" : "no");
     std::printf("  file        %s, %.2f bytes per vector, %.1fx smaller than f32\n",
                 human_bytes(j["bytes"]["file"].get<uint64_t>()).c_str(), j["bytes_per_vector"].get<double>(),

@@ -21,8 +21,9 @@ inline nlohmann::json inspect_json(const Table& t) {
   j["bytes"] = {{"file", info.file_bytes}, {"codes", info.code_bytes}, {"codec_parameters", info.parameter_bytes},
                 {"keys", info.key_bytes}};
   j["bytes_per_vector"] = info.rows ? double(info.code_bytes + info.parameter_bytes) / double(info.rows) : 0.0;
-  j["compression_ratio"] =
-      info.code_bytes ? double(info.rows) * info.dim * 4 / double(info.code_bytes + info.parameter_bytes) : 0.0;
+  // Parameters count too: codecs with shared parameters store (nearly) everything there.
+  const uint64_t stored = info.code_bytes + info.parameter_bytes;
+  j["compression_ratio"] = stored ? double(info.rows) * info.dim * 4 / double(stored) : 0.0;
   if (!info.rerank_spec.empty()) {
     j["rerank"] = {{"codec", info.rerank_spec}, {"bytes", info.rerank_bytes}};
     j["bytes"]["rerank"] = info.rerank_bytes;

@@ -289,3 +289,14 @@ def test_compress_fit_subwords_answers_unknown_words(vp, tmp_path):
     assert got @ want / (np.linalg.norm(got) * np.linalg.norm(want)) > 0.9
     bad = vp("compress", tmp_path / "w.txt", "-o", out, "--fit-subwords", "buckets=x", check=False)
     assert bad.code != 0 and "--fit-subwords: 'buckets=x' is not name=integer" in bad.err
+
+
+def test_inspect_counts_shared_parameters_in_the_ratio(vp, tmp_path, glove_small):
+    out = tmp_path / "qr.vecpack"
+    vp("compress", glove_small[0], "-o", out, "-c", "qr:m=20,op=add")
+    info = json.loads(vp("inspect", "--json", out).out)
+    stored = info["bytes"]["codes"] + info["bytes"]["codec_parameters"]
+    assert info["bytes"]["codes"] == 0 and info["code_size"] == 0
+    assert info["compression_ratio"] == pytest.approx(500 * 16 * 4 / stored)
+    assert info["compression_ratio"] > 1
+    assert "the rest in parameters shared by the rows" in vp("inspect", out).out
