@@ -213,7 +213,10 @@ TEST_CASE("backward: gradients equal finite differences of a scalar loss, for ev
   // L = 0.5 sum_i |row(ids_i) - target_i|^2, so dL/drow = row - target. Each row is linear in
   // each single parameter, so central differences are exact up to rounding.
   const std::vector<int64_t> ids = {3, 1, 3, 38, 19, 6};
-  for (auto& [name, make] : small_tables()) {
+  for (auto& entry : small_tables()) {
+    // Named references: clang before 16 cannot capture structured bindings (CAPTURE does).
+    const auto& name = entry.first;
+    auto& make = entry.second;
     CAPTURE(name);
     auto e = make();
     randomize(*e, 41);
@@ -262,7 +265,10 @@ TEST_CASE("backward: gradients equal finite differences of a scalar loss, for ev
 TEST_CASE("step: SGD and Adagrad change exactly the parameters the ids touched, then clear the gradients") {
   const std::vector<int64_t> ids = {2, 17, 2, 33};
   for (Optimizer optimizer : {Optimizer::sgd, Optimizer::adagrad}) {
-    for (auto& [name, make] : small_tables()) {
+    for (auto& entry : small_tables()) {
+      // Named references: clang before 16 cannot capture structured bindings (CAPTURE does).
+      const auto& name = entry.first;
+      auto& make = entry.second;
       CAPTURE(name);
       CAPTURE(optimizer_name(optimizer));
       auto e = make();
@@ -381,7 +387,10 @@ TEST_CASE("parameter_count and parameter_bytes follow the formulas") {
   CHECK(QREmbedding(1000, 16, 64, QROp::add).parameter_count() == 16 * 16 + 64 * 16);
   CHECK(QREmbedding(1000, 15, 64, QROp::concat).parameter_count() == 16 * 8 + 64 * 7);
   CHECK(MixedDimEmbedding({100, 900}, {16, 4}, 16).parameter_bytes() == 4 * (100 * 16 + 16 * 16 + 900 * 4 + 4 * 16));
-  for (auto& [name, make] : small_tables()) {
+  for (auto& entry : small_tables()) {
+    // Named references: clang before 16 cannot capture structured bindings (CAPTURE does).
+    const auto& name = entry.first;
+    auto& make = entry.second;
     auto e = make();
     uint64_t floats = 0;
     for (const ParameterView& v : e->parameters()) floats += v.rows * v.cols;
@@ -557,7 +566,10 @@ TEST_CASE("training: matrix factorisation on power-law data learns with every ta
   MESSAGE("control, items frozen: train loss " << control.initial_loss << " -> " << control.final_loss
                                                << ", held-out " << control.initial_heldout << " -> " << control.final_heldout);
   CHECK(control.final_heldout > 0.75 * control.initial_heldout);
-  for (auto& [name, items] : tables) {
+  for (auto& entry : tables) {
+    // Named references: clang before 16 cannot capture structured bindings (CAPTURE does).
+    const auto& name = entry.first;
+    auto& items = entry.second;
     CAPTURE(name);
     const TrainResult r = train_mf(*items, data, heldout, n_users, 5, 0.05f);
     MESSAGE(name << ": train loss " << r.initial_loss << " -> " << r.final_loss << ", held-out " << r.initial_heldout
