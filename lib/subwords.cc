@@ -144,7 +144,8 @@ Table Table::fit_subwords(const SubwordFitOptions& options) const {
   if (options.progress) options.progress->begin("fitting the n-gram pool", 1);
   fit_sparse_rows(a, x.data(), d, options.buckets, pool, fit);
   if (options.progress) options.progress->end();
-  return with_subwords(std::move(scheme), Table::from_rows(std::move(pool), d));
+  const Table kept = options.keep_rows && options.keep_rows < n ? slice(0, options.keep_rows) : *this;
+  return kept.with_subwords(std::move(scheme), Table::from_rows(std::move(pool), d));
 }
 
 }  // namespace vecpack

@@ -26,7 +26,7 @@ static void save_shards(const Table& table, const std::string& folder, size_t sh
   write_manifest(folder, files);
 }
 
-// "buckets=B,minn=A,maxn=Z", any subset, into fit options; an Error names what is wrong.
+// "buckets=B,minn=A,maxn=Z,keep=R", any subset, into fit options; an Error names what is wrong.
 static SubwordFitOptions parse_subword_fit(const std::string& text, unsigned threads, Progress* progress) {
   SubwordFitOptions options;
   options.threads = threads;
@@ -43,12 +43,13 @@ static SubwordFitOptions parse_subword_fit(const std::string& text, unsigned thr
       number = std::stoull(value, &used);
       if (used != value.size()) throw std::invalid_argument(value);
     } catch (const std::exception&) {
-      throw Error("--fit-subwords: '" + item + "' is not name=integer (buckets, minn, maxn)");
+      throw Error("--fit-subwords: '" + item + "' is not name=integer (buckets, minn, maxn, keep)");
     }
     if (name == "buckets") options.buckets = number;
     else if (name == "minn") options.minn = static_cast<uint32_t>(number);
     else if (name == "maxn") options.maxn = static_cast<uint32_t>(number);
-    else throw Error("--fit-subwords: unknown argument '" + name + "' (buckets, minn, maxn)");
+    else if (name == "keep") options.keep_rows = number;
+    else throw Error("--fit-subwords: unknown argument '" + name + "' (buckets, minn, maxn, keep)");
     start = end + 1;
   }
   return options;
@@ -72,7 +73,8 @@ void add_compress(CLI::App& app, Globals& globals) {
                   "Codec spec of the n-gram pool of a table with subwords (default: the table's codec)");
   cmd->add_option("--fit-subwords", o->fit_subwords,
                   "Fit an n-gram pool to the words first, so that unknown words get vectors: "
-                  "'buckets=100000,minn=3,maxn=6' (any of them; '' for all defaults)");
+                  "'buckets=100000,minn=3,maxn=6[,keep=R]' (any of them; '' for all defaults); keep=R drops the rows "
+                  "from R on after the fit, leaving rare words to their n-grams");
   cmd->add_option("--rerank", o->rerank_codec,
                   "Also store every row with this codec (e.g. int8, f16) to rescore shortlists: search --rerank N");
   cmd->add_option("--train-size", o->train_size, "Rows sampled for training (0: all)")->capture_default_str();

@@ -418,21 +418,25 @@ vecpack.compress(). Tables are immutable and safe to search from many threads at
                              "True when unknown words get a vector from their character n-grams.")
       .def(
           "fit_subwords",
-          [](const TableHandle& self, uint64_t buckets, uint32_t minn, uint32_t maxn, unsigned threads) {
+          [](const TableHandle& self, uint64_t buckets, uint32_t minn, uint32_t maxn, size_t keep_rows, unsigned threads) {
             SubwordFitOptions options;
             options.buckets = buckets;
             options.minn = minn;
             options.maxn = maxn;
+            options.keep_rows = keep_rows;
             options.threads = threads;
             py::gil_scoped_release release;
             return TableHandle{self.table.fit_subwords(options), {}};
           },
-          py::arg("buckets") = 100000, py::arg("minn") = 3, py::arg("maxn") = 6, py::arg("threads") = 0,
+          py::arg("buckets") = 100000, py::arg("minn") = 3, py::arg("maxn") = 6, py::arg("keep_rows") = 0,
+          py::arg("threads") = 0,
           R"doc(This keyed table with an n-gram pool fitted to its words, so that t["unseen"] gets a vector.
 
 The pool (buckets rows, fastText's n-gram hashing with '<' '>' markers, lengths minn..maxn)
 is fitted by ridge least squares so that the mean of a word's n-gram rows approximates its row.
-It is stored in the file and compressed along with the table.)doc")
+It is stored in the file and compressed along with the table. keep_rows: rows kept after the
+fit (0: all); in a frequency-sorted table the dropped rare words are then answered from their
+n-grams.)doc")
       .def_property_readonly(
           "path",
           [](const TableHandle& self) -> py::object {

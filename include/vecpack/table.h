@@ -84,6 +84,10 @@ struct SubwordFitOptions {
   uint32_t minn = 3, maxn = 6;    // n-gram lengths in characters
   double ridge = 1e-3;            // relative to the mean diagonal of the normal equations
   size_t iterations = 40;         // conjugate-gradient steps at most
+  // Rows kept after fitting (0: all). The pool is fitted to every word, then rows from keep_rows
+  // on are dropped: with a frequency-sorted table the rare words are answered from n-grams and
+  // their rows no longer take space.
+  size_t keep_rows = 0;
   unsigned threads = 0;
   Progress* progress = nullptr;
 };

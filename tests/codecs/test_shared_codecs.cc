@@ -79,6 +79,25 @@ TEST_CASE("qr: rows combine their quotient and remainder rows as the op says") {
   }
 }
 
+TEST_CASE("qr: three partitions are the digits of the slot in base m") {
+  const size_t n = 1000, d = 6;
+  auto x = shuffled_clusters(n, d, 20, 4);
+  Codec c = test::trained("qr:m=10,parts=3,op=add", x, d);
+  CHECK(c.spec() == "qr:m=10,parts=3,op=add");
+  auto y = decoded(c, n, d);
+  // Slots 123 and 124 differ in digit 0 only, as do 457 and 458 (digits 3 and 4 both times):
+  // with add, their differences are the same difference of table 0's rows 3 and 4.
+  for (size_t t = 0; t < d; ++t)
+    CHECK(y[123 * d + t] - y[124 * d + t] == doctest::Approx(y[453 * d + t] - y[454 * d + t]).epsilon(1e-4));
+  // Digit 1 likewise: 213 and 223 against 713 and 723.
+  for (size_t t = 0; t < d; ++t)
+    CHECK(y[213 * d + t] - y[223 * d + t] == doctest::Approx(y[713 * d + t] - y[723 * d + t]).epsilon(1e-4));
+  // Three tables of 10 rows hold fewer parameters than two of 10 and 100, and fit worse.
+  CHECK(c.serialize().size() < test::trained("qr:m=10,op=add", x, d).serialize().size());
+  CHECK_THROWS_WITH_AS(test::trained("qr:m=10,parts=3,op=concat", std::vector<float>(x.begin(), x.begin() + 2 * 500), 2),
+                       doctest::Contains("needs at least 3 dimensions"), Error);
+}
+
 TEST_CASE("qr: a learned order fits at least 20% better than the identity order at equal size") {
   const size_t n = 4000, d = 16;
   auto x = shuffled_clusters(n, d, 250, 11);
@@ -96,7 +115,8 @@ TEST_CASE("qr: a learned order fits at least 20% better than the identity order 
 TEST_CASE("qr and hash: serialize and load round trip; damaged blobs are FormatErrors") {
   const size_t n = 300, d = 8;
   auto x = shuffled_clusters(n, d, 12, 5);
-  for (const char* spec : {"qr:m=17,op=add,order=learned", "qr:op=mult", "hash:rows=64,k=2", "hash:rows=32,k=3,weights=off"}) {
+  for (const char* spec : {"qr:m=17,op=add,order=learned", "qr:op=mult", "qr:m=7,parts=3,op=concat", "hash:rows=64,k=2",
+                           "hash:rows=32,k=3,weights=off"}) {
     CAPTURE(std::string(spec));
     test::check_round_trip(test::trained(spec, x, d), x, d, 61);
   }

@@ -200,6 +200,24 @@ TEST_CASE("subwords: a pool fitted to a word table answers held-out words from t
   Table opened = Table::open(dir.file("w.vecpack"));
   std::vector<float> again = opened.get(held_words[0]), before = fitted.get(held_words[0]);
   for (size_t t = 0; t < d; ++t) CHECK(again[t] == doctest::Approx(before[t]).epsilon(0.01));
+  // keep_rows: the pool is fitted to every word, then the rows from keep_rows on are dropped
+  // and those words are answered from their n-grams.
+  options.keep_rows = 500;
+  Table kept = table.fit_subwords(options);
+  CHECK(kept.size() == 500);
+  CHECK(kept.find(kept_words[499]).has_value());
+  CHECK_FALSE(kept.find(kept_words[700]).has_value());
+  std::vector<float> from_ngrams = kept.get(kept_words[700]);
+  CHECK(from_ngrams != table.get(kept_words[700]));  // no longer its own row
+  {
+    double dot = 0, a = 0, b = 0;
+    for (size_t t = 0; t < d; ++t) {
+      const float truth = kept_rows[700 * d + t];
+      dot += from_ngrams[t] * truth, a += from_ngrams[t] * from_ngrams[t], b += truth * truth;
+    }
+    CHECK(dot / std::sqrt(a * b) > 0.9);
+  }
+  options.keep_rows = 0;
   // Bad arguments.
   options.minn = 5;
   CHECK_THROWS_WITH_AS(table.fit_subwords(options), doctest::Contains("minn=5, maxn=4"), Error);

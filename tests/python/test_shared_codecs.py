@@ -86,3 +86,8 @@ def test_fit_subwords_answers_unknown_words_from_their_ngrams(tmp_path):
     assert np.allclose(vecpack.open(path)[sorted(held)[0]], predicted[0], atol=0.02)
     with pytest.raises(vecpack.Error, match="no keys"):
         vecpack.compress(rows, "f32").fit_subwords()
+    # keep_rows: the rows from 300 on are dropped after the fit; those words come from n-grams.
+    small = t.fit_subwords(buckets=4096, minn=2, maxn=4, keep_rows=300)
+    assert len(small) == 300 and kept[299] in small and kept[500] not in small
+    v, want = small[kept[500]], rows[words.index(kept[500])]
+    assert v @ want / (np.linalg.norm(v) * np.linalg.norm(want)) > 0.9
