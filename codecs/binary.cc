@@ -43,19 +43,6 @@ void pack_signs(const float* v, size_t d, uint8_t* out) {
 
 inline float sign_of(const uint8_t* bits, size_t j) { return (bits[j / 8] >> (j % 8)) & 1u ? 1.f : -1.f; }
 
-// Binary16 values through the kernels (one call per block, not per value).
-float f16_value(uint16_t half) {
-  float value;
-  kernels::active().f16_to_f32(&half, 1, &value);
-  return value;
-}
-uint16_t f16_bits(float value) {
-  uint16_t half;
-  value = std::clamp(value, -65504.f, 65504.f);
-  kernels::active().f32_to_f16(&value, 1, &half);
-  return half;
-}
-
 // Gathers `fields` consecutive f16 values starting at byte `offset` of each of count codes into
 // out (count x fields floats).
 void gather_f16(const uint8_t* codes, size_t stride, size_t count, size_t offset, size_t fields, float* out) {

@@ -1,10 +1,12 @@
 // Helpers shared by codecs: parameter-blob headers and dimension limits.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
 
 #include "bytes.h"
+#include "kernels/kernels.h"
 #include "vecpack/types.h"
 
 namespace vecpack {
@@ -25,6 +27,20 @@ inline uint64_t read_blob_header(ByteReader& r, uint32_t supported_version) {
 inline void check_train_dim(size_t d, const char* codec) {
   if (d == 0 || d > kMaxDim)
     throw Error(std::string(codec) + ": dimension " + std::to_string(d) + " is out of range 1.." + std::to_string(kMaxDim));
+}
+
+// One binary16 value through the kernels (blocks of values should call the kernels directly).
+// f16_bits saturates at +-65504 instead of overflowing to infinity.
+inline float f16_value(uint16_t half) {
+  float value;
+  kernels::active().f16_to_f32(&half, 1, &value);
+  return value;
+}
+inline uint16_t f16_bits(float value) {
+  uint16_t half;
+  value = std::clamp(value, -65504.f, 65504.f);
+  kernels::active().f32_to_f16(&value, 1, &half);
+  return half;
 }
 
 }  // namespace vecpack

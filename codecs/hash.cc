@@ -28,17 +28,6 @@ constexpr size_t kDefaultRows = 4096, kDefaultK = 2;
 // (h_j(i) equal for two j) solvable.
 constexpr double kWeightRidge = 1e-6;
 
-float half_to_float(uint16_t h) {
-  float v;
-  kernels::active().f16_to_f32(&h, 1, &v);
-  return v;
-}
-uint16_t float_to_half(float v) {
-  uint16_t h;
-  kernels::active().f32_to_f16(&v, 1, &h);
-  return h;
-}
-
 // Solves the k x k symmetric positive system a w = b in place (Cholesky); false if singular.
 bool solve_small(double* a, double* b, size_t k) {
   for (size_t c = 0; c < k; ++c) {
@@ -120,7 +109,7 @@ class HashQuantizer final : public Quantizer {
       bucket_row(first_row + i, buckets);
       solve_weights(x + i * d_, buckets, w);
       for (size_t j = 0; j < k_; ++j) {
-        const uint16_t h = float_to_half(w[j]);
+        const uint16_t h = f16_bits(w[j]);
         codes[i * 2 * k_ + 2 * j] = static_cast<uint8_t>(h);
         codes[i * 2 * k_ + 2 * j + 1] = static_cast<uint8_t>(h >> 8);
       }
@@ -136,7 +125,7 @@ class HashQuantizer final : public Quantizer {
       std::fill(out, out + d_, 0.0f);
       for (size_t j = 0; j < k_; ++j) {
         const float w =
-            weights_ ? half_to_float(uint16_t(codes[i * 2 * k_ + 2 * j] | codes[i * 2 * k_ + 2 * j + 1] << 8)) : 1.0f;
+            weights_ ? f16_value(uint16_t(codes[i * 2 * k_ + 2 * j] | codes[i * 2 * k_ + 2 * j + 1] << 8)) : 1.0f;
         const float* p = pool_.data() + size_t(buckets[j]) * d_;
         for (size_t t = 0; t < d_; ++t) out[t] += w * p[t];
       }
