@@ -232,6 +232,7 @@ ModelArgs read_args(ModelReader& reader, int32_t version) {
 struct Dictionary {
   uint64_t words = 0;                    // nwords: rows 0..words-1 of the input matrix
   std::vector<std::string> kept_words;   // the first min(limit, words), as stored
+  std::vector<uint64_t> counts;          // occurrences of each kept word in the training corpus
   std::vector<std::pair<size_t, std::string>> repaired_keys;  // kept_words index -> key, for invalid UTF-8
   int64_t prune_size = -1;               // -1: not pruned
   std::vector<std::pair<int32_t, int32_t>> prune_pairs;  // bucket -> n-gram row, in file order
@@ -272,7 +273,12 @@ Dictionary read_dictionary(ModelReader& reader, const ReadOptions& options) {
       if (key.data() != word.data()) dict.repaired_keys.emplace_back(dict.kept_words.size(), std::string(key));
       dict.kept_words.emplace_back(word);  // the view dies with the next read
     }
-    reader.int64("a dictionary entry's count");
+    const uint64_t count_offset = reader.offset();
+    const int64_t count = reader.int64("a dictionary entry's count");
+    if (uint64_t(entry) < kept) {
+      if (count < 0) reader.fail(count_offset, "dictionary entry " + std::to_string(entry) + " has a negative count (" + std::to_string(count) + ")");
+      dict.counts.push_back(static_cast<uint64_t>(count));
+    }
     const uint64_t type_offset = reader.offset();
     const uint8_t type = reader.uint8("a dictionary entry's type");
     // Row i of the input matrix belongs to entry i, so the words must come first.
@@ -590,11 +596,13 @@ std::vector<std::string> make_keys(Dictionary& dict, std::vector<float>& words, 
     if (kept != i) {
       std::copy_n(words.data() + i * dim, dim, words.data() + kept * dim);
       keys[kept] = std::move(keys[i]);
+      dict.counts[kept] = dict.counts[i];
     }
     ++kept;
   }
   io::warn_duplicates(path, keys.size() - kept);
   keys.resize(kept);
+  dict.counts.resize(kept);
   words.resize(kept * dim);
   return keys;
 }
@@ -633,6 +641,7 @@ Table read_model(const std::string& path, const ReadOptions& options) {
   std::vector<std::string> keys = make_keys(dict, input.words, dim, path);
   Table table = Table::from_rows(std::move(input.words), dim, std::move(keys), Metric::cos);
   table.set_source("fasttext", path);
+  table = table.with_counts(std::move(dict.counts));
   if (plan.pool_wanted && !input.pool.empty()) {
     table = table.with_subwords(scheme, Table::from_rows(std::move(input.pool), dim));
   }
@@ -655,6 +664,7 @@ const FormatDescriptor kFasttextVec = {
     .sniff = nullptr,
     .read = read_vec,
     .write = write_vec,
+    .rows_by_frequency = true,
 };
 
 const FormatDescriptor kFasttextBin = {
@@ -664,6 +674,7 @@ const FormatDescriptor kFasttextBin = {
     .sniff = sniff_model,
     .read = read_model,
     .write = nullptr,
+    .rows_by_frequency = true,
 };
 
 }  // namespace vecpack

@@ -158,6 +158,7 @@ const FormatDescriptor kGlove = {
     .sniff = sniff_glove,
     .read = read_glove,
     .write = write_glove,
+    .rows_by_frequency = true,
 };
 
 }  // namespace vecpack

@@ -316,6 +316,7 @@ const FormatDescriptor kWord2vecText = {
     .sniff = sniff_text,
     .read = read_text,
     .write = write_text,
+    .rows_by_frequency = true,
 };
 
 const FormatDescriptor kWord2vecBinary = {
@@ -325,6 +326,7 @@ const FormatDescriptor kWord2vecBinary = {
     .sniff = sniff_binary,
     .read = read_binary,
     .write = write_binary,
+    .rows_by_frequency = true,
 };
 
 }  // namespace vecpack

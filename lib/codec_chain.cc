@@ -198,6 +198,24 @@ std::vector<float> Codec::transform_queries(const float* queries, size_t nq, Met
 
 const Quantizer& Codec::quantizer() const { return impl_->quantizer(); }
 
+void Quantizer::bind_keys(KeyLookup) {}
+bool Quantizer::vector_for_key(std::string_view, float*) const { return false; }
+
+bool Codec::needs_keys() const { return impl_->quantizer().needs_keys(); }
+void Codec::bind_keys(KeyLookup keys) { static_cast<Quantizer&>(*impl_->stages.back()).bind_keys(std::move(keys)); }
+
+std::optional<std::vector<float>> Codec::vector_for_key(std::string_view key) const {
+  require_trained(*this);
+  std::vector<float> current(impl_->quantizer().dim_in()), previous;
+  if (!impl_->quantizer().vector_for_key(key, current.data())) return std::nullopt;
+  for (size_t i = impl_->transform_count(); i-- > 0;) {
+    previous.resize(impl_->stages[i]->dim_in());
+    impl_->transform(i).reconstruct(current.data(), 1, previous.data());
+    std::swap(current, previous);
+  }
+  return current;
+}
+
 // Layout: u32 stage count, then per stage: spec (u32 length + bytes), u64 length + parameters.
 std::vector<uint8_t> Codec::serialize() const {
   require_trained(*this);

@@ -17,10 +17,18 @@ CodesStore::CodesStore(std::shared_ptr<const Codec> codec, const uint8_t* codes,
       owner_(std::move(owner)) {}
 
 std::shared_ptr<CodesStore> CodesStore::open(const ContainerReader& file, size_t rows, size_t dim,
-                                             const StoreSections& sections) {
+                                             const StoreSections& sections, const KeyLookup& keys) {
   const std::string codec_type(sections.codec), codes_type(sections.codes);
   ByteSpan params = file.section(codec_type, /*verify=*/true);
-  auto codec = std::make_shared<const Codec>(Codec::load(params.data, params.size));
+  auto loaded = std::make_shared<Codec>(Codec::load(params.data, params.size));
+  if (loaded->needs_keys()) {
+    if (!keys)
+      throw FormatError(file.path() + ": section " + codec_type + ": codec '" + loaded->spec() +
+                            "' derives rows from their keys, and these rows have none",
+                        codec_type, file.find(codec_type)->offset);
+    loaded->bind_keys(keys);
+  }
+  std::shared_ptr<const Codec> codec = std::move(loaded);
   if (codec->dim() != dim)
     throw FormatError(file.path() + ": section " + codec_type + ": codec dimension " + std::to_string(codec->dim()) +
                           " disagrees with META dimension " + std::to_string(dim),
@@ -86,6 +94,11 @@ std::unique_ptr<RowScorer> CodesStore::upper_bound_scorer(const float* queries, 
 }
 
 void CodesStore::write(ContainerWriter& writer, const StoreSections& sections) const {
+  // A file's rows start at position 0; rows placed by position would decode as other rows.
+  if (first_row_ != 0 && (codec_->capabilities() & kSharedParameters))
+    throw Error("rows " + std::to_string(first_row_) + ".. of a table with codec '" + codec_->spec() +
+                "' cannot be saved on their own: its rows are placed by position in the whole table (compress the "
+                "slice again to save it)");
   auto params = codec_->serialize();
   writer.add(sections.codec, params.data(), params.size());
   writer.add(sections.codes, codes_, code_bytes(), kCodeAlign);

@@ -59,9 +59,10 @@ class CodesStore final : public RowStore {
   // first of them in their table (a slice's rows keep their place for codecs that need it).
   CodesStore(std::shared_ptr<const Codec> codec, const uint8_t* codes, size_t rows, std::shared_ptr<const void> owner,
              size_t first_row = 0);
-  // Reads the codec and codes sections from a container; the codes are used in place.
+  // Reads the codec and codes sections from a container; the codes are used in place. keys: the
+  // table's, bound to a codec that derives rows from keys (Codec::needs_keys).
   static std::shared_ptr<CodesStore> open(const ContainerReader& file, size_t rows, size_t dim,
-                                          const StoreSections& sections = {});
+                                          const StoreSections& sections = {}, const KeyLookup& keys = {});
 
   size_t rows() const override { return rows_; }
   size_t dim() const override { return codec_->dim(); }

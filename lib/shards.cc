@@ -220,6 +220,10 @@ Table Table::slice(size_t begin, size_t count) const {
   auto out = std::make_shared<Impl>();
   out->store = impl.store->slice(begin, count);
   if (impl.rerank) out->rerank = impl.rerank->slice(begin, count);
+  if (impl.counts) {
+    out->counts = impl.counts + begin;
+    out->counts_owner = impl.counts_owner;
+  }
   if (has_keys()) {
     std::vector<std::string> keys(count);
     for (size_t i = 0; i < count; ++i) keys[i] = std::string(key(begin + i));

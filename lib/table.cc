@@ -18,6 +18,7 @@
 #include "subwords.h"
 #include "table_impl.h"
 #include "vecpack/errors.h"
+#include "vecpack/formats.h"
 
 #ifndef VECPACK_VERSION
 #define VECPACK_VERSION "0.0.0"
@@ -158,12 +159,21 @@ Table Table::open(const std::string& path) {
   if (n > kMaxRows) meta_fail("row count " + std::to_string(n) + " is implausible");
   if (subword_rows_count > kMaxRows) meta_fail("subword row count " + std::to_string(subword_rows_count) + " is implausible");
   auto impl = std::make_shared<Impl>();
-  impl->store = CodesStore::open(file, n, d);
   if (has_keys) {
     ByteSpan vocab = file.section("VOCB", /*verify=*/false);
     attach_vocabulary(*impl, file.mapping(), vocab.data, vocab.size, n, path + ": section VOCB");
   }
-  if (has_rerank) impl->rerank = CodesStore::open(file, n, d, kRerankSections);
+  const KeyLookup keys = key_lookup(impl->keys);
+  impl->store = CodesStore::open(file, n, d, {}, keys);
+  if (has_rerank) impl->rerank = CodesStore::open(file, n, d, kRerankSections, keys);
+  if (const SectionInfo* freq = file.find("FREQ")) {
+    if (freq->length != checked_mul(n, 8, "FREQ"))
+      throw FormatError(path + ": section FREQ has " + std::to_string(freq->length) + " bytes, " + std::to_string(n) +
+                            " row counts need " + std::to_string(n * 8),
+                        "FREQ", freq->offset);
+    impl->counts = reinterpret_cast<const uint64_t*>(file.section("FREQ", /*verify=*/false).data);
+    impl->counts_owner = file.mapping();
+  }
   if (scheme) {
     if (scheme->is_pruned) {
       ByteSpan map = file.section("SUBM", /*verify=*/true);
@@ -258,7 +268,12 @@ std::string_view Table::key(size_t row) const {
 
 std::vector<float> Table::get(std::string_view key) const {
   if (auto row_index = find(key)) return row(*row_index);
-  if (!has_subwords()) throw NotFoundError("key '" + std::string(key) + "' is not in the table");
+  if (!has_subwords()) {
+    // Codecs that derive rows from keys (subword n-grams) answer keys the table lacks.
+    if (impl_)
+      if (auto derived = impl_->store->codec().vector_for_key(key)) return std::move(*derived);
+    throw NotFoundError("key '" + std::string(key) + "' is not in the table");
+  }
   // As fastText: the mean of the n-gram rows, repeats counted; zeros when there are none.
   const SubwordPool& sw = *impl_->subwords;
   const size_t d = dim();
@@ -312,6 +327,21 @@ void Table::reconstruct(size_t begin, size_t count, float* out) const {
   require(impl_).store->reconstruct(begin, count, out);
 }
 
+const uint64_t* Table::counts() const { return impl_ ? impl_->counts : nullptr; }
+
+Table Table::with_counts(std::vector<uint64_t> counts) const {
+  const auto& impl = require(impl_);
+  if (counts.size() != size())
+    throw Error("with_counts: " + std::to_string(counts.size()) + " counts for a table of " + std::to_string(size()) + " rows");
+  auto owned = std::make_shared<std::vector<uint64_t>>(std::move(counts));
+  auto out = std::make_shared<Impl>(impl);
+  out->counts = owned->data();
+  out->counts_owner = owned;
+  out->sections.clear();
+  out->file_bytes = 0;
+  return Table(std::move(out), meta_);
+}
+
 const uint8_t* Table::codes() const {
   const auto* store = impl_ ? dynamic_cast<const CodesStore*>(impl_->store.get()) : nullptr;
   return store ? store->codes() : nullptr;
@@ -357,11 +387,35 @@ static std::shared_ptr<CodesStore> encode_rows(const Table& table, std::shared_p
   return std::make_shared<CodesStore>(std::move(codec), codes->data(), n, codes);
 }
 
-static std::shared_ptr<CodesStore> train_and_encode(const Table& table, std::string_view spec,
+// Binds the table's keys to a codec that derives rows from them.
+static void bind_table_keys(Codec& codec, const Table::Impl& impl) {
+  if (!codec.needs_keys()) return;
+  if (impl.keys.empty())
+    throw Error("codec '" + codec.spec() + "' derives rows from their keys (words); the table has no keys");
+  codec.bind_keys(key_lookup(impl.keys));
+}
+
+static std::shared_ptr<CodesStore> train_and_encode(const Table& table, const Table::Impl& impl, std::string_view spec,
                                                     const CompressOptions& options, CompressReport* report) {
   auto codec = std::make_shared<Codec>(spec);
   const size_t n = table.size(), d = table.dim();
   if (n == 0) throw Error("cannot compress an empty table");
+  bind_table_keys(*codec, impl);
+  RowContext context;
+  context.key = key_lookup(impl.keys);
+  context.counts = impl.counts;
+  const FormatDescriptor* source = find_format(table.meta().source_format);
+  context.frequency_ordered = source && source->rows_by_frequency;
+  context.source_format = table.meta().source_format;
+  if (!options.row_tables.empty()) {
+    if (!(codec->capabilities() & kRowTables))
+      throw Error("codec '" + codec->spec() + "' takes no feature table per row (row tables are for codecs that share "
+                  "one pool across tables, such as hash)");
+    if (options.row_tables.size() != n)
+      throw Error("row tables: " + std::to_string(options.row_tables.size()) + " values for a table of " +
+                  std::to_string(n) + " rows");
+    context.tables = options.row_tables.data();
+  }
 
   // Training sample: a seeded choice of rows, read in row order.
   std::vector<size_t> picked(n);
@@ -395,6 +449,7 @@ static std::shared_ptr<CodesStore> train_and_encode(const Table& table, std::str
   train.seed = options.seed;
   train.threads = options.threads;
   train.progress = options.progress;
+  if (every_row) train.rows = &context;
   codec->train(sample.data(), kept, d, train);
   sample = {};
   if (report) {
@@ -411,13 +466,19 @@ Table Table::compress(const Codec& trained, const CompressOptions& options) cons
     throw Error("codec '" + trained.spec() + "' was trained for dimension " + std::to_string(trained.dim()) +
                 ", the table has " + std::to_string(dim()));
   if (impl.subwords) throw Error("a table with subwords is compressed from a spec string (its pool trains its own codec)");
+  if (!options.row_tables.empty())
+    throw Error("row tables are used when a codec is trained; '" + trained.spec() + "' is trained already");
   // A private copy: the table keeps it alive however long the caller's codec lives.
   const std::vector<uint8_t> parameters = trained.serialize();
-  auto codec = std::make_shared<const Codec>(Codec::load(parameters.data(), parameters.size()));
+  auto loaded = std::make_shared<Codec>(Codec::load(parameters.data(), parameters.size()));
+  bind_table_keys(*loaded, impl);
+  std::shared_ptr<const Codec> codec = std::move(loaded);
   auto out = std::make_shared<Impl>();
   out->store = encode_rows(*this, std::move(codec), options, options.report);
   out->keys = impl.keys;
-  out->rerank = options.rerank_spec.empty() ? impl.rerank : train_and_encode(*this, options.rerank_spec, options, nullptr);
+  out->counts = impl.counts;
+  out->counts_owner = impl.counts_owner;
+  out->rerank = options.rerank_spec.empty() ? impl.rerank : train_and_encode(*this, impl, options.rerank_spec, options, nullptr);
   TableMeta meta = meta_;
   meta.tool_version.clear();
   meta.created.clear();
@@ -427,14 +488,19 @@ Table Table::compress(const Codec& trained, const CompressOptions& options) cons
 Table Table::compress(std::string_view spec, const CompressOptions& options) const {
   const auto& impl = require(impl_);
   auto out = std::make_shared<Impl>();
-  out->store = train_and_encode(*this, spec, options, options.report);
+  out->store = train_and_encode(*this, impl, spec, options, options.report);
   out->keys = impl.keys;
+  out->counts = impl.counts;
+  out->counts_owner = impl.counts_owner;
   // Rerank codes come from this table's rows as they are now, so a lossy input loses twice.
-  out->rerank = options.rerank_spec.empty() ? impl.rerank : train_and_encode(*this, options.rerank_spec, options, nullptr);
+  CompressOptions rerank_options = options;
+  rerank_options.row_tables.clear();
+  out->rerank = options.rerank_spec.empty() ? impl.rerank : train_and_encode(*this, impl, options.rerank_spec, rerank_options, nullptr);
   if (impl.subwords) {
     CompressOptions pool_options = options;
     pool_options.report = nullptr;
     pool_options.rerank_spec.clear();
+    pool_options.row_tables.clear();
     std::string_view pool_spec = options.subword_spec.empty() ? spec : std::string_view(options.subword_spec);
     out->subwords = std::make_shared<SubwordPool>(
         SubwordPool{impl.subwords->scheme, impl.subwords->pool.compress(pool_spec, pool_options)});
@@ -487,6 +553,7 @@ void Table::save(const std::string& path) const {
     }
   }
   if (impl.rerank) impl.rerank->write(writer, kRerankSections);
+  if (impl.counts) writer.add("FREQ", impl.counts, checked_mul(size(), 8, "FREQ"));
   if (impl.subwords) {
     impl.subwords->pool.impl_->store->write(writer, kSubwordSections);
     if (impl.subwords->scheme.is_pruned) {

@@ -64,9 +64,18 @@ struct Table::Impl {
   KeyIndex keys;
   std::shared_ptr<const SubwordPool> subwords;  // null: none
   std::shared_ptr<const RowStore> rerank;       // the same rows, encoded again for rescoring; null: none
+  const uint64_t* counts = nullptr;             // size() row counts (FREQ), or null
+  std::shared_ptr<const void> counts_owner;     // keeps them alive (mapping or buffer)
   std::vector<SectionInfo> sections;  // of the file, when opened from one
   uint64_t file_bytes = 0;
   std::vector<TableInfo::Shard> shards;  // of a sharded table
 };
+
+// The table's keys by position, for codecs that derive rows from them (Codec::bind_keys);
+// empty when there are none. The lookup keeps the key bytes alive.
+inline KeyLookup key_lookup(const KeyIndex& keys) {
+  if (keys.empty()) return {};
+  return [keys](size_t row) { return keys.key(row); };
+}
 
 }  // namespace vecpack

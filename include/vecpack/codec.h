@@ -8,7 +8,9 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -27,6 +29,7 @@ enum Capability : uint32_t {
   kTransform = 1u << 5,          // maps vectors to vectors; must be followed by a quantizer
   kSharedParameters = 1u << 6,   // rows share parameters instead of owning a code
   kExperimental = 1u << 7,       // hidden from listings unless asked
+  kRowTables = 1u << 8,          // takes a feature-table id per row (RowContext::tables)
 };
 
 enum class ParamType : uint8_t { integer, real, choice, flag };
@@ -57,10 +60,25 @@ class CodecArgs {
   std::vector<std::pair<std::string, std::string>> items_;
 };
 
+// The key of a table row, by its position.
+using KeyLookup = std::function<std::string_view(size_t row)>;
+
+// What a table knows of its rows besides their values. Codecs whose rows share parameters
+// (kSharedParameters) are trained on every row in table order and may use it: rows by key
+// (subword n-grams, hashed keys), by frequency (mixdim), by feature table (hash).
+struct RowContext {
+  KeyLookup key;                       // empty when the rows have no keys
+  const uint64_t* counts = nullptr;    // occurrences of each row's key in its corpus, or null
+  bool frequency_ordered = false;      // the source format lists rows most frequent first
+  std::string source_format;           // for messages: where the rows came from ("hdf5", ...)
+  const uint32_t* tables = nullptr;    // feature table of each row (kRowTables), or null
+};
+
 struct TrainOptions {
   uint64_t seed = 1234;
   unsigned threads = 0;            // 0: one per core
   Progress* progress = nullptr;    // may be null
+  const RowContext* rows = nullptr;  // set by Table::compress; null when trained on bare vectors
 };
 
 // The rows of a block that beat each query's threshold: those of query q are
@@ -139,6 +157,13 @@ class Quantizer : public Stage {
   // (CodeScorer::score_at). The defaults ignore it.
   virtual void encode_at(const float* x, size_t n, size_t first_row, uint8_t* codes) const;
   virtual void decode_at(const uint8_t* codes, size_t n, size_t first_row, float* x) const;
+  // Codecs that derive rows from their keys (character n-grams, hashed strings) need the keys
+  // to decode: the table binds its own when it trains, loads or opens such a codec.
+  virtual bool needs_keys() const { return false; }
+  virtual void bind_keys(KeyLookup keys);
+  // The vector of a key the table does not hold, for codecs that can derive one from the key
+  // alone (n-grams): fills out (dim_in() values) and returns true; false (the default) otherwise.
+  virtual bool vector_for_key(std::string_view key, float* out) const;
   // The fastest scorer this codec has for nq queries (row-major nq x dim_in, copied as needed).
   // The default decodes blocks of codes and scores them with BLAS.
   virtual std::unique_ptr<CodeScorer> scorer(const float* queries, size_t nq, Metric metric) const;
@@ -206,6 +231,10 @@ class Codec {
   // every transform and, for cos, scaled to unit length after them.
   std::vector<float> transform_queries(const float* queries, size_t nq, Metric metric) const;
   const Quantizer& quantizer() const;  // the last stage
+  // See Quantizer::needs_keys / bind_keys; vector_for_key reconstructs through the transforms.
+  bool needs_keys() const;
+  void bind_keys(KeyLookup keys);
+  std::optional<std::vector<float>> vector_for_key(std::string_view key) const;
 
   std::vector<uint8_t> serialize() const;
   static Codec load(const uint8_t* data, size_t size);  // throws FormatError

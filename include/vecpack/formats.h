@@ -39,6 +39,9 @@ struct FormatDescriptor {
   bool (*sniff)(const uint8_t* head, size_t size);
   Table (*read)(const std::string& path, const ReadOptions& options);
   void (*write)(const Table& table, const std::string& path, const WriteOptions& options);
+  // The format's files list rows most frequent first (word2vec, GloVe and fastText write them
+  // so): codecs that use frequency (mixdim) may take the row order as the frequency order.
+  bool rows_by_frequency = false;
 };
 
 const std::vector<const FormatDescriptor*>& format_list();

@@ -104,6 +104,9 @@ struct CompressOptions {
   // shortlist of N candidates with (e.g. "int8" behind "pq:m=25"). Empty: keep the table's
   // rerank rows, if any.
   std::string rerank_spec;
+  // The feature table of each row (size() values), for codecs that share one pool across
+  // several tables (kRowTables: hash). Empty: none; an error for other codecs.
+  std::vector<uint32_t> row_tables;
 };
 
 struct VerifyReport {
@@ -159,6 +162,12 @@ class Table {
   // rows themselves), valid as long as any copy of this table lives; nullptr when the rows are
   // not stored as per-row codes. In a mapped table they point into the mapping.
   const uint8_t* codes() const;
+
+  // How often each row's key occurs in its corpus (fastText models carry word counts):
+  // size() values, or null when unknown. Saved in the FREQ section; mixdim ranks rows by them.
+  const uint64_t* counts() const;
+  // This table with counts attached (size() values).
+  Table with_counts(std::vector<uint64_t> counts) const;
 
   // Subwords (see SubwordScheme): tables converted from fastText .bin/.ftz carry them.
   bool has_subwords() const;

@@ -124,9 +124,9 @@ ModelFile build(const FakeModel& m) {
   w.i64(1000);
   w.i64(m.prune_size);
   file.first_word_offset = w.size();
-  for (const auto& word : m.words) {
-    w.cstring(word);
-    w.i64(7);
+  for (size_t i = 0; i < m.words.size(); ++i) {
+    w.cstring(m.words[i]);
+    w.i64(int64_t(70 - 10 * i));  // word counts: 70, 60, 50, ...
     w.u8(0);
   }
   for (const auto& label : m.labels) {
@@ -294,6 +294,9 @@ TEST_CASE("fasttext: word vectors are the mean of the word's row and its n-gram 
   // "</s>" has only its own row.
   check_close(table.row(0), m.row(0));
   CHECK(!table.find("__label__x"));
+  // The dictionary's word counts come along (and rank rows for mixdim).
+  REQUIRE(table.counts() != nullptr);
+  CHECK(std::vector<uint64_t>(table.counts(), table.counts() + 3) == std::vector<uint64_t>{70, 60, 50});
 
   REQUIRE(table.has_subwords());
   const SubwordScheme& scheme = table.subword_scheme();
@@ -321,6 +324,8 @@ TEST_CASE("fasttext: unknown words keep their vectors through a saved .vecpack")
   table.save(dir.file("model.vecpack"));
   Table opened = Table::open(dir.file("model.vecpack"));
   REQUIRE(opened.has_subwords());
+  REQUIRE(opened.counts() != nullptr);
+  CHECK(opened.counts()[2] == 50);
   check_close(opened.get("zebra"), expected_unknown_vector(m, "zebra"));
   check_close(opened.get(kHello), expected_word_vector(m, 2));
 }
