@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "bytes.h"
 #include "kernels/kernels.h"
@@ -22,6 +23,15 @@ inline uint64_t read_blob_header(ByteReader& r, uint32_t supported_version) {
   uint64_t d = r.get<uint64_t>();
   if (d == 0 || d > kMaxDim) r.fail("dimension " + std::to_string(d) + " is out of range 1.." + std::to_string(kMaxDim));
   return d;
+}
+
+// Fails unless values is a permutation of 0..size-1 (what: "slots", "ranks").
+inline void check_permutation(const ByteReader& r, const std::vector<uint32_t>& values, const char* what) {
+  std::vector<bool> seen(values.size(), false);
+  for (uint32_t v : values) {
+    if (v >= values.size() || seen[v]) r.fail(std::string("the ") + what + " are not a permutation of the rows");
+    seen[v] = true;
+  }
 }
 
 inline void check_train_dim(size_t d, const char* codec) {

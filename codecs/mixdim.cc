@@ -1,6 +1,12 @@
 // Mixed-dimension embeddings (Ginart et al., "Mixed dimension embeddings with application to
-// memory-efficient recommendation systems", 2021) fitted after training. The row order is taken
-// as the frequency order, row 0 the most frequent, as in word2vec, GloVe and fastText files.
+// memory-efficient recommendation systems", 2021) fitted after training. Rows are ranked by
+// frequency (rank 0 the most frequent): by their counts when the table has them (the FREQ
+// section; fastText models carry word counts), ties in table order; otherwise by the table order
+// when the source format lists rows by frequency (word2vec, GloVe, fastText) or order=file says
+// so. Without either, training fails rather than guess. When the counts rank rows in another
+// order than the table's, the rank of every row is stored (4 bytes a row, within the budget).
+// Below, "row i" is the row of rank i. The frequency weight of rank i is its count, or without
+// counts the Zipf popularity 1 / (i + 1).
 // The n rows are split into B consecutive blocks whose sizes double: block b covers rows
 // [s_b, s_{b+1}), s_b = round(n (2^b - 1) / (2^B - 1)), each boundary then moved so that every
 // block holds at least one row. Block 0 holds about n / 2^B rows, the last about half of them.
@@ -13,10 +19,10 @@
 // The dimensions meet `budget`, the average bytes per row of the whole parameter blob (its exact
 // serialized size, headers included, divided by n); d_b is at most min(d, rows_b):
 //   alpha > 0: d_b = round(lambda pop_b^alpha), at least 1, lambda the largest that fits;
-//     pop_b = mean over the block of 1 / (i + 1), the Zipf popularity of row i.
+//     pop_b = mean frequency weight over the block.
 //   alpha = 0 (greedy): every block starts at d_b = 1; then, while one fits, the block whose
 //     next dimension removes the most frequency-weighted squared error per byte gains it. That
-//     error is the block's next PCA eigenvalue x W_b, W_b = sum over the block of 1 / (i + 1);
+//     error is the block's next PCA eigenvalue x W_b, W_b = sum of the block's frequency weights;
 //     the bytes are rows_b x value size + 4 d (+ 8 for int8's low and step). Dimensions that
 //     remove nothing (eigenvalue 0) are never bought, so exactly low-rank data may use less.
 // Memory while training: per block its covariance (d x d doubles) while being decomposed and its
@@ -27,6 +33,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <numeric>
 #include <cmath>
 #include <cstring>
 #include <queue>
@@ -41,6 +48,14 @@ namespace vecpack {
 namespace {
 
 enum class Inner : uint8_t { f32 = 0, f16 = 1, int8 = 2 };
+enum class Order : uint8_t { automatic, file, counts };
+
+Order parse_order(const std::string& text) {
+  if (text == "file") return Order::file;
+  if (text == "counts") return Order::counts;
+  return Order::automatic;
+}
+const char* order_name(Order v) { return v == Order::file ? "file" : v == Order::counts ? "counts" : "auto"; }
 
 Inner parse_inner(const std::string& text) {
   if (text == "f32") return Inner::f32;
@@ -55,7 +70,7 @@ constexpr size_t kMaxBlocks = 65536;
 constexpr size_t kMaxMatrixDim = 16384;
 // Rows per BLAS call and per task.
 constexpr size_t kChunkRows = 4096;
-constexpr uint64_t kHeaderBytes = 4 + 8 + 8 + 1 + 8;  // version, d, n, inner, blocks
+constexpr uint64_t kHeaderBytes = 4 + 8 + 8 + 1 + 8 + 8;  // version, d, n, inner, blocks, rank count
 
 std::string str(uint64_t v) { return std::to_string(v); }
 
@@ -119,7 +134,7 @@ std::vector<size_t> power_law_dims(const std::vector<double>& popularity, double
   double hi = 1;
   for (size_t b = 0; b < blocks; ++b) {
     weight[b] = std::pow(popularity[b], alpha);
-    hi = std::max(hi, 2.0 * double(cap[b]) / weight[b]);
+    if (weight[b] > 0) hi = std::max(hi, 2.0 * double(cap[b]) / weight[b]);
   }
   auto dims_at = [&](double lambda) {
     std::vector<size_t> dims(blocks);
@@ -150,14 +165,15 @@ struct Block {
 
 class MixdimQuantizer final : public Quantizer {
  public:
-  MixdimQuantizer(uint64_t budget, std::string alpha_text, double alpha, size_t blocks, Inner inner)
-      : budget_(budget), alpha_text_(std::move(alpha_text)), alpha_(alpha), block_count_(blocks), inner_(inner) {}
+  MixdimQuantizer(uint64_t budget, std::string alpha_text, double alpha, size_t blocks, Inner inner, Order order)
+      : budget_(budget), alpha_text_(std::move(alpha_text)), alpha_(alpha), block_count_(blocks), inner_(inner),
+        order_(order) {}
 
   const CodecDescriptor& descriptor() const override { return kMixdimCodec; }
 
   std::string spec() const override {
     return "mixdim:budget=" + str(budget_) + ",alpha=" + alpha_text_ + ",blocks=" + str(block_count_) +
-           ",inner=" + inner_name(inner_);
+           ",inner=" + inner_name(inner_) + ",order=" + order_name(order_);
   }
 
   bool trained() const override { return d_ != 0; }
@@ -173,6 +189,27 @@ class MixdimQuantizer final : public Quantizer {
     if (block_count_ > n)
       throw Error("mixdim: blocks=" + str(block_count_) + " is larger than the " + str(n) + " rows (blocks must be in 1.." +
                   str(n) + ")");
+    const uint64_t* counts = frequency_counts(options.rows);
+    // by_rank[i]: the row of rank i, when the counts order rows otherwise than the table.
+    std::vector<uint32_t> by_rank;
+    std::vector<float> ranked_rows;
+    if (counts) {
+      if (n > UINT32_MAX) throw Error("mixdim: ranking " + str(n) + " rows by count needs at most 2^32 rows");
+      by_rank.resize(n);
+      std::iota(by_rank.begin(), by_rank.end(), uint32_t(0));
+      std::stable_sort(by_rank.begin(), by_rank.end(), [counts](uint32_t a, uint32_t b) { return counts[a] > counts[b]; });
+      if (std::is_sorted(by_rank.begin(), by_rank.end())) {
+        by_rank.clear();
+      } else {
+        ranked_rows.resize(n * d);
+        for (size_t i = 0; i < n; ++i) std::copy_n(x + size_t(by_rank[i]) * d, d, ranked_rows.data() + i * d);
+        x = ranked_rows.data();
+      }
+    }
+    auto frequency_weight = [&](size_t rank) {
+      return counts ? double(counts[by_rank.empty() ? rank : by_rank[rank]]) : 1.0 / double(rank + 1);
+    };
+    const uint64_t rank_bytes = by_rank.empty() ? 0 : 4 * uint64_t(n);
     const size_t blocks = block_count_;
     const std::vector<size_t> start = block_starts(n, blocks);
     std::vector<size_t> rows(blocks), cap(blocks);
@@ -180,12 +217,15 @@ class MixdimQuantizer final : public Quantizer {
       rows[b] = start[b + 1] - start[b];
       cap[b] = std::min(d, rows[b]);
     }
-    const uint64_t limit = budget_ > UINT64_MAX / n ? UINT64_MAX : budget_ * n;
-    const uint64_t smallest = blob_bytes(d, inner_, rows, std::vector<size_t>(blocks, 1));
-    if (smallest > limit)
+    // The ranks are paid for first; the blocks get the rest of the budget.
+    const uint64_t total_limit = budget_ > UINT64_MAX / n ? UINT64_MAX : budget_ * n;
+    const uint64_t smallest = blob_bytes(d, inner_, rows, std::vector<size_t>(blocks, 1)) + rank_bytes;
+    if (smallest > total_limit)
       throw Error("mixdim: budget=" + str(budget_) + " bytes per row is below the smallest table of " + str(n) +
-                  " rows of dimension " + str(d) + " in " + str(blocks) + " blocks (every block at 1 dimension): budget must be at least " +
+                  " rows of dimension " + str(d) + " in " + str(blocks) + " blocks (every block at 1 dimension" +
+                  (rank_bytes ? ", plus 4 bytes a row of ranks" : "") + "): budget must be at least " +
                   str((smallest + n - 1) / n) + ", or use fewer blocks");
+    const uint64_t limit = total_limit - rank_bytes;
 
     keep_blas_single_threaded();
     const unsigned threads = resolve_threads(options.threads);
@@ -212,7 +252,7 @@ class MixdimQuantizer final : public Quantizer {
 
     std::vector<double> weight(blocks, 0.0);  // W_b
     for (size_t b = 0; b < blocks; ++b)
-      for (size_t i = start[b]; i < start[b + 1]; ++i) weight[b] += 1.0 / double(i + 1);
+      for (size_t i = start[b]; i < start[b + 1]; ++i) weight[b] += frequency_weight(i);
     std::vector<size_t> dims;
     if (alpha_ > 0) {
       std::vector<double> popularity(blocks);
@@ -226,7 +266,7 @@ class MixdimQuantizer final : public Quantizer {
         for (double& g : gain[b]) g *= weight[b];
         cost[b] = dimension_bytes(d, inner_, rows[b]);
       }
-      dims = greedy_dims(gain, cost, cap, limit - smallest);
+      dims = greedy_dims(gain, cost, cap, limit - (smallest - rank_bytes));
     }
 
     std::vector<Block> fitted(blocks);
@@ -262,6 +302,11 @@ class MixdimQuantizer final : public Quantizer {
     d_ = d;
     n_ = n;
     blocks_ = std::move(fitted);
+    rank_.clear();
+    if (!by_rank.empty()) {
+      rank_.resize(n);
+      for (size_t i = 0; i < n; ++i) rank_[by_rank[i]] = static_cast<uint32_t>(i);
+    }
   }
 
   void encode(const float*, size_t, uint8_t*) const override {}
@@ -274,45 +319,28 @@ class MixdimQuantizer final : public Quantizer {
       throw NotFoundError("mixdim: rows " + str(first_row) + ".." + str(first_row + n) + " are beyond the " + str(n_) +
                           " rows its blocks were fitted to");
     if (n == 0) return;
-    size_t b = size_t(std::upper_bound(blocks_.begin(), blocks_.end(), first_row,
-                                       [](size_t row, const Block& block) { return row < block.begin; }) -
-                      blocks_.begin()) - 1;
-    std::vector<float> coefficients;
-    for (size_t i = 0; i < n;) {
-      const Block& block = blocks_[b];
-      const size_t row = first_row + i;
-      if (row >= block.begin + block.rows) {
-        ++b;
-        continue;
-      }
-      const size_t count = std::min({kChunkRows, n - i, block.begin + block.rows - row}), k = block.dims;
-      coefficients.resize(count * k);
-      read_coefficients(block, row - block.begin, count, coefficients.data());
-      for (size_t r = 0; r < count; ++r) {
-        float* out = x + (i + r) * d_;
-        std::copy_n(block.mean.data(), d_, out);
-        for (size_t c = 0; c < k; ++c) {
-          const float e = coefficients[r * k + c];
-          const float* axis = block.projection.data() + c * d_;
-          for (size_t t = 0; t < d_; ++t) out[t] += e * axis[t];
-        }
-      }
-      i += count;
+    if (!rank_.empty()) {  // rows ranked by count: each row on its own
+      for (size_t i = 0; i < n; ++i) decode_ranks(rank_[first_row + i], 1, x + i * d_);
+      return;
     }
+    decode_ranks(first_row, n, x);
   }
 
-  // Layout (version 1): u32 version, u64 d, u64 n, u8 inner (0 f32, 1 f16, 2 int8), u64 blocks,
-  // then per block, in row order: u64 rows, u64 dims, the mean (u64 count + d f32), the
+  // Layout (version 2): u32 version, u64 d, u64 n, u8 inner (0 f32, 1 f16, 2 int8), u64 blocks,
+  // the ranks (u64 count, 0 or n, + that many u32: the frequency rank of each row, a permutation;
+  // none when ranks follow the table order; version 1 has no such array), then per block, in
+  // rank order: u64 rows, u64 dims, the mean (u64 count + d f32), the
   // projection (u64 count + dims x d f32, row k the k-th axis), for int8 low and step (u64
   // count + dims f32 each), and the coefficients (u64 count + rows x dims values: f32, f16 bit
   // patterns or uint8 codes, row-major). Budgets count every byte of it.
   std::vector<uint8_t> serialize() const override {
     ByteWriter w;
-    w.put<uint32_t>(1);
+    w.put<uint32_t>(2);
     w.put<uint64_t>(d_);
     w.put<uint64_t>(n_);
     w.put<uint8_t>(static_cast<uint8_t>(inner_));
     w.put<uint64_t>(blocks_.size());
+    w.put_array(rank_);
     for (const Block& block : blocks_) {
       w.put<uint64_t>(block.rows);
       w.put<uint64_t>(block.dims);
@@ -330,10 +358,20 @@ class MixdimQuantizer final : public Quantizer {
 
   void load(const uint8_t* data, size_t size) override {
     ByteReader r(data, size, "parameters of codec 'mixdim'");
-    const uint64_t d = read_blob_header(r, 1);
+    const uint32_t version = ByteReader(r).get<uint32_t>();
+    const uint64_t d = read_blob_header(r, 2);
     const uint64_t n = r.get<uint64_t>();
     const uint8_t inner = r.get<uint8_t>();
     const uint64_t count = r.get<uint64_t>();
+    std::vector<uint32_t> rank;
+    if (version >= 2) {
+      const uint64_t ranks = r.get<uint64_t>();
+      if (ranks != 0 && ranks != n) r.fail("rank count " + str(ranks) + " is neither 0 nor the " + str(n) + " rows");
+      if (ranks > r.remaining() / 4) r.fail("ranks of " + str(ranks) + " rows overrun the data");
+      rank.resize(ranks);
+      for (uint32_t& v : rank) v = r.get<uint32_t>();
+      check_permutation(r, rank, "ranks");
+    }
     if (n == 0) r.fail("row count 0 is out of range (at least 1)");
     if (inner != static_cast<uint8_t>(inner_)) r.fail(std::string("inner differs from the spec's inner=") + inner_name(inner_));
     if (count != block_count_) r.fail("blocks=" + str(count) + " differs from the spec's blocks=" + str(block_count_));
@@ -367,9 +405,57 @@ class MixdimQuantizer final : public Quantizer {
     d_ = d;
     n_ = n;
     blocks_ = std::move(blocks);
+    rank_ = std::move(rank);
   }
 
  private:
+  // Rows of ranks first_row.. first_row + n - 1 (see the top of the file).
+  void decode_ranks(size_t first_row, size_t n, float* x) const {
+    size_t b = size_t(std::upper_bound(blocks_.begin(), blocks_.end(), first_row,
+                                       [](size_t row, const Block& block) { return row < block.begin; }) -
+                      blocks_.begin()) - 1;
+    std::vector<float> coefficients;
+    for (size_t i = 0; i < n;) {
+      const Block& block = blocks_[b];
+      const size_t row = first_row + i;
+      if (row >= block.begin + block.rows) {
+        ++b;
+        continue;
+      }
+      const size_t count = std::min({kChunkRows, n - i, block.begin + block.rows - row}), k = block.dims;
+      coefficients.resize(count * k);
+      read_coefficients(block, row - block.begin, count, coefficients.data());
+      for (size_t r = 0; r < count; ++r) {
+        float* out = x + (i + r) * d_;
+        std::copy_n(block.mean.data(), d_, out);
+        for (size_t c = 0; c < k; ++c) {
+          const float e = coefficients[r * k + c];
+          const float* axis = block.projection.data() + c * d_;
+          for (size_t t = 0; t < d_; ++t) out[t] += e * axis[t];
+        }
+      }
+      i += count;
+    }
+  }
+
+  // The counts that rank the rows, or null when the table order is the frequency order; throws
+  // when neither is known (see the top of the file).
+  const uint64_t* frequency_counts(const RowContext* context) const {
+    if (order_ == Order::file) return nullptr;
+    if (context && context->counts) return context->counts;
+    const std::string source = !context ? "were given as bare vectors, not a table"
+                               : context->source_format.empty()
+                                   ? "come from an unknown source"
+                                   : "come from '" + context->source_format + "', which does not list rows by frequency";
+    if (order_ == Order::counts)
+      throw Error("mixdim: order=counts needs row counts, and the table has none (attach them: compress --counts FILE, "
+                  "Table::with_counts)");
+    if (context && context->frequency_ordered) return nullptr;
+    throw Error("mixdim: frequencies missing: the rows have no counts (FREQ section) and " + source +
+                "; attach counts (compress --counts FILE, Table::with_counts; fastText models carry them) or, if the "
+                "rows are in frequency order, say so with order=file");
+  }
+
   // Rounds a block's coefficients to the inner type (int8: the affine map spans each dimension's
   // range in the block).
   void store_coefficients(Block& block, const std::vector<float>& values) const {
@@ -442,8 +528,10 @@ class MixdimQuantizer final : public Quantizer {
   double alpha_;
   size_t block_count_;
   Inner inner_;
+  Order order_;
   size_t d_ = 0, n_ = 0;
   std::vector<Block> blocks_;
+  std::vector<uint32_t> rank_;  // frequency rank of each row; empty: the table order
 };
 
 std::unique_ptr<Stage> create_mixdim(const CodecArgs& args) {
@@ -452,16 +540,17 @@ std::unique_ptr<Stage> create_mixdim(const CodecArgs& args) {
     throw SpecError("mixdim: argument budget is required: the average bytes per row of the whole table, parameters "
                     "included (at least 1), e.g. mixdim:budget=64");
   return std::make_unique<MixdimQuantizer>(static_cast<uint64_t>(budget), args.text("alpha"), args.real("alpha"),
-                                           static_cast<size_t>(args.integer("blocks")), parse_inner(args.text("inner")));
+                                           static_cast<size_t>(args.integer("blocks")), parse_inner(args.text("inner")),
+                                           parse_order(args.text("order")));
 }
 
 }  // namespace
 
 const CodecDescriptor kMixdimCodec{
     "mixdim",
-    "mixed-dimension rows fitted to the table (Ginart et al.): the row order is the frequency order (row 0 most "
-    "frequent); blocks of rows, doubling in size, each in its own PCA dimensions, frequent rows in more; 0 bytes "
-    "per row, rows decode by position",
+    "mixed-dimension rows fitted to the table (Ginart et al.): rows ranked by frequency (their counts, or the order "
+    "of a frequency-sorted source); blocks of ranks, doubling in size, each in its own PCA dimensions, frequent rows "
+    "in more; 0 bytes per row, rows decode by position",
     StageKind::quantizer,
     kSharedParameters | kNeedsTraining,
     {
@@ -473,6 +562,9 @@ const CodecDescriptor kMixdimCodec{
          "consecutive blocks of rows, each twice the size of the one before (at most the row count)"},
         {"inner", ParamType::choice, "f16", 0, 0, "f32|f16|int8",
          "storage of the coefficients (int8: an affine map per block and dimension)"},
+        {"order", ParamType::choice, "auto", 0, 0, "auto|file|counts",
+         "frequency ranks: auto (counts if the table has them, else the order of a frequency-sorted source, else an "
+         "error), file (the table order, whatever the source), counts (the row counts, required)"},
     },
     &create_mixdim,
 };

@@ -186,11 +186,7 @@ class QrQuantizer final : public Quantizer {
     std::vector<uint32_t> slot;
     if (order_ == QrOrder::learned) {
       slot = r.get_array<uint32_t>(n);
-      std::vector<bool> seen(n, false);
-      for (uint32_t s : slot) {
-        if (s >= n || seen[s]) r.fail("the slots are not a permutation of the rows");
-        seen[s] = true;
-      }
+      check_permutation(r, slot, "slots");
     }
     r.expect_end();
     tables_ = std::move(tables);

@@ -74,12 +74,13 @@ std::vector<BlobBlock> blob_blocks(const std::vector<uint8_t>& blob, size_t valu
   };
   uint32_t version;
   take(&version, 4);
-  CHECK(version == 1);
+  CHECK(version == 2);
   u64();  // d
   u64();  // n
   uint8_t inner;
   take(&inner, 1);
   std::vector<BlobBlock> blocks(u64());
+  CHECK(u64() == 0);  // no ranks: the table order is the frequency order
   for (auto& b : blocks) {
     b.rows = u64();
     b.dims = u64();
@@ -102,9 +103,9 @@ TEST_CASE("mixdim: row i of a block decodes to mean_b + E_b[i] P_b; a 1-dimensio
   const size_t n = 3000, d = 16;
   auto x = zipf_rows(n, d, 3);
   // A steep power law leaves the rare blocks at one dimension.
-  Codec c = test::trained("mixdim:budget=12,alpha=2,blocks=6,inner=f32", x, d);
+  Codec c = test::trained("mixdim:budget=12,alpha=2,blocks=6,inner=f32,order=file", x, d);
   CHECK(c.code_size() == 0);
-  CHECK(c.spec() == "mixdim:budget=12,alpha=2,blocks=6,inner=f32");
+  CHECK(c.spec() == "mixdim:budget=12,alpha=2,blocks=6,inner=f32,order=file");
   CHECK((c.capabilities() & kSharedParameters) != 0);
   const auto blocks = blob_blocks(c.quantizer().serialize(), 4);
   REQUIRE(blocks.size() == 6);
@@ -159,7 +160,7 @@ TEST_CASE("mixdim: the greedy fit beats uniform dimensions at equal bytes, frequ
       CAPTURE(x == &ranked);
       CAPTURE(std::string(inner));
       const std::string budget = std::string(inner) == "f16" ? "16" : "8";
-      const std::string tail = ",inner=" + std::string(inner);
+      const std::string tail = ",inner=" + std::string(inner) + ",order=file";
       Codec mixed = test::trained("mixdim:budget=" + budget + tail, *x, d);
       Codec power = test::trained("mixdim:budget=" + budget + ",alpha=0.5" + tail, *x, d);
       // Uniform: one block (one PCA for all rows), or 8 blocks of (nearly) equal dimensions.
@@ -196,8 +197,8 @@ TEST_CASE("mixdim: the greedy fit beats uniform dimensions at equal bytes, frequ
 TEST_CASE("mixdim: the blob meets the budget; f32, f16 and int8 round trip; damaged blobs are FormatErrors") {
   const size_t n = 2000, d = 16;
   auto x = zipf_rows(n, d, 7);
-  for (const char* spec : {"mixdim:budget=20,inner=f32", "mixdim:budget=10", "mixdim:budget=6,inner=int8",
-                           "mixdim:budget=10,alpha=0.3,blocks=5", "mixdim:budget=5,alpha=1,inner=int8"}) {
+  for (const char* spec : {"mixdim:budget=20,inner=f32,order=file", "mixdim:budget=10,order=file", "mixdim:budget=6,inner=int8,order=file",
+                           "mixdim:budget=10,alpha=0.3,blocks=5,order=file", "mixdim:budget=5,alpha=1,inner=int8,order=file"}) {
     CAPTURE(std::string(spec));
     Codec a = test::trained(spec, x, d);
     CHECK(Codec(a.spec()).spec() == a.spec());
@@ -221,7 +222,7 @@ TEST_CASE("mixdim: the blob meets the budget; f32, f16 and int8 round trip; dama
 TEST_CASE("mixdim: damaged contents are FormatErrors that say what is wrong; threads do not change the fit") {
   const size_t n = 1000, d = 8;
   auto x = zipf_rows(n, d, 17);
-  Codec a = test::trained("mixdim:budget=16,inner=f32", x, d, 1);
+  Codec a = test::trained("mixdim:budget=16,inner=f32,order=file", x, d, 1);
   struct Counting : Progress {
     uint64_t total = 0, last = 0;
     int begun = 0, ended = 0;
@@ -229,7 +230,7 @@ TEST_CASE("mixdim: damaged contents are FormatErrors that say what is wrong; thr
     void advance(uint64_t done) override { last = done; }
     void end() override { ++ended; }
   } progress;
-  Codec b("mixdim:budget=16,inner=f32");
+  Codec b("mixdim:budget=16,inner=f32,order=file");
   TrainOptions options;
   options.threads = 3;
   options.progress = &progress;
@@ -252,8 +253,10 @@ TEST_CASE("mixdim: damaged contents are FormatErrors that say what is wrong; thr
   CHECK_THROWS_WITH_AS(load(damaged(20, &f16, 1)), doctest::Contains("inner differs from the spec's inner=f32"), FormatError);
   const uint64_t seven = 7, many = 1ull << 40, zero = 0;
   CHECK_THROWS_WITH_AS(load(damaged(21, &seven, 8)), doctest::Contains("blocks=7 differs from the spec's blocks=8"), FormatError);
-  CHECK_THROWS_WITH_AS(load(damaged(29, &many, 8)), doctest::Contains("does not fit"), FormatError);
-  CHECK_THROWS_WITH_AS(load(damaged(37, &zero, 8)), doctest::Contains("block dimension 0 is out of range"), FormatError);
+  CHECK_THROWS_WITH_AS(load(damaged(29, &many, 8)), doctest::Contains("rank count 1099511627776 is neither 0 nor the"),
+                       FormatError);
+  CHECK_THROWS_WITH_AS(load(damaged(37, &many, 8)), doctest::Contains("does not fit"), FormatError);
+  CHECK_THROWS_WITH_AS(load(damaged(45, &zero, 8)), doctest::Contains("block dimension 0 is out of range"), FormatError);
   const float nan = std::nanf("");
   CHECK_THROWS_WITH_AS(load(damaged(blob.size() - at - 4, &nan, 4)), doctest::Contains("not finite"), FormatError);
   auto longer = blob;
@@ -264,7 +267,7 @@ TEST_CASE("mixdim: damaged contents are FormatErrors that say what is wrong; thr
 TEST_CASE("mixdim: the greedy fit gives frequent blocks at least the dimensions of rare ones") {
   const size_t n = 6000, d = 24;
   auto x = zipf_rows(n, d, 9);
-  for (const char* spec : {"mixdim:budget=14,inner=f32", "mixdim:budget=8", "mixdim:budget=5,inner=int8,blocks=10"}) {
+  for (const char* spec : {"mixdim:budget=14,inner=f32,order=file", "mixdim:budget=8,order=file", "mixdim:budget=5,inner=int8,blocks=10,order=file"}) {
     CAPTURE(std::string(spec));
     Codec c = test::trained(spec, x, d);
     const size_t value_bytes = std::string(spec).find("f32") != std::string::npos ? 4 : std::string(spec).find("int8") != std::string::npos ? 1 : 2;
@@ -281,8 +284,8 @@ TEST_CASE("mixdim: bad arguments name the argument") {
   CHECK_THROWS_WITH_AS(Codec("mixdim"), doctest::Contains("budget is required"), SpecError);
   CHECK_THROWS_WITH_AS(Codec("mixdim:budget=8,inner=f64"), doctest::Contains("inner"), SpecError);
   CHECK_THROWS_WITH_AS(Codec("mixdim:budget=8,blocks=0"), doctest::Contains("blocks"), SpecError);
-  CHECK_THROWS_WITH_AS(test::trained("mixdim:budget=8,blocks=501", x, 8), doctest::Contains("blocks=501 is larger than the 500 rows"), Error);
+  CHECK_THROWS_WITH_AS(test::trained("mixdim:budget=8,blocks=501,order=file", x, 8), doctest::Contains("blocks=501 is larger than the 500 rows"), Error);
   // 500 rows of 8 dimensions in 8 blocks at 1 dimension each: 29 + 8 x 104 + 500 x 2 = 1861 bytes.
-  CHECK_THROWS_WITH_AS(test::trained("mixdim:budget=3", x, 8), doctest::Contains("budget must be at least 4"), Error);
-  CHECK_NOTHROW(test::trained("mixdim:budget=4", x, 8));
+  CHECK_THROWS_WITH_AS(test::trained("mixdim:budget=3,order=file", x, 8), doctest::Contains("budget must be at least 4"), Error);
+  CHECK_NOTHROW(test::trained("mixdim:budget=4,order=file", x, 8));
 }

@@ -199,8 +199,8 @@ TEST_CASE("qr, hash and mixdim tables: compress, save, open, get and search by p
   const size_t n = 2000, d = 12;
   auto x = shuffled_clusters(n, d, 40, 13);
   test::TempDir dir;
-  for (const char* spec : {"qr:m=40,op=add,order=learned", "hash:rows=256,k=2", "mixdim:budget=12",
-                           "mixdim:budget=6,alpha=0.5,inner=int8"}) {
+  for (const char* spec : {"qr:m=40,op=add,order=learned", "hash:rows=256,k=2", "mixdim:budget=12,order=file",
+                           "mixdim:budget=6,alpha=0.5,inner=int8,order=file"}) {
     CAPTURE(std::string(spec));
     Table table = Table::from_rows(x, d, {}, Metric::cos).compress(spec);
     table.save(dir.file("t.vecpack"));
