@@ -37,6 +37,13 @@ uint64_t hash_bucket(uint64_t id, uint32_t table, uint32_t j, uint64_t buckets) 
   return XXH64(bytes, sizeof bytes, j) % buckets;
 }
 
+uint64_t hash_bucket(std::string_view key, uint32_t table, uint32_t j, uint64_t buckets) {
+  if (table == 0) return hash_bucket(key, j, buckets);
+  std::string bytes(key);
+  for (int b = 0; b < 4; ++b) bytes += static_cast<char>(static_cast<uint8_t>(table >> (8 * b)));
+  return XXH64(bytes.data(), bytes.size(), j) % buckets;
+}
+
 // ---------------------------------------------------------------- names
 
 const char* optimizer_name(Optimizer optimizer) noexcept {
