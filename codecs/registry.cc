@@ -7,6 +7,7 @@
 #include "opq.h"
 #include "pq.h"
 #include "qr.h"
+#include "subword.h"
 #include "transforms.h"
 #include "vecpack/registry.h"
 
@@ -26,6 +27,7 @@ const std::vector<const CodecDescriptor*>& codec_list() {
       &kHashCodec,
       &kQrCodec,
       &kMixdimCodec,
+      &kSubwordCodec,
       &kWhitenTransform,
       &kPcaTransform,
       &kRotateTransform,

@@ -110,6 +110,29 @@ std::vector<std::pair<uint32_t, uint32_t>> parse_pruned_buckets(const uint8_t* d
   return entries;
 }
 
+std::vector<float> fit_ngram_pool(const SubwordScheme& scheme, const KeyLookup& key, const float* x, size_t n, size_t d,
+                                  const NgramFit& options) {
+  // A: row w holds w's n-gram rows, each weighted 1 / (their count), as a word's vector averages them.
+  SparseRows a;
+  a.begin.reserve(n + 1);
+  a.begin.push_back(0);
+  for (size_t i = 0; i < n; ++i) {
+    const std::vector<uint64_t> rows = subword_rows(scheme, key(i));
+    for (uint64_t r : rows) {
+      a.column.push_back(static_cast<uint32_t>(r));
+      a.weight.push_back(1.0f / float(rows.size()));
+    }
+    a.begin.push_back(a.column.size());
+  }
+  std::vector<float> pool;
+  SparseFitOptions fit;
+  fit.ridge = options.ridge;
+  fit.max_iterations = options.iterations;
+  fit.threads = options.threads;
+  fit_sparse_rows(a, x, d, scheme.buckets, pool, fit);
+  return pool;
+}
+
 Table Table::fit_subwords(const SubwordFitOptions& options) const {
   if (!has_keys()) throw Error("fit_subwords: the table has no keys (words) to take n-grams from");
   if (options.buckets == 0) throw Error("fit_subwords: buckets must be at least 1");
@@ -122,27 +145,14 @@ Table Table::fit_subwords(const SubwordFitOptions& options) const {
   scheme.buckets = options.buckets;
   check_subword_scheme(scheme, options.buckets);
   const size_t n = size(), d = dim();
-  // A: row w holds w's n-gram rows, each weighted 1 / (their count), as get() averages them.
-  SparseRows a;
-  a.begin.reserve(n + 1);
-  a.begin.push_back(0);
-  for (size_t i = 0; i < n; ++i) {
-    const std::vector<uint64_t> rows = subword_rows(scheme, key(i));
-    for (uint64_t r : rows) {
-      a.column.push_back(static_cast<uint32_t>(r));
-      a.weight.push_back(1.0f / float(rows.size()));
-    }
-    a.begin.push_back(a.column.size());
-  }
   std::vector<float> x(n * d);
   reconstruct(0, n, x.data());
-  std::vector<float> pool;
-  SparseFitOptions fit;
+  NgramFit fit;
   fit.ridge = options.ridge;
-  fit.max_iterations = options.iterations;
+  fit.iterations = options.iterations;
   fit.threads = options.threads;
   if (options.progress) options.progress->begin("fitting the n-gram pool", 1);
-  fit_sparse_rows(a, x.data(), d, options.buckets, pool, fit);
+  std::vector<float> pool = fit_ngram_pool(scheme, [this](size_t row) { return key(row); }, x.data(), n, d, fit);
   if (options.progress) options.progress->end();
   const Table kept = options.keep_rows && options.keep_rows < n ? slice(0, options.keep_rows) : *this;
   return kept.with_subwords(std::move(scheme), Table::from_rows(std::move(pool), d));
