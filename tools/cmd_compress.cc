@@ -1,9 +1,12 @@
 // vecpack compress IN -o OUT --codec SPEC: train a codec on a sample and encode every row.
 #include <chrono>
 #include <cstdio>
+#include <cerrno>
 #include <filesystem>
+#include <fstream>
 #include <iomanip>
 #include <iostream>
+#include <unordered_map>
 
 #include "cli_common.h"
 
@@ -55,10 +58,69 @@ static SubwordFitOptions parse_subword_fit(const std::string& text, unsigned thr
   return options;
 }
 
+// Row counts from a text file: "key count" lines for a keyed table (rows not listed count 0; keys
+// not in the table are skipped), or one count per line in row order for an unkeyed one.
+static std::vector<uint64_t> read_counts(const std::string& path, const Table& table) {
+  std::ifstream in(path);
+  if (!in) throw IoError(path, "cannot open the counts file", errno);
+  std::vector<uint64_t> counts(table.size(), 0);
+  std::string line;
+  size_t line_number = 0, listed = 0, unknown = 0;
+  while (std::getline(in, line)) {
+    ++line_number;
+    while (!line.empty() && (line.back() == '\r' || line.back() == ' ' || line.back() == '\t')) line.pop_back();
+    if (line.empty()) continue;
+    const size_t space = line.find_last_of(" \t");
+    const std::string key = space == std::string::npos ? "" : line.substr(0, space);
+    const std::string value = space == std::string::npos ? line : line.substr(space + 1);
+    uint64_t count = 0;
+    try {
+      size_t used = 0;
+      count = std::stoull(value, &used);
+      if (used != value.size() || value[0] == '-') throw std::invalid_argument(value);
+    } catch (const std::exception&) {
+      throw Error(path + ":" + std::to_string(line_number) + ": '" + value + "' is not a count (a whole number)");
+    }
+    if (!table.has_keys()) {
+      if (!key.empty()) throw Error(path + ":" + std::to_string(line_number) + ": the table has no keys: give one count per line, in row order");
+      if (listed == counts.size()) throw Error(path + ": more counts than the table's " + std::to_string(counts.size()) + " rows");
+      counts[listed++] = count;
+      continue;
+    }
+    if (key.empty()) throw Error(path + ":" + std::to_string(line_number) + ": expected 'key count'");
+    if (auto row = table.find(key)) {
+      counts[*row] = count;
+      ++listed;
+    } else {
+      ++unknown;
+    }
+  }
+  if (!table.has_keys() && listed != counts.size())
+    throw Error(path + ": " + std::to_string(listed) + " counts for a table of " + std::to_string(counts.size()) + " rows");
+  if (table.has_keys() && listed == 0) throw Error(path + ": no key of the table is listed");
+  if (unknown) std::cerr << "note: " << path << ": " << unknown << " keys are not in the table (skipped)\n";
+  return counts;
+}
+
+// The feature table of each row: its key's text before the first `separator`, numbered in the
+// order the tables first appear ("user:17" and "user:4" share one).
+static std::vector<uint32_t> row_tables_by_prefix(const Table& table, const std::string& separator) {
+  if (!table.has_keys()) throw Error("--row-tables: the table has no keys to take table names from");
+  if (separator.empty()) throw Error("--row-tables: the separator is empty");
+  std::unordered_map<std::string, uint32_t> ids;
+  std::vector<uint32_t> tables(table.size());
+  for (size_t i = 0; i < tables.size(); ++i) {
+    const std::string_view key = table.key(i);
+    const std::string name(key.substr(0, std::min(key.find(separator), key.size())));
+    tables[i] = ids.emplace(name, static_cast<uint32_t>(ids.size())).first->second;
+  }
+  return tables;
+}
+
 void add_compress(CLI::App& app, Globals& globals) {
   struct Options {
     InputOptions input;
-    std::string output, codec = "int8", subword_codec, rerank_codec, fit_subwords;
+    std::string output, codec = "int8", subword_codec, rerank_codec, fit_subwords, counts, row_tables;
     size_t train_size = 100000, shard_rows = 0;
     unsigned threads = 0;
     uint64_t seed = 1234;
@@ -77,6 +139,12 @@ void add_compress(CLI::App& app, Globals& globals) {
                   "from R on after the fit, leaving rare words to their n-grams");
   cmd->add_option("--rerank", o->rerank_codec,
                   "Also store every row with this codec (e.g. int8, f16) to rescore shortlists: search --rerank N");
+  cmd->add_option("--counts", o->counts,
+                  "Row counts (word frequencies) to store with the table and rank rows by (mixdim): a text file of "
+                  "'key count' lines (one count per line, in row order, for a table without keys)");
+  cmd->add_option("--row-tables", o->row_tables,
+                  "Feature table of each row for codecs that share one pool across tables (hash): its key's text "
+                  "before the first SEP, e.g. ':' for keys like user:17, item:4");
   cmd->add_option("--train-size", o->train_size, "Rows sampled for training (0: all)")->capture_default_str();
   cmd->add_option("--threads", o->threads, "Threads (0: one per core)");
   cmd->add_option("--seed", o->seed, "Seed of the training sample and of training")->capture_default_str();
@@ -99,6 +167,8 @@ void add_compress(CLI::App& app, Globals& globals) {
     options.progress = progress.get();
     options.subword_spec = o->subword_codec;
     options.rerank_spec = o->rerank_codec;
+    if (!o->counts.empty()) input = input.with_counts(read_counts(o->counts, input));
+    if (!o->row_tables.empty()) options.row_tables = row_tables_by_prefix(input, o->row_tables);
     auto start = std::chrono::steady_clock::now();
     if (cmd->count("--fit-subwords"))
       input = input.fit_subwords(parse_subword_fit(o->fit_subwords, o->threads, progress.get()));

@@ -38,7 +38,7 @@ void add_search(CLI::App& app, Globals& globals) {
   auto o = std::make_shared<Options>();
   auto* cmd = app.add_subcommand("search", "Nearest rows of keys, a vector, or a file of query vectors");
   cmd->add_option("file", o->file, ".vecpack file")->required();
-  cmd->add_option("keys", o->keys, "Query by the vectors of these keys (the key itself is left out)");
+  cmd->add_option("keys", o->keys, "Query by the vectors of these keys (the key itself is left out); a table with subwords also answers keys it lacks");
   cmd->add_option("--vector", o->vector, "Query vector: comma- or space-separated values");
   cmd->add_option("--queries", o->queries, "File of query vectors (any readable format)");
   cmd->add_option("-k", o->k, "Neighbours per query")->capture_default_str();
@@ -56,12 +56,13 @@ void add_search(CLI::App& app, Globals& globals) {
     std::vector<float> q;
     std::vector<int64_t> self_rows;
     for (const auto& key : o->keys) {
+      // A key the table lacks still queries when the table derives vectors for unknown keys
+      // (subwords); get() throws NotFoundError otherwise.
       auto row = t.find(key);
-      if (!row) throw NotFoundError("key '" + key + "' is not in the table");
-      auto v = t.row(*row);
+      auto v = row ? t.row(*row) : t.get(key);
       q.insert(q.end(), v.begin(), v.end());
       labels.push_back(key);
-      self_rows.push_back(o->include_self ? -1 : static_cast<int64_t>(*row));
+      self_rows.push_back(o->include_self || !row ? -1 : static_cast<int64_t>(*row));
     }
     if (!o->vector.empty()) {
       auto v = parse_vector(o->vector, t.dim());

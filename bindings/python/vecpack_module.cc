@@ -300,12 +300,14 @@ const Codec* trained_codec(const py::object& codec) {
 
 TableHandle compress_array(const py::handle& x, const py::object& codec, std::optional<std::vector<std::string>> keys,
                            std::optional<size_t> train_size, const std::string& metric,
-                           std::optional<std::string> rerank, uint64_t seed, unsigned threads) {
+                           std::optional<std::string> rerank, uint64_t seed, unsigned threads,
+                           std::optional<std::vector<uint64_t>> counts, std::optional<std::vector<uint32_t>> row_tables) {
   const Metric chosen_metric = parse_metric(metric);
   const Codec* trained = trained_codec(codec);
   const std::string spec = trained ? std::string() : codec.cast<std::string>();
   if (trained && !trained->trained()) throw Error("codec '" + trained->spec() + "' is not trained (train it, or pass a spec string)");
-  const bool lossless = !trained && Codec(spec).spec() == "f32" && !rerank;  // checks the spec before copying anything
+  // f32 keeps the rows as given (checks the spec before copying anything).
+  const bool lossless = !trained && Codec(spec).spec() == "f32" && !rerank && !counts && !row_tables;
   if (rerank) Codec check_rerank(*rerank);
   size_t rows = 0, dim = 0;
   std::vector<float> values = to_float_vector(x, rows, dim);
@@ -319,8 +321,10 @@ TableHandle compress_array(const py::handle& x, const py::object& codec, std::op
     return {Table::from_rows(std::move(values), dim, std::move(key_list), chosen_metric), {}};
   }
   Table uncompressed = Table::from_rows(std::move(values), dim, std::move(key_list), chosen_metric);
+  if (counts) uncompressed = uncompressed.with_counts(std::move(*counts));
   CompressOptions options = compress_options(train_size, seed, threads);
   options.rerank_spec = rerank.value_or("");
+  if (row_tables) options.row_tables = std::move(*row_tables);
   if (trained) return {uncompressed.compress(*trained, options), {}};
   return {uncompressed.compress(spec, options), {}};
 }
@@ -331,7 +335,7 @@ py::dict codec_description(const CodecDescriptor& d) {
   static const std::pair<uint32_t, const char*> capability_names[] = {
       {kExactDecode, "exact_decode"},     {kAsymmetricSearch, "asymmetric_search"}, {kSymmetricSearch, "symmetric_search"},
       {kNeedsTraining, "needs_training"}, {kPerVectorCodes, "per_vector_codes"},     {kTransform, "transform"},
-      {kSharedParameters, "shared_parameters"}, {kExperimental, "experimental"}};
+      {kSharedParameters, "shared_parameters"}, {kExperimental, "experimental"}, {kRowTables, "row_tables"}};
   static const char* type_names[] = {"integer", "real", "choice", "flag"};
   py::list capabilities, params;
   for (const auto& [bit, name] : capability_names)
@@ -438,6 +442,21 @@ It is stored in the file and compressed along with the table. keep_rows: rows ke
 fit (0: all); in a frequency-sorted table the dropped rare words are then answered from their
 n-grams.)doc")
       .def_property_readonly(
+          "counts",
+          [](const py::object& self_object) -> py::object {
+            const Table& t = self_object.cast<const TableHandle&>().table;
+            if (!t.counts()) return py::none();
+            return read_only_view(py::dtype::of<uint64_t>(), {static_cast<py::ssize_t>(t.size())}, t.counts(), self_object);
+          },
+          "How often each row's key occurs in its corpus (uint64, read-only, no copy), or None when unknown. "
+          "fastText models carry word counts; mixdim ranks rows by them.")
+      .def(
+          "with_counts",
+          [](const TableHandle& self, std::vector<uint64_t> counts) {
+            return TableHandle{self.table.with_counts(std::move(counts)), {}};
+          },
+          py::arg("counts"), "This table with row counts (one non-negative integer per row) attached, saved with it.")
+      .def_property_readonly(
           "path",
           [](const TableHandle& self) -> py::object {
             if (self.path.empty()) return py::none();
@@ -524,23 +543,25 @@ transforms; a stage without a count keeps twice the next stage's, the last max(1
       .def(
           "compress",
           [](const TableHandle& self, const py::object& codec, std::optional<size_t> train_size, uint64_t seed,
-             unsigned threads, std::optional<std::string> rerank) {
+             unsigned threads, std::optional<std::string> rerank, std::optional<std::vector<uint32_t>> row_tables) {
             CompressOptions options = compress_options(train_size, seed, threads);
             options.rerank_spec = rerank.value_or("");
+            if (row_tables) options.row_tables = std::move(*row_tables);
             const Codec* trained = trained_codec(codec);
             const std::string spec = trained ? std::string() : codec.cast<std::string>();
             py::gil_scoped_release release;
             return TableHandle{trained ? self.table.compress(*trained, options) : self.table.compress(spec, options), {}};
           },
           py::arg("spec"), py::arg("train_size") = py::none(), py::arg("seed") = 1234, py::arg("threads") = 0,
-          py::arg("rerank") = py::none(),
+          py::arg("rerank") = py::none(), py::arg("row_tables") = py::none(),
           R"doc(This table's rows re-encoded with a codec spec such as 'f16' or 'int8'.
 
 The codec trains on a seeded sample of train_size rows (None: 100,000; 0: every row). spec may
 also be a trained vecpack.Codec, which encodes the rows as it is (no training).
 rerank: a second codec spec (e.g. 'int8') every row is also stored with, so that
-search(rerank=N) rescores a shortlist of N candidates with it. The result is in memory;
-save() writes it.)doc");
+search(rerank=N) rescores a shortlist of N candidates with it. row_tables: the feature table
+of each row (ints), for codecs that share one pool across tables (hash). The result is in
+memory; save() writes it.)doc");
 
   m.def(
       "open",
@@ -597,15 +618,17 @@ dimension, metric, keys-or-not, rerank spec and the trained codec (its fingerpri
 Error names the shard. open(folder) then maps every shard as one table.)doc");
   m.def("compress", &compress_array, py::arg("X"), py::arg("spec"), py::arg("keys") = py::none(),
         py::arg("train_size") = py::none(), py::arg("metric") = "cos", py::arg("rerank") = py::none(),
-        py::arg("seed") = 1234, py::arg("threads") = 0,
+        py::arg("seed") = 1234, py::arg("threads") = 0, py::arg("counts") = py::none(), py::arg("row_tables") = py::none(),
         R"doc(Builds a table from an array (rows x dim, any float dtype) and encodes it with a codec spec.
 
 spec may also be a trained vecpack.Codec: the rows are encoded with it, without training, so
 that tables built apart (e.g. the shards of one table) share one codec.
 keys: one unique str per row, or None. train_size: rows sampled for training the codec (None:
 100,000; 0: all). metric: 'cos', 'ip' or 'l2', kept with the table for search(). rerank: a
-second codec spec every row is also stored with, for search(rerank=N). The array is converted
-to float32 once; with spec 'f32' (and no rerank) that copy is the table.)doc");
+second codec spec every row is also stored with, for search(rerank=N). counts: how often each
+row occurs (mixdim ranks rows by them), kept with the table. row_tables: the feature table of
+each row, for hash. The array is converted to float32 once; with spec 'f32' (and nothing else)
+that copy is the table.)doc");
   m.def("formats", []() {
     py::list out;
     for (const FormatDescriptor* f : format_list()) {
