@@ -102,8 +102,9 @@ static std::vector<uint64_t> read_counts(const std::string& path, const Table& t
   return counts;
 }
 
-// The feature table of each row: its key's text before the first `separator`, numbered in the
-// order the tables first appear ("user:17" and "user:4" share one).
+// The feature table of each row: its key's text before the first `separator` (keys without it
+// share one table), numbered in the order the tables first appear ("user:17" and "user:4" share
+// one).
 static std::vector<uint32_t> row_tables_by_prefix(const Table& table, const std::string& separator) {
   if (!table.has_keys()) throw Error("--row-tables: the table has no keys to take table names from");
   if (separator.empty()) throw Error("--row-tables: the separator is empty");
@@ -111,7 +112,8 @@ static std::vector<uint32_t> row_tables_by_prefix(const Table& table, const std:
   std::vector<uint32_t> tables(table.size());
   for (size_t i = 0; i < tables.size(); ++i) {
     const std::string_view key = table.key(i);
-    const std::string name(key.substr(0, std::min(key.find(separator), key.size())));
+    const size_t end = key.find(separator);
+    const std::string name(end == std::string_view::npos ? std::string_view() : key.substr(0, end));
     tables[i] = ids.emplace(name, static_cast<uint32_t>(ids.size())).first->second;
   }
   return tables;
@@ -144,7 +146,7 @@ void add_compress(CLI::App& app, Globals& globals) {
                   "'key count' lines (one count per line, in row order, for a table without keys)");
   cmd->add_option("--row-tables", o->row_tables,
                   "Feature table of each row for codecs that share one pool across tables (hash): its key's text "
-                  "before the first SEP, e.g. ':' for keys like user:17, item:4");
+                  "before the first SEP, e.g. ':' for keys like user:17, item:4 (keys without SEP: one more table)");
   cmd->add_option("--train-size", o->train_size, "Rows sampled for training (0: all)")->capture_default_str();
   cmd->add_option("--threads", o->threads, "Threads (0: one per core)");
   cmd->add_option("--seed", o->seed, "Seed of the training sample and of training")->capture_default_str();

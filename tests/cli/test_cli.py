@@ -300,3 +300,69 @@ def test_inspect_counts_shared_parameters_in_the_ratio(vp, tmp_path, glove_small
     assert info["compression_ratio"] == pytest.approx(500 * 16 * 4 / stored)
     assert info["compression_ratio"] > 1
     assert "the rest in parameters shared by the rows" in vp("inspect", out).out
+
+
+def syllable_words(rng, exclude=()):
+    syllables = ["ka", "lo", "mi", "nu", "pe", "ra", "si", "to"]
+    meaning = {s: rng.normal(size=8) for s in syllables}
+    words = [a + b + c for a in syllables for b in syllables for c in syllables if a + b + c not in exclude]
+    return meaning, words, [(meaning[w[:2]] + meaning[w[2:4]] + meaning[w[4:]]) / 3 for w in words]
+
+
+def test_compress_subword_codec_searches_by_unknown_words(vp, tmp_path):
+    meaning, words, vectors = syllable_words(np.random.default_rng(3), exclude=("kalomi",))
+    write_glove(tmp_path / "w.txt", words, vectors)
+    out = tmp_path / "s.vecpack"
+    vp("compress", tmp_path / "w.txt", "-o", out, "-c", "subword:rows=2048,minn=2,maxn=4,keep=50")
+    info = json.loads(vp("inspect", "--json", out).out)
+    assert info["codec"] == "subword:rows=2048,minn=2,maxn=4,keep=50" and info["code_size"] == 0
+    got = np.array([float(v) for v in vp("get", out, "kalomi").out.split()[1:]])
+    want = (meaning["ka"] + meaning["lo"] + meaning["mi"]) / 3
+    assert got @ want / (np.linalg.norm(got) * np.linalg.norm(want)) > 0.9
+    # An unknown word queries like any other; its nearest words share its syllables.
+    found = vp("search", out, "kalomi", "-k", "3", "--json").out
+    neighbours = [hit["key"] for hit in json.loads(found)[0]["neighbors"]]
+    assert all(sum(s in n for s in ("ka", "lo", "mi")) >= 2 for n in neighbours), neighbours
+    missing = vp("search", tmp_path / "none.vecpack", "kalomi", check=False)
+    assert missing.code != 0
+
+
+def test_compress_counts_rank_rows_for_mixdim(vp, tmp_path, glove_small):
+    src = glove_small[0]
+    # HDF5-like sources are not sorted by frequency: mixdim asks for counts.
+    npy = tmp_path / "x.npy"
+    np.save(npy, np.random.default_rng(0).normal(size=(300, 8)).astype(np.float32))
+    bad = vp("compress", npy, "-o", tmp_path / "m.vecpack", "-c", "mixdim:budget=16", check=False)
+    assert bad.code != 0
+    assert "frequencies missing" in bad.err and "'npy'" in bad.err and "--counts" in bad.err and "order=file" in bad.err
+    counts = tmp_path / "counts.txt"
+    counts.write_text("".join(f"{i * 7 % 300}\n" for i in range(300)))
+    out = tmp_path / "m.vecpack"
+    vp("compress", npy, "-o", out, "-c", "mixdim:budget=16", "--counts", counts)
+    info = json.loads(vp("inspect", "--json", out).out)
+    assert any(s["type"] == "FREQ" and s["length"] == 300 * 8 for s in info["sections"])
+    # Keyed tables take 'key count' lines; unknown keys are skipped with a note.
+    keyed = tmp_path / "keyed.txt"
+    keyed.write_text("w3 50\nw1 70\nnot-a-key 9\n")
+    r = vp("compress", src, "-o", tmp_path / "k.vecpack", "-c", "mixdim:budget=32,order=counts", "--counts", keyed)
+    assert "1 keys are not in the table" in r.err
+    bad = tmp_path / "bad.txt"
+    bad.write_text("w3 many\n")
+    r = vp("compress", src, "-o", tmp_path / "k.vecpack", "-c", "int8", "--counts", bad, check=False)
+    assert r.code != 0 and "bad.txt:1: 'many' is not a count" in r.err
+
+
+def test_compress_row_tables_share_one_hash_pool(vp, tmp_path):
+    rng = np.random.default_rng(4)
+    keys = [f"user:{i}" for i in range(200)] + [f"item:{i}" for i in range(200)]
+    write_glove(tmp_path / "f.txt", keys, rng.normal(size=(400, 6)))
+    a, b = tmp_path / "a.vecpack", tmp_path / "b.vecpack"
+    vp("compress", tmp_path / "f.txt", "-o", a, "-c", "hash:rows=64,weights=off", "--row-tables", ":")
+    vp("compress", tmp_path / "f.txt", "-o", b, "-c", "hash:rows=64,weights=off")
+    c = tmp_path / "c.vecpack"
+    vp("compress", tmp_path / "f.txt", "-o", c, "-c", "hash:rows=64,weights=off", "--row-tables", "#")
+    rows = {name: vp("get", path, "item:5", "user:5").out for name, path in (("a", a), ("b", b), ("c", c))}
+    assert rows["a"] != rows["b"]  # users and items are two tables: the items hash elsewhere
+    assert rows["c"] == rows["b"]  # no key has a '#': one table, table 0, as without the option
+    r = vp("compress", tmp_path / "f.txt", "-o", a, "-c", "int8", "--row-tables", ":", check=False)
+    assert r.code != 0 and "takes no feature table per row" in r.err

@@ -91,3 +91,56 @@ def test_fit_subwords_answers_unknown_words_from_their_ngrams(tmp_path):
     assert len(small) == 300 and kept[299] in small and kept[500] not in small
     v, want = small[kept[500]], rows[words.index(kept[500])]
     assert v @ want / (np.linalg.norm(v) * np.linalg.norm(want)) > 0.9
+
+
+def syllable_table():
+    rng = np.random.default_rng(6)
+    syllables = ["ka", "lo", "mi", "nu", "pe", "ra", "si", "to"]
+    meaning = {s: rng.normal(size=8) for s in syllables}
+    words = [a + b + c for a in syllables for b in syllables for c in syllables if a + b + c != "kalomi"]
+    x = np.array([(meaning[w[:2]] + meaning[w[2:4]] + meaning[w[4:]]) / 3 for w in words], dtype=np.float32)
+    return meaning, words, x
+
+
+def test_subword_codec_answers_words_the_table_lacks(tmp_path):
+    meaning, words, x = syllable_table()
+    t = vecpack.compress(x, "subword:rows=2048,minn=2,maxn=4,keep=40", keys=words)
+    assert t.info()["code_size"] == 0
+    assert np.array_equal(t[:40], x[:40].astype(np.float16).astype(np.float32))  # kept rows: whole, in f16
+    want = (meaning["ka"] + meaning["lo"] + meaning["mi"]) / 3
+    got = t["kalomi"]
+    assert got @ want / (np.linalg.norm(got) * np.linalg.norm(want)) > 0.9
+    t.save(tmp_path / "s.vecpack")
+    assert np.array_equal(vecpack.open(tmp_path / "s.vecpack")["kalomi"], got)
+    with pytest.raises(vecpack.Error, match="the table has no keys"):
+        vecpack.compress(x, "subword:rows=64")
+
+
+def test_counts_are_kept_and_rank_rows_for_mixdim(tmp_path):
+    x = clustered(600, 8)
+    counts = np.arange(600, 0, -1, dtype=np.uint64)[np.random.default_rng(2).permutation(600)]
+    with pytest.raises(vecpack.Error, match="frequencies missing.*order=file"):
+        vecpack.compress(x, "mixdim:budget=16")
+    t = vecpack.compress(x, "mixdim:budget=16", counts=counts)
+    assert np.array_equal(t.counts, counts)
+    t.save(tmp_path / "m.vecpack")
+    u = vecpack.open(tmp_path / "m.vecpack")
+    view = u.counts
+    assert view.dtype == np.uint64 and not view.flags.writeable and np.array_equal(view, counts)
+    assert vecpack.compress(x, "f16").counts is None
+    assert np.array_equal(vecpack.compress(x, "f16").with_counts(counts).counts, counts)
+    with pytest.raises(vecpack.Error, match="3 counts for a table of 600 rows"):
+        vecpack.compress(x, "f16").with_counts([1, 2, 3])
+
+
+def test_row_tables_hash_each_table_apart():
+    x = clustered(400, 8)
+    tables = np.repeat([0, 1], 200).astype(np.uint32)
+    one = vecpack.compress(x, "hash:rows=64,weights=off")
+    two = vecpack.compress(x, "hash:rows=64,weights=off", row_tables=tables)
+    zero = vecpack.compress(x, "hash:rows=64,weights=off", row_tables=np.zeros(400, np.uint32))
+    assert np.array_equal(zero.vectors, one.vectors)
+    assert not np.array_equal(two.vectors, one.vectors)
+    assert "row_tables" in next(c for c in vecpack.codecs() if c["name"] == "hash")["capabilities"]
+    with pytest.raises(vecpack.Error, match="takes no feature table per row"):
+        vecpack.compress(x, "int8", row_tables=tables)
