@@ -199,7 +199,9 @@ class Seeds:
         self.vp("convert", self.file("wide.txt", text_lines([f"k{i}" for i in range(40)], rows(40, 8, 3))), wide)
         for spec in ["pq:m=2,nbits=4", "pq:m=4,nbits=2,sdc=on", "opq:m=2,iterations=2/pq:m=2,nbits=4",
                      "whiten:k=4/int8", "pca:k=3/f16", "rotate/f32", "binary", "binary:score=asym,center=off",
-                     "rbin:bits=3", "rabitq", "itq:k=6/binary"]:
+                     "rbin:bits=3", "rabitq", "itq:k=6/binary", "qr:m=8,order=learned", "hash:rows=8",
+                     "hash:rows=8,weights=off,key=string", "mixdim:budget=64,blocks=3",
+                     "subword:rows=32,minn=2,maxn=3,keep=4"]:
             out = self.tmp / (spec.replace(":", "-").replace("/", "+").replace(",", "-") + ".vecpack")
             try:
                 self.vp("compress", wide, "-o", out, "--codec", spec)
@@ -207,6 +209,11 @@ class Seeds:
                 print(f"fuzz_seeds: codec {spec} is not available; no seed for it", file=sys.stderr)
                 continue
             made[out.name] = out
+        # Row counts (FREQ) that rank the rows otherwise than the table: mixdim stores the ranks.
+        counts = self.file("counts.txt", "".join(f"k{i} {1000 - i * 7 % 13}\n" for i in range(40)))
+        out = self.tmp / "mixdim-counts.vecpack"
+        self.vp("compress", wide, "-o", out, "--codec", "mixdim:budget=64,blocks=3", "--counts", counts)
+        made[out.name] = out
         npy = self.tmp / "x.npy"
         np.save(npy, rows(5, 3, 2))
         nokeys = self.tmp / "nokeys.vecpack"

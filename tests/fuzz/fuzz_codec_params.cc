@@ -21,6 +21,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     std::vector<float> back(n * d);
     codec.decode(codes.data(), n, back.data());
     (void)codec.serialize();
+    (void)codec.vector_for_key("h\xC3\xA9llo");  // codecs that derive rows from keys
     auto scorer = codec.scorer(x.data(), 1, Metric::l2);
     std::vector<float> scores(n);
     scorer->score(codes.data(), n, scores.data(), n);

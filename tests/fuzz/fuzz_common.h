@@ -99,6 +99,7 @@ inline void exercise_table(const Table& t) {
     });
   }
   expect_errors([&] { (void)t.row(n); });  // out of range: NotFoundError
+  if (n && t.counts()) (void)(t.counts()[0] + t.counts()[n - 1]);  // FREQ: n values, checked at open
   if (d) {
     expect_errors([&] {
       std::vector<float> query = probe_vector(d, 0.5f);
