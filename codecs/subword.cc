@@ -61,9 +61,8 @@ class SubwordQuantizer final : public Quantizer {
     fit.ridge = ridge_;
     fit.iterations = iterations_;
     fit.threads = options.threads;
-    if (options.progress) options.progress->begin("fitting the n-gram pool", 1);
+    fit.progress = options.progress;
     std::vector<float> pool = fit_ngram_pool(scheme_, options.rows->key, x, n, d, fit);
-    if (options.progress) options.progress->end();
     std::vector<float> kept(x, x + keep_ * d);
     round_values(pool, "an n-gram pool value");
     round_values(kept, "a kept row's value");

@@ -86,6 +86,7 @@ size_t fit_sparse_rows(const SparseRows& a, const float* x, size_t d, size_t p, 
     const double beta = next / rr;
     rr = next;
     for (size_t e = 0; e < size; ++e) direction[e] = r[e] + static_cast<float>(beta * direction[e]);
+    if (options.progress) options.progress->advance(iteration + 1);
   }
   return iteration;
 }

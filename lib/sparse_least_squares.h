@@ -8,6 +8,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "vecpack/types.h"
+
 namespace vecpack {
 
 // A in compressed rows: row i holds entries begin[i] .. begin[i + 1] - 1 of column/weight.
@@ -23,6 +25,8 @@ struct SparseFitOptions {
   size_t max_iterations = 40;
   double tolerance = 1e-4;   // stop when |residual| < tolerance x |initial residual|
   unsigned threads = 0;
+  // Advanced to the iterations run after each one (the caller begins and ends it); may be null.
+  Progress* progress = nullptr;
 };
 
 // Improves P (p x d, row-major, its current values the starting point) towards the solution of

@@ -129,7 +129,10 @@ std::vector<float> fit_ngram_pool(const SubwordScheme& scheme, const KeyLookup& 
   fit.ridge = options.ridge;
   fit.max_iterations = options.iterations;
   fit.threads = options.threads;
+  fit.progress = options.progress;
+  if (options.progress) options.progress->begin("fitting the n-gram pool", options.iterations);
   fit_sparse_rows(a, x, d, scheme.buckets, pool, fit);
+  if (options.progress) options.progress->end();
   return pool;
 }
 
@@ -151,9 +154,8 @@ Table Table::fit_subwords(const SubwordFitOptions& options) const {
   fit.ridge = options.ridge;
   fit.iterations = options.iterations;
   fit.threads = options.threads;
-  if (options.progress) options.progress->begin("fitting the n-gram pool", 1);
+  fit.progress = options.progress;
   std::vector<float> pool = fit_ngram_pool(scheme, [this](size_t row) { return key(row); }, x.data(), n, d, fit);
-  if (options.progress) options.progress->end();
   const Table kept = options.keep_rows && options.keep_rows < n ? slice(0, options.keep_rows) : *this;
   return kept.with_subwords(std::move(scheme), Table::from_rows(std::move(pool), d));
 }

@@ -26,6 +26,7 @@ struct NgramFit {
   double ridge = 1e-3;      // relative to the mean diagonal of the normal equations
   size_t iterations = 40;   // conjugate-gradient steps at most
   unsigned threads = 0;
+  Progress* progress = nullptr;  // shows "fitting the n-gram pool" by iterations; may be null
 };
 std::vector<float> fit_ngram_pool(const SubwordScheme& scheme, const KeyLookup& key, const float* x, size_t n, size_t d,
                                   const NgramFit& options);

@@ -99,6 +99,27 @@ TEST_CASE("subword: rows from the n-grams of their keys; kept rows whole; unseen
   const std::vector<float> half_rows = all_rows(half);
   for (size_t i : {size_t(0), size_t(99), size_t(100), n - 1})
     CHECK(cosine(half_rows.data() + i * d, decoded.data() + i * d, d) > 0.999);
+  // Fitting shows progress by conjugate-gradient iterations (then encoding shows its own).
+  struct FirstTask : Progress {
+    std::string task;
+    uint64_t total = 0, last = 0;
+    int begun = 0, ended = 0;
+    void begin(std::string_view t, uint64_t n) override {
+      if (begun++ == 0) task = t, total = n;
+    }
+    void advance(uint64_t done) override {
+      if (begun == 1) last = done;
+    }
+    void end() override { ++ended; }
+  } progress;
+  CompressOptions with_progress;
+  with_progress.progress = &progress;
+  table.compress("subword:rows=512,minn=2,maxn=4,iterations=7", with_progress);
+  CHECK(progress.task == "fitting the n-gram pool");
+  CHECK(progress.total == 7);
+  CHECK(progress.last >= 1);
+  CHECK(progress.last <= 7);
+  CHECK(progress.ended == progress.begun);
   // A slice keeps its place (rows decode from the whole table's keys) but is not saved alone.
   Table tail = packed.slice(200, 50);
   CHECK(std::equal(decoded.begin() + 200 * d, decoded.begin() + 250 * d, all_rows(tail).begin()));
