@@ -8,6 +8,7 @@
 
 #include "bytes.h"
 #include "kernels/kernels.h"
+#include "vecpack/errors.h"
 #include "vecpack/types.h"
 
 namespace vecpack {
@@ -32,6 +33,13 @@ inline void check_permutation(const ByteReader& r, const std::vector<uint32_t>& 
     if (v >= values.size() || seen[v]) r.fail(std::string("the ") + what + " are not a permutation of the rows");
     seen[v] = true;
   }
+}
+
+// Codecs that place rows by position decode only the rows they were fitted to.
+inline void check_fitted_rows(const char* codec, size_t first_row, size_t n, size_t fitted_rows) {
+  if (first_row > fitted_rows || n > fitted_rows - first_row)
+    throw NotFoundError(std::string(codec) + ": rows " + std::to_string(first_row) + ".." + std::to_string(first_row + n) +
+                        " are beyond the " + std::to_string(fitted_rows) + " rows it was fitted to");
 }
 
 inline void check_train_dim(size_t d, const char* codec) {

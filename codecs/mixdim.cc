@@ -315,9 +315,7 @@ class MixdimQuantizer final : public Quantizer {
   // Row by row, in the same order whatever the batch: a row decodes to the same bits alone or
   // in a block.
   void decode_at(const uint8_t*, size_t n, size_t first_row, float* x) const override {
-    if (first_row > n_ || n > n_ - first_row)
-      throw NotFoundError("mixdim: rows " + str(first_row) + ".." + str(first_row + n) + " are beyond the " + str(n_) +
-                          " rows its blocks were fitted to");
+    check_fitted_rows("mixdim", first_row, n, n_);
     if (n == 0) return;
     if (!rank_.empty()) {  // rows ranked by count: each row on its own
       for (size_t i = 0; i < n; ++i) decode_ranks(rank_[first_row + i], 1, x + i * d_);

@@ -137,9 +137,7 @@ class QrQuantizer final : public Quantizer {
   void decode(const uint8_t* codes, size_t n, float* x) const override { decode_at(codes, n, 0, x); }
 
   void decode_at(const uint8_t*, size_t n, size_t first_row, float* x) const override {
-    if (first_row > n_ || n > n_ - first_row)
-      throw NotFoundError("qr: rows " + std::to_string(first_row) + ".." + std::to_string(first_row + n) +
-                          " are beyond the " + std::to_string(n_) + " rows its tables were fitted to");
+    check_fitted_rows("qr", first_row, n, n_);
     for (size_t i = 0; i < n; ++i) row(first_row + i, x + i * d_);
   }
 

@@ -76,9 +76,7 @@ class SubwordQuantizer final : public Quantizer {
   void encode(const float*, size_t, uint8_t*) const override {}
   void decode(const uint8_t* codes, size_t n, float* x) const override { decode_at(codes, n, 0, x); }
   void decode_at(const uint8_t*, size_t n, size_t first_row, float* x) const override {
-    if (first_row > n_ || n > n_ - first_row)
-      throw NotFoundError("subword: rows " + str(first_row) + ".." + str(first_row + n) + " are beyond the " + str(n_) +
-                          " rows its pool was fitted to");
+    check_fitted_rows("subword", first_row, n, n_);
     for (size_t i = 0; i < n; ++i) {
       const size_t row = first_row + i;
       if (row < keep_) {
