@@ -156,6 +156,9 @@ void add_compress(CLI::App& app, Globals& globals) {
   cmd->callback([o, &globals, cmd] {
     // Validate the spec before reading a large input.
     Codec check(o->codec);
+    if (o->shard_rows && (check.capabilities() & kSharedParameters))
+      throw Error("codec '" + check.spec() + "' places rows by their position in one table; it cannot be split into "
+                  "shards (--shard-rows)");
     parse_subword_fit(o->fit_subwords, o->threads, nullptr);
     if (!o->subword_codec.empty()) Codec check_subwords(o->subword_codec);
     if (!o->rerank_codec.empty()) Codec check_rerank(o->rerank_codec);

@@ -25,6 +25,7 @@ void add_inspect(CLI::App& app, Globals&) {
                 t.dim(), metric_name(t.metric()), t.spec().c_str(), static_cast<unsigned long long>(j["code_size"].get<uint64_t>()),
                 t.codec().capabilities() & kSharedParameters ? ", the rest in parameters shared by the rows" : "");
     std::printf("  keys        %s\n", t.has_keys() ? "yes" : "no");
+    if (t.counts()) std::printf("  counts      yes (how often each row occurs, FREQ)\n");
     std::printf("  file        %s, %.2f bytes per vector, %.1fx smaller than f32\n",
                 human_bytes(j["bytes"]["file"].get<uint64_t>()).c_str(), j["bytes_per_vector"].get<double>(),
                 j["compression_ratio"].get<double>());

@@ -18,6 +18,7 @@ inline nlohmann::json inspect_json(const Table& t) {
   j["codec"] = info.spec;
   j["code_size"] = info.rows ? info.code_bytes / info.rows : 0;
   j["keys"] = info.has_keys;
+  j["counts"] = t.counts() != nullptr;  // row counts (FREQ)
   j["bytes"] = {{"file", info.file_bytes}, {"codes", info.code_bytes}, {"codec_parameters", info.parameter_bytes},
                 {"keys", info.key_bytes}};
   j["bytes_per_vector"] = info.rows ? double(info.code_bytes + info.parameter_bytes) / double(info.rows) : 0.0;

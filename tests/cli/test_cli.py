@@ -340,7 +340,7 @@ def test_compress_counts_rank_rows_for_mixdim(vp, tmp_path, glove_small):
     out = tmp_path / "m.vecpack"
     vp("compress", npy, "-o", out, "-c", "mixdim:budget=16", "--counts", counts)
     info = json.loads(vp("inspect", "--json", out).out)
-    assert any(s["type"] == "FREQ" and s["length"] == 300 * 8 for s in info["sections"])
+    assert info["counts"] and any(s["type"] == "FREQ" and s["length"] == 300 * 8 for s in info["sections"])
     # Keyed tables take 'key count' lines; unknown keys are skipped with a note.
     keyed = tmp_path / "keyed.txt"
     keyed.write_text("w3 50\nw1 70\nnot-a-key 9\n")
@@ -366,3 +366,9 @@ def test_compress_row_tables_share_one_hash_pool(vp, tmp_path):
     assert rows["c"] == rows["b"]  # no key has a '#': one table, table 0, as without the option
     r = vp("compress", tmp_path / "f.txt", "-o", a, "-c", "int8", "--row-tables", ":", check=False)
     assert r.code != 0 and "takes no feature table per row" in r.err
+
+
+def test_compress_refuses_to_shard_a_shared_parameter_codec(vp, tmp_path, glove_small):
+    r = vp("compress", glove_small[0], "-o", tmp_path / "shards", "-c", "qr:m=20", "--shard-rows", "100", check=False)
+    assert r.code != 0 and "cannot be split into shards (--shard-rows)" in r.err
+    assert not (tmp_path / "shards").exists()
