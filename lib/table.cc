@@ -487,6 +487,11 @@ Table Table::compress(const Codec& trained, const CompressOptions& options) cons
 
 Table Table::compress(std::string_view spec, const CompressOptions& options) const {
   const auto& impl = require(impl_);
+  // The n-gram pool has no keys: a codec that derives rows from keys cannot encode it.
+  if (impl.subwords && options.subword_spec.empty() && Codec(spec).needs_keys())
+    throw Error("the table's n-gram pool is compressed with the table's codec unless it is given one, and '" +
+                std::string(spec) + "' derives rows from keys, which the pool does not have: give the pool a codec of "
+                "its own (--subword-codec f16, CompressOptions::subword_spec)");
   auto out = std::make_shared<Impl>();
   out->store = train_and_encode(*this, impl, spec, options, options.report);
   out->keys = impl.keys;

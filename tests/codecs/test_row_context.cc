@@ -148,6 +148,21 @@ TEST_CASE("subword: bad input names the argument") {
   CHECK_THROWS_AS(Codec::load(chain.data(), chain.size()), FormatError);
 }
 
+TEST_CASE("subword: a table that already has an n-gram pool gives the pool a codec of its own") {
+  const SyllableWords w;
+  SubwordFitOptions fit;
+  fit.buckets = 256;
+  Table with_pool = w.table().fit_subwords(fit);
+  CHECK_THROWS_WITH_AS(with_pool.compress("subword:rows=64"), doctest::Contains("give the pool a codec of its own"), Error);
+  CompressOptions options;
+  options.subword_spec = "f16";
+  Table packed = with_pool.compress("subword:rows=64,minn=2,maxn=4", options);
+  CHECK(packed.subword_pool().spec() == "f16");
+  // Unseen words come from the table's own pool, as fastText answers them.
+  const std::vector<float> from_pool = with_pool.get(w.held_words[0]), got = packed.get(w.held_words[0]);
+  CHECK(cosine(got.data(), from_pool.data(), w.d) > 0.999);
+}
+
 TEST_CASE("hash: key=string picks pool rows by key, whatever the row order") {
   const SyllableWords w;
   const size_t d = w.d, n = w.words.size();
