@@ -5,8 +5,8 @@
 // when the source format lists rows by frequency (word2vec, GloVe, fastText) or order=file says
 // so. Without either, training fails rather than guess. When the counts rank rows in another
 // order than the table's, the rank of every row is stored (4 bytes a row, within the budget).
-// Below, "row i" is the row of rank i. The frequency weight of rank i is its count, or without
-// counts the Zipf popularity 1 / (i + 1).
+// Below, "row i" is the row of rank i. The frequency weight of rank i is its count relative to
+// the largest, or without counts the Zipf popularity 1 / (i + 1).
 // The n rows are split into B consecutive blocks whose sizes double: block b covers rows
 // [s_b, s_{b+1}), s_b = round(n (2^b - 1) / (2^B - 1)), each boundary then moved so that every
 // block holds at least one row. Block 0 holds about n / 2^B rows, the last about half of them.
@@ -206,8 +206,10 @@ class MixdimQuantizer final : public Quantizer {
         x = ranked_rows.data();
       }
     }
+    // Counts relative to the largest, so that alpha's powers of them stay in range.
+    const double largest = counts ? std::max(1.0, double(*std::max_element(counts, counts + n))) : 1.0;
     auto frequency_weight = [&](size_t rank) {
-      return counts ? double(counts[by_rank.empty() ? rank : by_rank[rank]]) : 1.0 / double(rank + 1);
+      return counts ? double(counts[by_rank.empty() ? rank : by_rank[rank]]) / largest : 1.0 / double(rank + 1);
     };
     const uint64_t rank_bytes = by_rank.empty() ? 0 : 4 * uint64_t(n);
     const size_t blocks = block_count_;

@@ -468,6 +468,9 @@ Table Table::compress(const Codec& trained, const CompressOptions& options) cons
   if (impl.subwords) throw Error("a table with subwords is compressed from a spec string (its pool trains its own codec)");
   if (!options.row_tables.empty())
     throw Error("row tables are used when a codec is trained; '" + trained.spec() + "' is trained already");
+  if (trained.capabilities() & kSharedParameters)
+    throw Error("codec '" + trained.spec() + "' was fitted in place to the rows it was trained on and encodes no others; "
+                "compress this table from the spec string");
   // A private copy: the table keeps it alive however long the caller's codec lives.
   const std::vector<uint8_t> parameters = trained.serialize();
   auto loaded = std::make_shared<Codec>(Codec::load(parameters.data(), parameters.size()));
@@ -487,11 +490,12 @@ Table Table::compress(const Codec& trained, const CompressOptions& options) cons
 
 Table Table::compress(std::string_view spec, const CompressOptions& options) const {
   const auto& impl = require(impl_);
-  // The n-gram pool has no keys: a codec that derives rows from keys cannot encode it.
-  if (impl.subwords && options.subword_spec.empty() && Codec(spec).needs_keys())
+  // The n-gram pool's rows are hash buckets: no keys, no frequencies, no meaning in their order.
+  if (impl.subwords && options.subword_spec.empty() && (Codec(spec).capabilities() & kSharedParameters))
     throw Error("the table's n-gram pool is compressed with the table's codec unless it is given one, and '" +
-                std::string(spec) + "' derives rows from keys, which the pool does not have: give the pool a codec of "
-                "its own (--subword-codec f16, CompressOptions::subword_spec)");
+                std::string(spec) + "' fits rows in place by their position, keys or frequencies, which the pool's "
+                "hash buckets do not have: give the pool a codec of its own (--subword-codec f16, "
+                "CompressOptions::subword_spec)");
   auto out = std::make_shared<Impl>();
   out->store = train_and_encode(*this, impl, spec, options, options.report);
   out->keys = impl.keys;

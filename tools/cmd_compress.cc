@@ -6,6 +6,7 @@
 #include <fstream>
 #include <iomanip>
 #include <iostream>
+#include <optional>
 #include <unordered_map>
 
 #include "cli_common.h"
@@ -71,7 +72,8 @@ static std::vector<uint64_t> read_counts(const std::string& path, const Table& t
     while (!line.empty() && (line.back() == '\r' || line.back() == ' ' || line.back() == '\t')) line.pop_back();
     if (line.empty()) continue;
     const size_t space = line.find_last_of(" \t");
-    const std::string key = space == std::string::npos ? "" : line.substr(0, space);
+    std::string key = space == std::string::npos ? "" : line.substr(0, space);
+    while (!key.empty() && (key.back() == ' ' || key.back() == '\t')) key.pop_back();
     const std::string value = space == std::string::npos ? line : line.substr(space + 1);
     uint64_t count = 0;
     try {
@@ -109,12 +111,18 @@ static std::vector<uint32_t> row_tables_by_prefix(const Table& table, const std:
   if (!table.has_keys()) throw Error("--row-tables: the table has no keys to take table names from");
   if (separator.empty()) throw Error("--row-tables: the separator is empty");
   std::unordered_map<std::string, uint32_t> ids;
+  std::optional<uint32_t> unprefixed;  // the table of keys without the separator
   std::vector<uint32_t> tables(table.size());
   for (size_t i = 0; i < tables.size(); ++i) {
     const std::string_view key = table.key(i);
     const size_t end = key.find(separator);
-    const std::string name(end == std::string_view::npos ? std::string_view() : key.substr(0, end));
-    tables[i] = ids.emplace(name, static_cast<uint32_t>(ids.size())).first->second;
+    const uint32_t next = static_cast<uint32_t>(ids.size() + (unprefixed ? 1 : 0));
+    if (end == std::string_view::npos) {
+      if (!unprefixed) unprefixed = next;
+      tables[i] = *unprefixed;
+    } else {
+      tables[i] = ids.emplace(std::string(key.substr(0, end)), next).first->second;
+    }
   }
   return tables;
 }
@@ -173,10 +181,11 @@ void add_compress(CLI::App& app, Globals& globals) {
     options.subword_spec = o->subword_codec;
     options.rerank_spec = o->rerank_codec;
     if (!o->counts.empty()) input = input.with_counts(read_counts(o->counts, input));
-    if (!o->row_tables.empty()) options.row_tables = row_tables_by_prefix(input, o->row_tables);
     auto start = std::chrono::steady_clock::now();
     if (cmd->count("--fit-subwords"))
       input = input.fit_subwords(parse_subword_fit(o->fit_subwords, o->threads, progress.get()));
+    // After the fit, which may keep fewer rows.
+    if (!o->row_tables.empty()) options.row_tables = row_tables_by_prefix(input, o->row_tables);
     Table out = input.compress(o->codec, options);
     double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     if (o->shard_rows) {

@@ -38,7 +38,7 @@ void add_search(CLI::App& app, Globals& globals) {
   auto o = std::make_shared<Options>();
   auto* cmd = app.add_subcommand("search", "Nearest rows of keys, a vector, or a file of query vectors");
   cmd->add_option("file", o->file, ".vecpack file")->required();
-  cmd->add_option("keys", o->keys, "Query by the vectors of these keys (the key itself is left out); a table with subwords also answers keys it lacks");
+  cmd->add_option("keys", o->keys, "Query by the vectors of these keys (the key itself is left out); tables that derive vectors from keys (subwords, codecs subword and hash:key=string,weights=off) also answer keys they lack");
   cmd->add_option("--vector", o->vector, "Query vector: comma- or space-separated values");
   cmd->add_option("--queries", o->queries, "File of query vectors (any readable format)");
   cmd->add_option("-k", o->k, "Neighbours per query")->capture_default_str();

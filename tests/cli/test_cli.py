@@ -366,6 +366,10 @@ def test_compress_row_tables_share_one_hash_pool(vp, tmp_path):
     assert rows["c"] == rows["b"]  # no key has a '#': one table, table 0, as without the option
     r = vp("compress", tmp_path / "f.txt", "-o", a, "-c", "int8", "--row-tables", ":", check=False)
     assert r.code != 0 and "takes no feature table per row" in r.err
+    # Row tables are taken from the rows the subword fit keeps.
+    vp("compress", tmp_path / "f.txt", "-o", a, "-c", "hash:rows=64", "--row-tables", ":", "--fit-subwords",
+       "buckets=256,keep=300", "--subword-codec", "f16")
+    assert json.loads(vp("inspect", "--json", a).out)["rows"] == 300
 
 
 def test_compress_refuses_to_shard_a_shared_parameter_codec(vp, tmp_path, glove_small):

@@ -153,7 +153,11 @@ TEST_CASE("subword: a table that already has an n-gram pool gives the pool a cod
   SubwordFitOptions fit;
   fit.buckets = 256;
   Table with_pool = w.table().fit_subwords(fit);
-  CHECK_THROWS_WITH_AS(with_pool.compress("subword:rows=64"), doctest::Contains("give the pool a codec of its own"), Error);
+  // The pool's rows are hash buckets: no keys, no frequencies, no order worth fitting in place.
+  for (const char* spec : {"subword:rows=64", "mixdim:budget=64", "qr:m=16", "hash:rows=64"}) {
+    CAPTURE(std::string(spec));
+    CHECK_THROWS_WITH_AS(with_pool.compress(spec), doctest::Contains("give the pool a codec of its own"), Error);
+  }
   CompressOptions options;
   options.subword_spec = "f16";
   Table packed = with_pool.compress("subword:rows=64,minn=2,maxn=4", options);
@@ -232,6 +236,9 @@ TEST_CASE("hash: feature tables share one pool; each table's ids hash apart") {
   CHECK_THROWS_WITH_AS(table.compress("hash:rows=64", short_options), doctest::Contains("1199 values for a table of 1200 rows"),
                        Error);
   CHECK_THROWS_WITH_AS(table.compress(packed.codec(), options), doctest::Contains("trained already"), Error);
+  // A fit in place encodes no other rows, not even these again.
+  CHECK_THROWS_WITH_AS(table.compress(packed.codec()), doctest::Contains("fitted in place to the rows it was trained on"),
+                       Error);
 }
 
 TEST_CASE("counts: attached, saved in FREQ, opened in place, sliced and carried through compress") {
@@ -301,6 +308,13 @@ TEST_CASE("mixdim: ranks rows by their counts; without counts, only a frequency-
   CHECK_THROWS_WITH_AS(hdf5.compress(spec), doctest::Contains("come from 'hdf5', which does not list rows by frequency"), Error);
   CHECK_THROWS_WITH_AS(hdf5.compress(spec), doctest::Contains("order=file"), Error);
   CHECK_THROWS_WITH_AS(glove.compress(spec + ",order=counts"), doctest::Contains("order=counts needs row counts"), Error);
+  // Only relative counts matter, however large (alpha's powers of raw counts would overflow the
+  // search for the dimensions and leave every block at one).
+  std::vector<uint64_t> huge = shuffled_counts;
+  for (uint64_t& c : huge) c *= uint64_t(1e12);
+  const std::string steep = "mixdim:budget=40,alpha=7,inner=f32";
+  CHECK(all_rows(Table::from_rows(shuffled, d).with_counts(huge).compress(steep)) ==
+        all_rows(Table::from_rows(shuffled, d).with_counts(shuffled_counts).compress(steep)));
   // order=file ignores the counts.
   CHECK(all_rows(Table::from_rows(shuffled, d).with_counts(shuffled_counts).compress(spec + ",order=file")) ==
         all_rows(Table::from_rows(shuffled, d).compress(spec + ",order=file")));
