@@ -220,9 +220,9 @@ Table Table::slice(size_t begin, size_t count) const {
   auto out = std::make_shared<Impl>();
   out->store = impl.store->slice(begin, count);
   if (impl.rerank) out->rerank = impl.rerank->slice(begin, count);
-  if (impl.counts) {
-    out->counts = impl.counts + begin;
-    out->counts_owner = impl.counts_owner;
+  if (const uint64_t* counts = impl.row_counts()) {
+    out->counts = counts + begin;
+    out->counts_owner = impl.row_counts_owner();
   }
   if (has_keys()) {
     std::vector<std::string> keys(count);
@@ -305,6 +305,8 @@ Table Table::open_shards(const std::string& folder) {
   const Manifest manifest = read_manifest(folder);
   std::vector<std::shared_ptr<const RowStore>> stores, reranks;
   auto impl = std::make_shared<Impl>();
+  impl->shard_counts = std::make_shared<ShardCounts>();
+  TableMeta meta;
   for (const Manifest::Shard& entry : manifest.shards) {
     const std::string path = (std::filesystem::path(folder) / entry.file).string();
     Table shard = Table::open(path);
@@ -327,11 +329,16 @@ Table Table::open_shards(const std::string& folder) {
       impl->keys.add(std::move(moved));
     }
     impl->shards.push_back({entry.file, entry.first_row, entry.rows, shard.info().file_bytes});
+    impl->shard_counts->shards.push_back(shard);
+    // Shards are written from one table: the first says where its rows came from.
+    if (meta.source_format.empty()) {
+      meta.source_format = shard.meta().source_format;
+      meta.source_path = shard.meta().source_path;
+    }
     impl->file_bytes += shard.info().file_bytes;
   }
   impl->store = std::make_shared<ShardedStore>(std::move(stores));
   if (!reranks.empty()) impl->rerank = std::make_shared<ShardedStore>(std::move(reranks));
-  TableMeta meta;
   meta.metric = manifest.metric;
   return Table(std::move(impl), std::move(meta));
 }

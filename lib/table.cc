@@ -327,7 +327,7 @@ void Table::reconstruct(size_t begin, size_t count, float* out) const {
   require(impl_).store->reconstruct(begin, count, out);
 }
 
-const uint64_t* Table::counts() const { return impl_ ? impl_->counts : nullptr; }
+const uint64_t* Table::counts() const { return impl_ ? impl_->row_counts() : nullptr; }
 
 Table Table::with_counts(std::vector<uint64_t> counts) const {
   const auto& impl = require(impl_);
@@ -403,7 +403,7 @@ static std::shared_ptr<CodesStore> train_and_encode(const Table& table, const Ta
   bind_table_keys(*codec, impl);
   RowContext context;
   context.key = key_lookup(impl.keys);
-  context.counts = impl.counts;
+  context.counts = impl.row_counts();
   const FormatDescriptor* source = find_format(table.meta().source_format);
   context.frequency_ordered = source && source->rows_by_frequency;
   context.source_format = table.meta().source_format;
@@ -479,8 +479,8 @@ Table Table::compress(const Codec& trained, const CompressOptions& options) cons
   auto out = std::make_shared<Impl>();
   out->store = encode_rows(*this, std::move(codec), options, options.report);
   out->keys = impl.keys;
-  out->counts = impl.counts;
-  out->counts_owner = impl.counts_owner;
+  out->counts = impl.row_counts();
+  out->counts_owner = impl.row_counts_owner();
   out->rerank = options.rerank_spec.empty() ? impl.rerank : train_and_encode(*this, impl, options.rerank_spec, options, nullptr);
   TableMeta meta = meta_;
   meta.tool_version.clear();
@@ -499,8 +499,8 @@ Table Table::compress(std::string_view spec, const CompressOptions& options) con
   auto out = std::make_shared<Impl>();
   out->store = train_and_encode(*this, impl, spec, options, options.report);
   out->keys = impl.keys;
-  out->counts = impl.counts;
-  out->counts_owner = impl.counts_owner;
+  out->counts = impl.row_counts();
+  out->counts_owner = impl.row_counts_owner();
   // Rerank codes come from this table's rows as they are now, so a lossy input loses twice.
   CompressOptions rerank_options = options;
   rerank_options.row_tables.clear();
@@ -562,7 +562,7 @@ void Table::save(const std::string& path) const {
     }
   }
   if (impl.rerank) impl.rerank->write(writer, kRerankSections);
-  if (impl.counts) writer.add("FREQ", impl.counts, checked_mul(size(), 8, "FREQ"));
+  if (const uint64_t* counts = impl.row_counts()) writer.add("FREQ", counts, checked_mul(size(), 8, "FREQ"));
   if (impl.subwords) {
     impl.subwords->pool.impl_->store->write(writer, kSubwordSections);
     if (impl.subwords->scheme.is_pruned) {

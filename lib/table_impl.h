@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -59,6 +60,14 @@ class KeyIndex {
   uint64_t rows_ = 0;
 };
 
+// A sharded table's row counts, gathered from its shards on first use, so that opening stays
+// O(1) in the rows.
+struct ShardCounts {
+  std::vector<Table> shards;
+  std::once_flag gathered;
+  std::vector<uint64_t> values;  // empty when a shard has none
+};
+
 struct Table::Impl {
   std::shared_ptr<const RowStore> store;
   KeyIndex keys;
@@ -66,6 +75,25 @@ struct Table::Impl {
   std::shared_ptr<const RowStore> rerank;       // the same rows, encoded again for rescoring; null: none
   const uint64_t* counts = nullptr;             // size() row counts (FREQ), or null
   std::shared_ptr<const void> counts_owner;     // keeps them alive (mapping or buffer)
+  std::shared_ptr<ShardCounts> shard_counts;    // a sharded table's, when counts is null
+
+  // The rows' counts, or null: FREQ, or a sharded table's shards' gathered.
+  const uint64_t* row_counts() const {
+    if (counts || !shard_counts) return counts;
+    std::call_once(shard_counts->gathered, [this] {
+      std::vector<uint64_t> all;
+      for (const Table& shard : shard_counts->shards) {
+        const uint64_t* part = shard.counts();
+        if (!part) return;
+        all.insert(all.end(), part, part + shard.size());
+      }
+      shard_counts->values = std::move(all);
+    });
+    return shard_counts->values.empty() ? nullptr : shard_counts->values.data();
+  }
+  std::shared_ptr<const void> row_counts_owner() const {
+    return counts ? counts_owner : std::shared_ptr<const void>(shard_counts);
+  }
   std::vector<SectionInfo> sections;  // of the file, when opened from one
   uint64_t file_bytes = 0;
   std::vector<TableInfo::Shard> shards;  // of a sharded table

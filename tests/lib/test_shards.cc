@@ -125,3 +125,21 @@ TEST_CASE("shards: a folder without a manifest, a damaged shard, and a shard swa
   CHECK(test::contains(test::caught<FormatError>([&] { Table::open(dir.path()); }).what(),
                        files[1] + ": row count 999 disagrees with"));
 }
+
+TEST_CASE("shards: row counts and the source come through a sharded table") {
+  test::TempDir dir;
+  const size_t n = 900, d = 8;
+  std::vector<uint64_t> counts(n);
+  for (size_t i = 0; i < n; ++i) counts[i] = 5 * (n - i);
+  Table whole = Table::from_rows(test::clustered_rows(n, d, 9, 2), d, numbered_keys(n)).with_counts(counts).compress("int8");
+  whole.set_source("glove", "words.txt");
+  write_shards(whole, dir.path(), 400);
+  const Table sharded = Table::open(dir.path());
+  REQUIRE(sharded.counts() != nullptr);
+  CHECK(std::vector<uint64_t>(sharded.counts(), sharded.counts() + n) == counts);
+  CHECK(sharded.meta().source_format == "glove");
+  // Saved as one file, the counts go with it; a frequency-ranked codec can use them.
+  sharded.save(dir.file("one.vecpack"));
+  CHECK(Table::open(dir.file("one.vecpack")).counts()[n - 1] == counts[n - 1]);
+  CHECK(sharded.compress("mixdim:budget=24,order=counts").size() == n);
+}
