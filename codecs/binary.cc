@@ -102,6 +102,7 @@ std::vector<float> read_finite(ByteReader& r, uint64_t count, const char* what) 
 // data whose angles around the origin carry the meaning).
 class BinaryQuantizer final : public Quantizer {
  public:
+  size_t query_tile() const override { return 128; }  // scored from per-query codes or tables, as pq
   BinaryQuantizer(bool hamming, bool center) : hamming_(hamming), center_(center) {}
   const CodecDescriptor& descriptor() const override { return kBinaryCodec; }
   std::string spec() const override {
@@ -310,6 +311,7 @@ std::unique_ptr<CodeScorer> BinaryQuantizer::scorer(const float* queries, size_t
 // b sign vectors (words each), b f16 scales, and the f16 norm of the decoded row (for cos and l2).
 class RbinQuantizer final : public Quantizer {
  public:
+  size_t query_tile() const override { return 128; }  // scored from per-query codes or tables, as pq
   RbinQuantizer(unsigned levels, bool symmetric) : levels_(levels), symmetric_(symmetric) {}
   const CodecDescriptor& descriptor() const override { return kRbinCodec; }
   std::string spec() const override {
@@ -527,6 +529,7 @@ std::unique_ptr<CodeScorer> RbinQuantizer::scorer(const float* queries, size_t n
 
 class RabitqQuantizer final : public Quantizer {
  public:
+  size_t query_tile() const override { return 128; }  // scored from per-query codes or tables, as pq
   RabitqQuantizer(uint64_t seed, unsigned query_bits, std::string bound_text, float bound)
       : seed_(seed), query_bits_(query_bits), bound_text_(std::move(bound_text)), bound_(bound) {}
   const CodecDescriptor& descriptor() const override { return kRabitqCodec; }

@@ -591,6 +591,8 @@ class PqFastScanScorer final : public CodeScorer {
 
 class PqQuantizer final : public Quantizer {
  public:
+  // Lookup tables per query (m x 2^nbits floats): 128 queries' tables stay in cache.
+  size_t query_tile() const override { return 128; }
   PqQuantizer(size_t m, unsigned nbits, bool symmetric) : requested_m_(m), nbits_(nbits), symmetric_(symmetric) {}
 
   const CodecDescriptor& descriptor() const override { return kPqCodec; }

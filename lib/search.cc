@@ -63,9 +63,6 @@ void TopK::sorted_into(int64_t* ids, float* scores) const {
 
 namespace {
 
-// Queries scored together (one GEMM operand). More queries are split into tiles of this size,
-// which workers share out; fewer are scored together while workers split the rows.
-constexpr size_t kQueryTile = 128;
 
 size_t block_rows_for(size_t d) {
   // Keep a decoded block around 256 KiB so it stays in L2 while the queries stream over it.
@@ -160,14 +157,16 @@ SearchResult search_store(const RowStore& store, const float* queries, size_t nq
     }
   };
 
-  if (nq > kQueryTile) {
-    // Tiles of kQueryTile queries, each scanned over all rows by one worker: no heap is filled
+  // Queries scored together: more are split into tiles of the codec's size (Quantizer::query_tile).
+  const size_t query_tile = std::max<size_t>(1, store.codec().quantizer().query_tile());
+  if (nq > query_tile) {
+    // Tiles of query_tile queries, each scanned over all rows by one worker: no heap is filled
     // twice and a worker's scorer holds only its tile's tables. The tiles, and so the shapes of
     // every scoring call, are the same for any number of threads.
-    const size_t tiles = (nq + kQueryTile - 1) / kQueryTile;
+    const size_t tiles = (nq + query_tile - 1) / query_tile;
     const unsigned workers = std::max<unsigned>(1, std::min<unsigned>(resolve_threads(options.threads), unsigned(tiles)));
     parallel_for(tiles, workers, [&](size_t tile, unsigned) {
-      const size_t first = tile * kQueryTile, count = std::min(kQueryTile, nq - first);
+      const size_t first = tile * query_tile, count = std::min(query_tile, nq - first);
       auto scorer = store.scorer(scored_queries + first * d, count, metric);
       std::vector<TopK> heaps(count, TopK(first_k));
       scan(*scorer, count, 0, n, heaps.data());

@@ -167,6 +167,11 @@ class Quantizer : public Stage {
   // The fastest scorer this codec has for nq queries (row-major nq x dim_in, copied as needed).
   // The default decodes blocks of codes and scores them with BLAS.
   virtual std::unique_ptr<CodeScorer> scorer(const float* queries, size_t nq, Metric metric) const;
+  // How many queries one scorer serves best. Search hands larger batches out in tiles of this
+  // size, one worker per tile over all rows; smaller ones to one scorer while workers split the
+  // rows. Scorers that decode rows amortise the decoding over their queries (the default, 1024);
+  // scorers with per-query lookup tables keep fewer tables hot.
+  virtual size_t query_tile() const { return 1024; }
   // For codecs whose estimates carry an error bound: a scorer whose scores are the estimate plus
   // its bound, at least the score of the original row with high probability. Two-stage search
   // (SearchOptions::rerank) skips rescoring a candidate whose bound cannot beat the k-th
