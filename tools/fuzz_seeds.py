@@ -201,7 +201,7 @@ class Seeds:
                      "whiten:k=4/int8", "pca:k=3/f16", "rotate/f32", "binary", "binary:score=asym,center=off",
                      "rbin:bits=3", "rabitq", "itq:k=6/binary", "qr:m=8,order=learned", "hash:rows=8",
                      "hash:rows=8,weights=off,key=string", "mixdim:budget=64,blocks=3",
-                     "subword:rows=32,minn=2,maxn=3,keep=4"]:
+                     "subword:rows=32,minn=2,maxn=3,keep=4", "subword:rows=32,minn=2,maxn=3,keep=4,values=int8"]:
             out = self.tmp / (spec.replace(":", "-").replace("/", "+").replace(",", "-") + ".vecpack")
             try:
                 self.vp("compress", wide, "-o", out, "--codec", spec)

@@ -120,6 +120,16 @@ TEST_CASE("subword: rows from the n-grams of their keys; kept rows whole; unseen
   CHECK(progress.last >= 1);
   CHECK(progress.last <= 7);
   CHECK(progress.ended == progress.begun);
+  // int8 storage: an affine map per column, a quarter of f32's parameters, the same after a save.
+  Table quarter = table.compress("subword:rows=4096,minn=2,maxn=4,keep=100,values=int8");
+  CHECK(quarter.codec().spec() == "subword:rows=4096,minn=2,maxn=4,keep=100,values=int8");
+  CHECK(quarter.info().parameter_bytes < opened.info().parameter_bytes * 0.26);
+  const std::vector<float> quarter_rows = all_rows(quarter);
+  double worst = 1;
+  for (size_t i = 0; i < n; ++i) worst = std::min(worst, cosine(quarter_rows.data() + i * d, decoded.data() + i * d, d));
+  CHECK(worst > 0.95);
+  quarter.save(dir.file("q.vecpack"));
+  CHECK(all_rows(Table::open(dir.file("q.vecpack"))) == quarter_rows);
   // A slice keeps its place (rows decode from the whole table's keys) but is not saved alone.
   Table tail = packed.slice(200, 50);
   CHECK(std::equal(decoded.begin() + 200 * d, decoded.begin() + 250 * d, all_rows(tail).begin()));
