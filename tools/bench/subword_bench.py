@@ -14,8 +14,9 @@ of a baseline that answers every unknown word with the mean row; then the neares
 held-out words) with each spec and prints its bytes per row (every parameter included), the
 mean cosine of its rows to the true rows (for subword: of the rows it derives from n-grams), the
 held-out words' cosine where the codec answers unseen words, and recall@10 of word neighbours:
-1,000 query words drawn from ranks below 10,000, their true vectors searched in the compressed
-table, against the exact top 10 of the uncompressed one (the word itself left out).
+1,000 query words drawn from ranks below 10,000 (R@10 frequent) and 1,000 from ranks 50,000 to
+300,000 (R@10 rare), their true vectors searched in the compressed table, against the exact top
+10 of the uncompressed one (the word itself left out).
 """
 import argparse
 import sys
@@ -84,10 +85,20 @@ def compare_codecs(args, keys, x, keep, held):
     rows = x[keep]
     n = len(words)
     rng = np.random.default_rng(99)
-    queries = np.sort(rng.choice(10000, size=1000, replace=False))
-    exact = vecpack.compress(rows, "f32").search(rows[queries], k=11, threads=args.threads)[0]
-    truth = [[i for i in r if i != q][:10] for q, r in zip(queries, exact)]
-    print(f"\n{'codec':<36} {'B/row':>7} {'x f32':>6} {'cos rows':>9} {'cos held':>9} {'R@10':>6} {'fit s':>6}")
+    exact_table = vecpack.compress(rows, "f32")
+    query_sets = []
+    for low, high in ((0, 10000), (50000, min(300000, n))):
+        queries = np.sort(rng.choice(np.arange(low, high), size=1000, replace=False))
+        exact = exact_table.search(rows[queries], k=11, threads=args.threads)[0]
+        query_sets.append((queries, [[i for i in r if i != q][:10] for q, r in zip(queries, exact)]))
+
+    def recall(t, queries, truth):
+        found = t.search(rows[queries], k=11, threads=args.threads)[0]
+        hits = sum(len(set(tr) & set([i for i in f if i != q][:10])) for q, f, tr in zip(queries, found, truth))
+        return hits / (10 * len(queries))
+
+    print(f"\n{'codec':<44} {'B/row':>7} {'x f32':>6} {'cos rows':>9} {'cos held':>9} {'R@10 freq':>10} "
+          f"{'R@10 rare':>10} {'fit s':>6}")
     for spec in [s.strip() for s in args.codecs.split(";") if s.strip()]:
         start = time.perf_counter()
         t = vecpack.compress(rows, spec, keys=words, train_size=0, threads=args.threads)
@@ -101,10 +112,9 @@ def compare_codecs(args, keys, x, keep, held):
             held_cos = f"{cosines(np.stack([t[keys[i]] for i in held]), x[held]).mean():9.3f}"
         except KeyError:
             held_cos = f"{'-':>9}"
-        found = t.search(rows[queries], k=11, threads=args.threads)[0]
-        hits = sum(len(set(tr) & set([i for i in f if i != q][:10])) for q, f, tr in zip(queries, found, truth))
-        print(f"{spec:<36} {stored / n:7.1f} {n * x.shape[1] * 4 / stored:6.1f} {derived:9.3f} {held_cos} "
-              f"{hits / (10 * len(queries)):6.3f} {seconds:6.1f}")
+        frequent, rare = (recall(t, queries, truth) for queries, truth in query_sets)
+        print(f"{spec:<44} {stored / n:7.1f} {n * x.shape[1] * 4 / stored:6.1f} {derived:9.3f} {held_cos} "
+              f"{frequent:10.3f} {rare:10.3f} {seconds:6.1f}")
 
 
 if __name__ == "__main__":
