@@ -16,8 +16,10 @@ namespace vecpack {
 inline constexpr uint64_t kMaxDim = kMaxDimension;
 
 // Every codec blob starts with u32 version + u64 dimension; returns the dimension.
-inline uint64_t read_blob_header(ByteReader& r, uint32_t supported_version) {
+// version: set to the blob's version, for codecs that read older layouts too.
+inline uint64_t read_blob_header(ByteReader& r, uint32_t supported_version, uint32_t* version_out = nullptr) {
   uint32_t version = r.get<uint32_t>();
+  if (version_out) *version_out = version;
   if (version == 0 || version > supported_version)
     r.fail("parameter version " + std::to_string(version) + " is not supported (this vecpack reads up to " +
            std::to_string(supported_version) + ")");

@@ -193,8 +193,8 @@ class HashQuantizer final : public Quantizer {
 
   void load(const uint8_t* data, size_t size) override {
     ByteReader r(data, size, "parameters of codec 'hash'");
-    const uint32_t version = ByteReader(r).get<uint32_t>();
-    const uint64_t d = read_blob_header(r, 2);
+    uint32_t version = 0;
+    const uint64_t d = read_blob_header(r, 2, &version);
     const uint64_t rows = r.get<uint64_t>();
     const uint32_t k = r.get<uint32_t>();
     const uint8_t weights = r.get<uint8_t>();

@@ -319,11 +319,12 @@ class MixdimQuantizer final : public Quantizer {
   void decode_at(const uint8_t*, size_t n, size_t first_row, float* x) const override {
     check_fitted_rows("mixdim", first_row, n, n_);
     if (n == 0) return;
+    std::vector<float> coefficients;  // reused by every row
     if (!rank_.empty()) {  // rows ranked by count: each row on its own
-      for (size_t i = 0; i < n; ++i) decode_ranks(rank_[first_row + i], 1, x + i * d_);
+      for (size_t i = 0; i < n; ++i) decode_ranks(rank_[first_row + i], 1, x + i * d_, coefficients);
       return;
     }
-    decode_ranks(first_row, n, x);
+    decode_ranks(first_row, n, x, coefficients);
   }
 
   // Layout (version 2): u32 version, u64 d, u64 n, u8 inner (0 f32, 1 f16, 2 int8), u64 blocks,
@@ -358,8 +359,8 @@ class MixdimQuantizer final : public Quantizer {
 
   void load(const uint8_t* data, size_t size) override {
     ByteReader r(data, size, "parameters of codec 'mixdim'");
-    const uint32_t version = ByteReader(r).get<uint32_t>();
-    const uint64_t d = read_blob_header(r, 2);
+    uint32_t version = 0;
+    const uint64_t d = read_blob_header(r, 2, &version);
     const uint64_t n = r.get<uint64_t>();
     const uint8_t inner = r.get<uint8_t>();
     const uint64_t count = r.get<uint64_t>();
@@ -410,11 +411,10 @@ class MixdimQuantizer final : public Quantizer {
 
  private:
   // Rows of ranks first_row.. first_row + n - 1 (see the top of the file).
-  void decode_ranks(size_t first_row, size_t n, float* x) const {
+  void decode_ranks(size_t first_row, size_t n, float* x, std::vector<float>& coefficients) const {
     size_t b = size_t(std::upper_bound(blocks_.begin(), blocks_.end(), first_row,
                                        [](size_t row, const Block& block) { return row < block.begin; }) -
                       blocks_.begin()) - 1;
-    std::vector<float> coefficients;
     for (size_t i = 0; i < n;) {
       const Block& block = blocks_[b];
       const size_t row = first_row + i;
