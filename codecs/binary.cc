@@ -102,7 +102,6 @@ std::vector<float> read_finite(ByteReader& r, uint64_t count, const char* what) 
 // data whose angles around the origin carry the meaning).
 class BinaryQuantizer final : public Quantizer {
  public:
-  size_t query_tile() const override { return 128; }  // scored from per-query codes or tables, as pq
   BinaryQuantizer(bool hamming, bool center) : hamming_(hamming), center_(center) {}
   const CodecDescriptor& descriptor() const override { return kBinaryCodec; }
   std::string spec() const override {
@@ -129,7 +128,7 @@ class BinaryQuantizer final : public Quantizer {
     d_ = d;
   }
 
-  void encode(const float* x, size_t n, uint8_t* codes) const override {
+  void encode(const float* x, size_t n, uint8_t* codes, size_t) const override {
     std::vector<float> centred(d_);
     for (size_t i = 0; i < n; ++i) {
       for (size_t j = 0; j < d_; ++j) centred[j] = x[i * d_ + j] - mean_[j];
@@ -137,7 +136,7 @@ class BinaryQuantizer final : public Quantizer {
     }
   }
 
-  void decode(const uint8_t* codes, size_t n, float* x) const override {
+  void decode(const uint8_t* codes, size_t n, float* x, size_t) const override {
     for (size_t i = 0; i < n; ++i)
       for (size_t j = 0; j < d_; ++j) x[i * d_ + j] = mean_[j] + sign_of(codes + i * code_size(), j) * scale_[j];
   }
@@ -196,7 +195,9 @@ class HammingScorer final : public CodeScorer {
       pack_signs(centred.data(), d_, reinterpret_cast<uint8_t*>(bits_.data() + q * words_));
     }
   }
-  void score(const uint8_t* codes, size_t count, float* out, size_t ld) const override {
+  void score(const CodeBlock& block, float* out, size_t ld) const override {
+    const uint8_t* codes = block.codes;
+    const size_t count = block.count;
     const auto& k = kernels::active();
     for (size_t q = 0; q < nq_; ++q) k.hamming_rows(bits_.data() + q * words_, codes, words_ * 8, count, words_, -1.f, 0.f, out + q * ld);
   }
@@ -242,7 +243,9 @@ class BinaryTableScorer final : public QueryBatchScorer {
     }
   }
 
-  void score(const uint8_t* codes, size_t count, float* out, size_t ld) const override {
+  void score(const CodeBlock& block, float* out, size_t ld) const override {
+    const uint8_t* codes = block.codes;
+    const size_t count = block.count;
     thread_local std::vector<float> sums, sqs;
     sums.resize(count * kQueryLanes);
     sqs.resize(count);
@@ -311,7 +314,6 @@ std::unique_ptr<CodeScorer> BinaryQuantizer::scorer(const float* queries, size_t
 // b sign vectors (words each), b f16 scales, and the f16 norm of the decoded row (for cos and l2).
 class RbinQuantizer final : public Quantizer {
  public:
-  size_t query_tile() const override { return 128; }  // scored from per-query codes or tables, as pq
   RbinQuantizer(unsigned levels, bool symmetric) : levels_(levels), symmetric_(symmetric) {}
   const CodecDescriptor& descriptor() const override { return kRbinCodec; }
   std::string spec() const override {
@@ -332,7 +334,7 @@ class RbinQuantizer final : public Quantizer {
     d_ = d;
   }
 
-  void encode(const float* x, size_t n, uint8_t* codes) const override {
+  void encode(const float* x, size_t n, uint8_t* codes, size_t) const override {
     std::vector<float> residual(d_), centred(d_), decoded(d_);
     Eigen::MatrixXd gram(levels_, levels_);
     Eigen::VectorXd projection(levels_);
@@ -378,13 +380,13 @@ class RbinQuantizer final : public Quantizer {
         const uint16_t half = f16_bits(float(alpha[level]));
         std::memcpy(code + scales_offset() + 2 * level, &half, 2);
       }
-      decode(code, 1, decoded.data());
+      decode(code, 1, decoded.data(), 0);
       const uint16_t norm = f16_bits(float(std::sqrt(dot(decoded.data(), decoded.data(), d_))));
       std::memcpy(code + norm_offset(), &norm, 2);
     }
   }
 
-  void decode(const uint8_t* codes, size_t n, float* x) const override {
+  void decode(const uint8_t* codes, size_t n, float* x, size_t) const override {
     for (size_t i = 0; i < n; ++i) {
       const uint8_t* code = codes + i * code_size();
       float* row = x + i * d_;
@@ -463,7 +465,9 @@ class RbinScorer final : public QueryBatchScorer {
     }
   }
 
-  void score(const uint8_t* codes, size_t count, float* out, size_t ld) const override {
+  void score(const CodeBlock& block, float* out, size_t ld) const override {
+    const uint8_t* codes = block.codes;
+    const size_t count = block.count;
     const unsigned levels = codec_.levels();
     const size_t stride = codec_.code_size(), level_bytes = codec_.level_bytes();
     thread_local std::vector<float> alphas, norms, dots, sqs, part, acc, pop;
@@ -529,7 +533,6 @@ std::unique_ptr<CodeScorer> RbinQuantizer::scorer(const float* queries, size_t n
 
 class RabitqQuantizer final : public Quantizer {
  public:
-  size_t query_tile() const override { return 128; }  // scored from per-query codes or tables, as pq
   RabitqQuantizer(uint64_t seed, unsigned query_bits, std::string bound_text, float bound)
       : seed_(seed), query_bits_(query_bits), bound_text_(std::move(bound_text)), bound_(bound) {}
   const CodecDescriptor& descriptor() const override { return kRabitqCodec; }
@@ -567,7 +570,7 @@ class RabitqQuantizer final : public Quantizer {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(n), di, di, 1.f, rows, di, rotation_.data(), di, 0.f, v, di);
   }
 
-  void encode(const float* x, size_t n, uint8_t* codes) const override {
+  void encode(const float* x, size_t n, uint8_t* codes, size_t) const override {
     std::vector<float> rotated(n * d_);
     rotate(x, n, centre_.data(), rotated.data());
     const float root_d = std::sqrt(float(d_));
@@ -586,7 +589,7 @@ class RabitqQuantizer final : public Quantizer {
   }
 
   // x ~ c + |r| f (xbar P^T): the projection of o on xbar, rotated back.
-  void decode(const uint8_t* codes, size_t n, float* x) const override {
+  void decode(const uint8_t* codes, size_t n, float* x, size_t) const override {
     std::vector<float> rotated(n * d_);
     const float inverse_root_d = 1.f / std::sqrt(float(d_));
     for (size_t i = 0; i < n; ++i) {
@@ -662,7 +665,9 @@ class RabitqScorer final : public CodeScorer {
     }
   }
 
-  void score(const uint8_t* codes, size_t count, float* out, size_t ld) const override {
+  void score(const CodeBlock& block, float* out, size_t ld) const override {
+    const uint8_t* codes = block.codes;
+    const size_t count = block.count;
     const size_t stride = codec_.code_size();
     thread_local std::vector<float> factors, bits_dot, pop, coef, bound, rounding_bound, inverse_norm, residual_sq;
     factors.resize(count * 3);
@@ -877,6 +882,7 @@ const CodecDescriptor kBinaryCodec{
       "subtract the training mean before taking signs; off: signs of the rows as given"}},
     &create_binary,
     {"binary", "binary:center=off", "binary:score=asym"},
+    128,  // scored from per-query codes or tables, as pq
 };
 
 const CodecDescriptor kRbinCodec{
@@ -891,6 +897,7 @@ const CodecDescriptor kRbinCodec{
       "a weighted sum of popcounts"}},
     &create_rbin,
     {"rbin:bits=1", "rbin:bits=2", "rbin:bits=4"},
+    128,  // scored from per-query codes or tables, as pq
 };
 
 const CodecDescriptor kRabitqCodec{
@@ -904,6 +911,8 @@ const CodecDescriptor kRabitqCodec{
       "eps0 of the error bound by which two-stage search stops rescoring: larger rescores more and misses fewer; "
       "0: rescore every candidate"}},
     &create_rabitq,
+    {},
+    128,  // scored from per-query codes or tables, as pq
 };
 
 const CodecDescriptor kItqTransform{

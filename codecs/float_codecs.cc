@@ -26,7 +26,7 @@ class FloatQuantizer final : public Quantizer {
     d_ = d;
   }
 
-  void encode(const float* x, size_t n, uint8_t* codes) const override {
+  void encode(const float* x, size_t n, uint8_t* codes, size_t) const override {
     const auto& k = kernels::active();
     switch (format_) {
       case FloatFormat::f32: std::memcpy(codes, x, n * d_ * sizeof(float)); break;
@@ -35,7 +35,7 @@ class FloatQuantizer final : public Quantizer {
     }
   }
 
-  void decode(const uint8_t* codes, size_t n, float* x) const override {
+  void decode(const uint8_t* codes, size_t n, float* x, size_t) const override {
     const auto& k = kernels::active();
     switch (format_) {
       case FloatFormat::f32: std::memcpy(x, codes, n * d_ * sizeof(float)); break;
@@ -44,7 +44,6 @@ class FloatQuantizer final : public Quantizer {
     }
   }
 
-  bool prefix_decodable() const override { return true; }
 
   void decode_prefix(const uint8_t* codes, size_t n, size_t stride, size_t m, float* x) const override {
     const auto& k = kernels::active();
@@ -65,7 +64,7 @@ class FloatQuantizer final : public Quantizer {
     if (nq >= kGemmMinQueries) {
       GemmScorer::Decode decode;
       if (format_ != FloatFormat::f32)
-        decode = [this](const uint8_t* codes, size_t, size_t count, float* out) { this->decode(codes, count, out); };
+        decode = [this](const uint8_t* codes, size_t, size_t count, float* out) { this->decode(codes, count, out, 0); };
       return std::make_unique<GemmScorer>(queries, nq, d, metric, std::move(decode));
     }
     RowKernelScorer::DotRows dot_rows;
@@ -114,12 +113,13 @@ std::unique_ptr<Stage> create_float(const CodecArgs&);
 }  // namespace
 
 const CodecDescriptor kF32Codec{"f32", "32-bit float rows, lossless; searched with BLAS", StageKind::quantizer,
-                                kExactDecode | kAsymmetricSearch | kPerVectorCodes, {}, &create_float<FloatFormat::f32>};
+                                kExactDecode | kAsymmetricSearch | kPerVectorCodes | kPrefixDecodable, {},
+                                &create_float<FloatFormat::f32>};
 const CodecDescriptor kF16Codec{"f16", "IEEE half precision (2 bytes per value), round to nearest even",
-                                StageKind::quantizer, kAsymmetricSearch | kPerVectorCodes, {},
+                                StageKind::quantizer, kAsymmetricSearch | kPerVectorCodes | kPrefixDecodable, {},
                                 &create_float<FloatFormat::f16>};
 const CodecDescriptor kBf16Codec{"bf16", "bfloat16 (2 bytes per value, float32 range, 8-bit mantissa)",
-                                 StageKind::quantizer, kAsymmetricSearch | kPerVectorCodes, {},
+                                 StageKind::quantizer, kAsymmetricSearch | kPerVectorCodes | kPrefixDecodable, {},
                                  &create_float<FloatFormat::bf16>};
 
 namespace {

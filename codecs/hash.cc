@@ -87,7 +87,7 @@ class HashQuantizer final : public Quantizer {
   size_t dim_in() const override { return d_; }
   size_t code_size() const override { return weights_ ? 2 * k_ : 0; }
 
-  bool needs_keys() const override { return by_key_; }
+  uint32_t capabilities() const override { return descriptor().capabilities | (by_key_ ? kNeedsKeys : 0u); }
   void bind_keys(KeyLookup keys) override { keys_ = std::move(keys); }
 
   // With key=string and no weights or tables, any key has a row: the sum of its buckets.
@@ -136,8 +136,7 @@ class HashQuantizer final : public Quantizer {
     if (options.progress) options.progress->end();
   }
 
-  void encode(const float* x, size_t n, uint8_t* codes) const override { encode_at(x, n, 0, codes); }
-  void encode_at(const float* x, size_t n, size_t first_row, uint8_t* codes) const override {
+  void encode(const float* x, size_t n, uint8_t* codes, size_t first_row) const override {
     if (!weights_) return;
     uint32_t buckets[kMaxK];
     float w[kMaxK];
@@ -152,8 +151,7 @@ class HashQuantizer final : public Quantizer {
     }
   }
 
-  void decode(const uint8_t* codes, size_t n, float* x) const override { decode_at(codes, n, 0, x); }
-  void decode_at(const uint8_t* codes, size_t n, size_t first_row, float* x) const override {
+  void decode(const uint8_t* codes, size_t n, float* x, size_t first_row) const override {
     uint32_t buckets[kMaxK];
     for (size_t i = 0; i < n; ++i) {
       bucket_row(first_row + i, buckets);

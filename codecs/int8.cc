@@ -42,7 +42,7 @@ class Int8Quantizer final : public Quantizer {
     set_inverse_steps();
   }
 
-  void encode(const float* x, size_t n, uint8_t* codes) const override {
+  void encode(const float* x, size_t n, uint8_t* codes, size_t) const override {
     for (size_t i = 0; i < n; ++i) {
       const float* row = x + i * d_;
       uint8_t* out = codes + i * d_;
@@ -57,11 +57,10 @@ class Int8Quantizer final : public Quantizer {
     }
   }
 
-  void decode(const uint8_t* codes, size_t n, float* x) const override {
+  void decode(const uint8_t* codes, size_t n, float* x, size_t) const override {
     kernels::active().u8_affine_decode(codes, n, d_, low_.data(), step_.data(), x);
   }
 
-  bool prefix_decodable() const override { return true; }
 
   void decode_prefix(const uint8_t* codes, size_t n, size_t stride, size_t m, float* x) const override {
     const auto& k = kernels::active();
@@ -115,7 +114,7 @@ std::unique_ptr<Stage> create_int8(const CodecArgs&) { return std::make_unique<I
 }  // namespace
 
 const CodecDescriptor kInt8Codec{"int8", "8-bit scalar quantization, per-dimension ranges learnt in training",
-                                 StageKind::quantizer, kAsymmetricSearch | kPerVectorCodes | kNeedsTraining, {},
+                                 StageKind::quantizer, kAsymmetricSearch | kPerVectorCodes | kNeedsTraining | kPrefixDecodable, {},
                                  &create_int8};
 
 }  // namespace vecpack

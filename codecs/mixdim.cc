@@ -311,12 +311,11 @@ class MixdimQuantizer final : public Quantizer {
     }
   }
 
-  void encode(const float*, size_t, uint8_t*) const override {}
-  void decode(const uint8_t* codes, size_t n, float* x) const override { decode_at(codes, n, 0, x); }
+  void encode(const float*, size_t, uint8_t*, size_t) const override {}
 
   // Row by row, in the same order whatever the batch: a row decodes to the same bits alone or
   // in a block.
-  void decode_at(const uint8_t*, size_t n, size_t first_row, float* x) const override {
+  void decode(const uint8_t*, size_t n, float* x, size_t first_row) const override {
     check_fitted_rows("mixdim", first_row, n, n_);
     if (n == 0) return;
     std::vector<float> coefficients;  // reused by every row

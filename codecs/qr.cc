@@ -133,10 +133,9 @@ class QrQuantizer final : public Quantizer {
     if (options.progress) options.progress->end();
   }
 
-  void encode(const float*, size_t, uint8_t*) const override {}
-  void decode(const uint8_t* codes, size_t n, float* x) const override { decode_at(codes, n, 0, x); }
+  void encode(const float*, size_t, uint8_t*, size_t) const override {}
 
-  void decode_at(const uint8_t*, size_t n, size_t first_row, float* x) const override {
+  void decode(const uint8_t*, size_t n, float* x, size_t first_row) const override {
     check_fitted_rows("qr", first_row, n, n_);
     for (size_t i = 0; i < n; ++i) row(first_row + i, x + i * d_);
   }

@@ -64,7 +64,6 @@ class SubwordQuantizer final : public Quantizer {
   bool trained() const override { return d_ != 0; }
   size_t dim_in() const override { return d_; }
   size_t code_size() const override { return 0; }
-  bool needs_keys() const override { return true; }
   void bind_keys(KeyLookup keys) override { keys_ = std::move(keys); }
 
   void train(const float* x, size_t n, size_t d, const TrainOptions& options) override {
@@ -86,9 +85,8 @@ class SubwordQuantizer final : public Quantizer {
     keys_ = options.rows->key;
   }
 
-  void encode(const float*, size_t, uint8_t*) const override {}
-  void decode(const uint8_t* codes, size_t n, float* x) const override { decode_at(codes, n, 0, x); }
-  void decode_at(const uint8_t*, size_t n, size_t first_row, float* x) const override {
+  void encode(const float*, size_t, uint8_t*, size_t) const override {}
+  void decode(const uint8_t*, size_t n, float* x, size_t first_row) const override {
     check_fitted_rows("subword", first_row, n, n_);
     for (size_t i = 0; i < n; ++i) {
       const size_t row = first_row + i;
@@ -272,7 +270,7 @@ const CodecDescriptor kSubwordCodec{
     "rows from the character n-grams of their keys (fastText hashing), a pool fitted by ridge least squares; the first "
     "keep rows stored whole; 0 bytes per row, and any word, in the table or not, gets a vector",
     StageKind::quantizer,
-    kSharedParameters | kNeedsTraining,
+    kSharedParameters | kNeedsTraining | kNeedsKeys,
     {
         {"rows", ParamType::integer, "100000", 1, 4294967296.0, nullptr, "rows (hash buckets) of the n-gram pool"},
         {"minn", ParamType::integer, "3", 1, double(kMaxSubwordLength), nullptr, "shortest n-gram, in characters"},

@@ -73,7 +73,9 @@ QueryBatchScorer::QueryBatchScorer(const float* queries, size_t nq, size_t d, Me
 GemmScorer::GemmScorer(const float* queries, size_t nq, size_t d, Metric metric, Decode decode)
     : QueryBatchScorer(queries, nq, d, metric), decode_(std::move(decode)) {}
 
-void GemmScorer::score_at(const uint8_t* codes, size_t first_row, size_t count, float* out, size_t ld) const {
+void GemmScorer::score(const CodeBlock& block, float* out, size_t ld) const {
+  const uint8_t* codes = block.codes;
+  const size_t count = block.count, first_row = block.first_row;
   static thread_local std::vector<float> decoded, row_sq;
   const float* rows = reinterpret_cast<const float*>(codes);
   if (decode_) {
@@ -105,7 +107,9 @@ void GemmScorer::score_at(const uint8_t* codes, size_t first_row, size_t count, 
 RowKernelScorer::RowKernelScorer(const float* queries, size_t nq, size_t d, Metric metric, DotRows dot_rows)
     : QueryBatchScorer(queries, nq, d, metric), dot_rows_(std::move(dot_rows)) {}
 
-void RowKernelScorer::score(const uint8_t* codes, size_t count, float* out, size_t ld) const {
+void RowKernelScorer::score(const CodeBlock& block, float* out, size_t ld) const {
+  const uint8_t* codes = block.codes;
+  const size_t count = block.count;
   static thread_local std::vector<float> dot, sq;
   if (dot.size() < count) dot.resize(count), sq.resize(count);
   float* sq_out = metric_ == Metric::ip ? nullptr : sq.data();

@@ -47,8 +47,7 @@ class GemmScorer final : public QueryBatchScorer {
   // empty when the codes are f32 rows.
   using Decode = std::function<void(const uint8_t* codes, size_t first_row, size_t count, float* out)>;
   GemmScorer(const float* queries, size_t nq, size_t d, Metric metric, Decode decode);
-  void score(const uint8_t* codes, size_t count, float* out, size_t ld) const override { score_at(codes, 0, count, out, ld); }
-  void score_at(const uint8_t* codes, size_t first_row, size_t count, float* out, size_t ld) const override;
+  void score(const CodeBlock& block, float* out, size_t ld) const override;
 
  private:
   Decode decode_;
@@ -59,7 +58,7 @@ class RowKernelScorer final : public QueryBatchScorer {
   // dot_rows: dot[i] = q . x_i and (sq non-null) sq[i] = x_i . x_i for count rows of codes.
   using DotRows = std::function<void(const float* q, const uint8_t* codes, size_t count, float* dot, float* sq)>;
   RowKernelScorer(const float* queries, size_t nq, size_t d, Metric metric, DotRows dot_rows);
-  void score(const uint8_t* codes, size_t count, float* out, size_t ld) const override;
+  void score(const CodeBlock& block, float* out, size_t ld) const override;
 
  private:
   DotRows dot_rows_;

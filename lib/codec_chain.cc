@@ -10,31 +10,24 @@
 
 namespace vecpack {
 
+uint32_t Stage::capabilities() const { return descriptor().capabilities; }
+
 std::unique_ptr<CodeScorer> Quantizer::scorer(const float* queries, size_t nq, Metric metric) const {
   return std::make_unique<GemmScorer>(queries, nq, dim_in(), metric,
                                       [this](const uint8_t* codes, size_t first_row, size_t count, float* out) {
-                                        decode_at(codes, count, first_row, out);
+                                        decode(codes, count, out, first_row);
                                       });
 }
-
-void Quantizer::encode_at(const float* x, size_t n, size_t, uint8_t* codes) const { encode(x, n, codes); }
-void Quantizer::decode_at(const uint8_t* codes, size_t n, size_t, float* x) const { decode(codes, n, x); }
 
 std::unique_ptr<CodeScorer> Quantizer::upper_bound_scorer(const float*, size_t, Metric) const { return nullptr; }
 
 std::shared_ptr<const ScanLayout> Quantizer::scan_layout(const uint8_t*, size_t) const { return nullptr; }
 
-std::unique_ptr<CodeScorer> Quantizer::layout_scorer(const float* queries, size_t nq, Metric metric,
-                                                     const ScanLayout&) const {
-  return scorer(queries, nq, metric);
-}
-
-void CodeScorer::select_above(const uint8_t* codes, size_t first_row, size_t count, size_t nq, const float* thresholds,
-                              BlockCandidates& out) const {
+void CodeScorer::select_above(const CodeBlock& block, size_t nq, const float* thresholds, BlockCandidates& out) const {
   static thread_local std::vector<float> scores;
-  scores.resize(nq * count);
-  score_at(codes, first_row, count, scores.data(), count);
-  select_scores_above(scores.data(), nq, count, count, thresholds, out);
+  scores.resize(nq * block.count);
+  score(block, scores.data(), block.count);
+  select_scores_above(scores.data(), nq, block.count, block.count, thresholds, out);
 }
 
 void Quantizer::decode_prefix(const uint8_t*, size_t, size_t, size_t, float*) const {
@@ -120,7 +113,7 @@ size_t Codec::code_size() const {
 }
 
 uint32_t Codec::capabilities() const {
-  uint32_t caps = impl_->quantizer().descriptor().capabilities;
+  uint32_t caps = impl_->quantizer().capabilities();
   if (impl_->transform_count()) caps = (caps | kTransform) & ~kExactDecode;
   return caps;
 }
@@ -150,15 +143,15 @@ void Codec::encode(const float* x, size_t n, uint8_t* codes, unsigned threads, s
     size_t begin = b * block, count = std::min(block, n - begin);
     std::vector<float> t1, t2;
     const float* rows = impl_->transformed(x + begin * d, count, t1, t2);
-    impl_->quantizer().encode_at(rows, count, first_row + begin, codes + begin * cs);
+    impl_->quantizer().encode(rows, count, codes + begin * cs, first_row + begin);
   });
 }
 
 void Codec::decode(const uint8_t* codes, size_t n, float* x, size_t first_row) const {
   require_trained(*this);
-  if (impl_->transform_count() == 0) return impl_->quantizer().decode_at(codes, n, first_row, x);
+  if (impl_->transform_count() == 0) return impl_->quantizer().decode(codes, n, x, first_row);
   std::vector<float> current(n * impl_->quantizer().dim_in()), previous;
-  impl_->quantizer().decode_at(codes, n, first_row, current.data());
+  impl_->quantizer().decode(codes, n, current.data(), first_row);
   for (size_t i = impl_->transform_count(); i-- > 0;) {
     previous.resize(n * impl_->stages[i]->dim_in());
     impl_->transform(i).reconstruct(current.data(), n, i == 0 ? x : previous.data());
@@ -166,8 +159,7 @@ void Codec::decode(const uint8_t* codes, size_t n, float* x, size_t first_row) c
   }
 }
 
-std::unique_ptr<CodeScorer> Codec::scorer(const float* queries, size_t nq, Metric metric,
-                                          const ScanLayout* layout) const {
+std::unique_ptr<CodeScorer> Codec::scorer(const float* queries, size_t nq, Metric metric) const {
   require_trained(*this);
   const Quantizer& quantizer = impl_->quantizer();
   std::vector<float> transformed;
@@ -175,7 +167,7 @@ std::unique_ptr<CodeScorer> Codec::scorer(const float* queries, size_t nq, Metri
     transformed = transform_queries(queries, nq, metric);
     queries = transformed.data();
   }
-  return layout ? quantizer.layout_scorer(queries, nq, metric, *layout) : quantizer.scorer(queries, nq, metric);
+  return quantizer.scorer(queries, nq, metric);
 }
 
 std::unique_ptr<CodeScorer> Codec::upper_bound_scorer(const float* queries, size_t nq, Metric metric) const {
@@ -201,7 +193,6 @@ const Quantizer& Codec::quantizer() const { return impl_->quantizer(); }
 void Quantizer::bind_keys(KeyLookup) {}
 bool Quantizer::vector_for_key(std::string_view, float*) const { return false; }
 
-bool Codec::needs_keys() const { return impl_->quantizer().needs_keys(); }
 void Codec::bind_keys(KeyLookup keys) { static_cast<Quantizer&>(*impl_->stages.back()).bind_keys(std::move(keys)); }
 
 std::optional<std::vector<float>> Codec::vector_for_key(std::string_view key) const {

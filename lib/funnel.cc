@@ -91,7 +91,8 @@ class Selector {
  public:
   explicit Selector(size_t keep) : keep_(keep), limit_(keep + keep / 2 + 256) {}
 
-  void add(const float* scores, size_t count, int64_t first_id, const kernels::KernelTable& k) {
+  // scores of rows first_row.. of a segment.
+  void add(const float* scores, size_t count, const Segment& segment, size_t first_row, const kernels::KernelTable& k) {
     for (size_t g = 0; g < count; g += kGroup) {  // groups that cannot enter are skipped at once
       const size_t n = std::min(kGroup, count - g);
       if (k.max_f32(scores + g, n) <= threshold_) continue;
@@ -100,7 +101,7 @@ class Selector {
       TopK::Item* out = items_.data() + size_;
       size_t passed = 0;
       for (size_t i = 0; i < n; ++i) {
-        out[passed] = {scores[g + i], first_id + static_cast<int64_t>(g + i)};
+        out[passed] = {scores[g + i], segment.id(first_row + g + i)};
         passed += scores[g + i] > threshold_;
       }
       size_ += passed;
@@ -154,18 +155,27 @@ class Selector {
 
 // The first stage: every row scored on its first m dimensions (only those bytes of each code are
 // read), the best `keep` per query. queries: nq x full, in the quantizer's space.
-std::vector<std::vector<int64_t>> first_stage(const CodesStore& store, const float* queries, size_t nq, size_t m,
+std::vector<std::vector<int64_t>> first_stage(const RowStore& store, const float* queries, size_t nq, size_t m,
                                               size_t keep, Metric metric, unsigned requested_threads) {
   constexpr size_t kBlock = 512;  // a block's scores stay in L2
   // Queries selected together; fewer when shortlists are long, to bound the candidates held.
   const size_t chunk = std::clamp<size_t>((size_t{1} << 22) / keep, 1, 256);
   const Quantizer& quantizer = store.codec().quantizer();
   const size_t n = store.rows(), full = quantizer.dim_in(), stride = store.codec().code_size();
-  const uint8_t* codes = store.codes();
   const auto& kt = kernels::active();
   keep_blas_single_threaded();
-  const unsigned threads = std::max<unsigned>(1, std::min<unsigned>(resolve_threads(requested_threads), (n + 4095) / 4096));
-  const size_t per_worker = (n + threads - 1) / threads;
+  // Blocks of whole segments, split among workers in runs, as the main engine splits them.
+  struct Block {
+    const Segment* segment;
+    size_t row, count;
+  };
+  std::vector<Block> blocks;
+  for (const auto& segment : store.segments())
+    for (size_t row = 0; row < segment->rows(); row += kBlock)
+      blocks.push_back({segment.get(), row, std::min(kBlock, segment->rows() - row)});
+  const unsigned threads = std::max<unsigned>(
+      1, std::min<unsigned>({resolve_threads(requested_threads), unsigned((n + 4095) / 4096), unsigned(std::max<size_t>(1, blocks.size()))}));
+  const size_t per_worker = (blocks.size() + threads - 1) / threads;
   std::vector<std::vector<int64_t>> out(nq);
   for (size_t q0 = 0; q0 < nq; q0 += chunk) {
     const size_t qn = std::min(chunk, nq - q0);
@@ -176,12 +186,13 @@ std::vector<std::vector<int64_t>> first_stage(const CodesStore& store, const flo
     });
     std::vector<std::vector<Selector>> selected(threads, std::vector<Selector>(qn, Selector(keep)));
     parallel_for(threads, threads, [&](size_t w, unsigned) {
-      const size_t begin = w * per_worker, end = std::min(n, begin + per_worker);
+      const size_t begin = w * per_worker, end = std::min(blocks.size(), begin + per_worker);
       std::vector<float> scores(qn * kBlock);
-      for (size_t b = begin; b < end; b += kBlock) {
-        const size_t count = std::min(kBlock, end - b);
-        scorer.score(codes + b * stride, count, scores.data(), count);
-        for (size_t q = 0; q < qn; ++q) selected[w][q].add(scores.data() + q * count, count, static_cast<int64_t>(b), kt);
+      for (size_t b = begin; b < end; ++b) {
+        const Block& block = blocks[b];
+        const size_t count = block.count;
+        scorer.score({block.segment->codes() + block.row * stride, count}, scores.data(), count);
+        for (size_t q = 0; q < qn; ++q) selected[w][q].add(scores.data() + q * count, count, *block.segment, block.row, kt);
       }
     });
     for (size_t q = 0; q < qn; ++q) {
@@ -200,8 +211,7 @@ SearchResult funnel_search(const RowStore& store, const float* queries, size_t n
     throw Error("search: a funnel and rerank cannot be combined (the funnel's last stage already rescores)");
   const Codec& codec = store.codec();
   const Quantizer& quantizer = codec.quantizer();
-  const auto* codes_store = dynamic_cast<const CodesStore*>(&store);
-  if (!codes_store || !quantizer.prefix_decodable())
+  if (!(quantizer.capabilities() & kPrefixDecodable))
     throw Error("funnel search needs codes that decode dimension by dimension (f32, f16, bf16 or int8, after any "
                 "transforms); the codec '" + codec.spec() + "' has none");
   const size_t full = quantizer.dim_in(), n = store.rows(), k = options.k, stride = codec.code_size();
@@ -212,10 +222,13 @@ SearchResult funnel_search(const RowStore& store, const float* queries, size_t n
 
   const std::vector<float> transformed = codec.transform_queries(queries, nq, metric);
   std::vector<std::vector<int64_t>> shortlist =
-      first_stage(*codes_store, transformed.data(), nq, steps[0].dims, steps[0].keep, metric, options.threads);
+      first_stage(store, transformed.data(), nq, steps[0].dims, steps[0].keep, metric, options.threads);
 
   // Later stages, query by query, on the survivors of the one before.
-  const uint8_t* codes = codes_store->codes();
+  auto code_of = [&store, stride](int64_t id) {
+    const RowStore::Location at = store.locate(id);
+    return at.segment->codes() + at.row * stride;
+  };
   const auto& kt = kernels::active();
 
   SearchResult result;
@@ -234,13 +247,13 @@ SearchResult funnel_search(const RowStore& store, const float* queries, size_t n
       if (s + 1 == steps.size()) {
         // All dimensions: the codec's own scorer, as a search without a funnel scores.
         gathered.resize(count * stride);
-        for (size_t c = 0; c < count; ++c) std::memcpy(&gathered[c * stride], codes + size_t(ids[c]) * stride, stride);
-        if (count) quantizer.scorer(query, 1, metric)->score(gathered.data(), count, scores.data(), count);
+        for (size_t c = 0; c < count; ++c) std::memcpy(&gathered[c * stride], code_of(ids[c]), stride);
+        if (count) quantizer.scorer(query, 1, metric)->score({gathered.data(), count}, scores.data(), count);
       } else {
         rows.resize(count * m);
         dot.resize(count);
         sq.resize(count);
-        for (size_t c = 0; c < count; ++c) quantizer.decode_prefix(codes + size_t(ids[c]) * stride, 1, stride, m, &rows[c * m]);
+        for (size_t c = 0; c < count; ++c) quantizer.decode_prefix(code_of(ids[c]), 1, stride, m, &rows[c * m]);
         double query_sq = 0;
         for (size_t j = 0; j < m; ++j) query_sq += double(query[j]) * query[j];
         if (count) kt.dot_f32_rows(query, rows.data(), count, m, dot.data(), sq.data());

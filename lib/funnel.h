@@ -1,6 +1,6 @@
 // Funnel search (adaptive retrieval): shortlist every row on its leading dimensions, then
 // rescore the shortlist with more dimensions, ending with all of them. Needs codes that decode
-// dimension by dimension (Quantizer::prefix_decodable); each stage reads only the leading bytes
+// dimension by dimension (kPrefixDecodable); each stage reads only the leading bytes
 // of the codes it scores. See docs/TRANSFORMS.md.
 #pragma once
 

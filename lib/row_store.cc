@@ -1,27 +1,72 @@
 #include "row_store.h"
 
-#include "block_scorer.h"
+#include <algorithm>
+
 #include "bytes.h"
+#include "mapped_file.h"
 #include "vecpack/errors.h"
 
 namespace vecpack {
 
-CodesStore::CodesStore(std::shared_ptr<const Codec> codec, const uint8_t* codes, size_t rows,
-                       std::shared_ptr<const void> owner, size_t first_row)
-    : codec_(std::move(codec)),
-      codes_(codes),
+Segment::Segment(const uint8_t* codes, size_t rows, int64_t id_base, const int64_t* ids, size_t position,
+                 std::shared_ptr<const void> owner, std::shared_ptr<const MappedFile> mapping)
+    : codes_(codes),
       rows_(rows),
-      code_size_(codec_->code_size()),
-      first_row_(first_row),
-      parameters_(codec_->serialize().size()),
-      owner_(std::move(owner)) {}
+      id_base_(id_base),
+      ids_(ids),
+      position_(position),
+      owner_(std::move(owner)),
+      mapping_(std::move(mapping)) {}
 
-std::shared_ptr<CodesStore> CodesStore::open(const ContainerReader& file, size_t rows, size_t dim,
-                                             const StoreSections& sections, const KeyLookup& keys) {
+const ScanLayout* Segment::layout(const Quantizer& quantizer, size_t code_size) const {
+  std::call_once(layout_built_, [&] {
+    // A search reads every code: ask for the whole run once instead of page by page.
+    if (mapping_) mapping_->will_scan(codes_, uint64_t(rows_) * code_size);
+    layout_ = quantizer.scan_layout(codes_, rows_);
+  });
+  return layout_.get();
+}
+
+namespace {
+
+// Rows [skip, skip + count) of a segment with ids shifted by `by`.
+std::shared_ptr<const Segment> sub_segment(const Segment& s, size_t code_size, int64_t by, size_t skip, size_t count) {
+  std::shared_ptr<const void> owner = s.owner();
+  const int64_t* ids = nullptr;
+  if (s.has_id_map()) {
+    auto shifted = std::make_shared<std::vector<int64_t>>(s.id_map() + skip, s.id_map() + skip + count);
+    for (int64_t& id : *shifted) id += by;
+    ids = shifted->data();
+    owner = std::make_shared<std::pair<std::shared_ptr<const void>, std::shared_ptr<const void>>>(owner, shifted);
+  }
+  return std::make_shared<Segment>(s.codes() + skip * code_size, count, s.id_base() + by + static_cast<int64_t>(skip), ids,
+                                   s.position() + skip, std::move(owner), s.mapping());
+}
+
+std::string row_range(size_t begin, size_t count) {
+  return "rows " + std::to_string(begin) + ".." + std::to_string(begin + count);
+}
+
+}  // namespace
+
+RowStore::RowStore(std::shared_ptr<const Codec> codec, Segments segments)
+    : codec_(std::move(codec)),
+      segments_(std::move(segments)),
+      code_size_(codec_->code_size()),
+      parameter_bytes_(std::make_shared<ParameterBytes>()),
+      id_index_(std::make_unique<IdIndex>()) {
+  for (const auto& s : segments_) rows_ += s->rows();
+}
+
+RowStore::RowStore(std::shared_ptr<const Codec> codec, const uint8_t* codes, size_t rows, std::shared_ptr<const void> owner)
+    : RowStore(std::move(codec), Segments{std::make_shared<Segment>(codes, rows, 0, nullptr, 0, std::move(owner))}) {}
+
+std::shared_ptr<RowStore> RowStore::open(const ContainerReader& file, size_t rows, size_t dim, const StoreSections& sections,
+                                         const KeyLookup& keys) {
   const std::string codec_type(sections.codec), codes_type(sections.codes);
   ByteSpan params = file.section(codec_type, /*verify=*/true);
   auto loaded = std::make_shared<Codec>(Codec::load(params.data, params.size));
-  if (loaded->needs_keys()) {
+  if (loaded->capabilities() & kNeedsKeys) {
     if (!keys)
       throw FormatError(file.path() + ": section " + codec_type + ": codec '" + loaded->spec() +
                             "' derives rows from their keys, and these rows have none",
@@ -40,68 +85,126 @@ std::shared_ptr<CodesStore> CodesStore::open(const ContainerReader& file, size_t
                           std::to_string(rows) + " rows of " + std::to_string(codec->code_size()) + " bytes need " +
                           std::to_string(expected),
                       codes_type, file.find(codes_type)->offset);
-  auto store = std::make_shared<CodesStore>(std::move(codec), codes.data, rows, file.mapping());
-  store->mapping_ = file.mapping();
+  auto segment = std::make_shared<Segment>(codes.data, rows, 0, nullptr, 0, file.mapping(), file.mapping());
+  auto store = std::make_shared<RowStore>(std::move(codec), Segments{std::move(segment)});
+  store->parameter_bytes_->value = params.size;
+  std::call_once(store->parameter_bytes_->measured, [] {});
   return store;
 }
 
-void CodesStore::reconstruct(size_t begin, size_t count, float* out) const {
+std::shared_ptr<const RowStore> RowStore::concatenate(const std::vector<std::shared_ptr<const RowStore>>& parts) {
+  if (parts.empty()) throw Error("a store needs at least one part");
+  Segments segments;
+  int64_t first = 0;
+  for (const auto& part : parts) {
+    for (const auto& s : part->segments()) segments.push_back(sub_segment(*s, part->code_size_, first, 0, s->rows()));
+    first += static_cast<int64_t>(part->rows());
+  }
+  auto out = std::make_shared<RowStore>(parts.front()->codec_, std::move(segments));
+  out->parameter_bytes_ = parts.front()->parameter_bytes_;
+  return out;
+}
+
+const RowStore::IdIndex& RowStore::id_index() const {
+  std::call_once(id_index_->built, [this] {
+    IdIndex& index = *id_index_;
+    index.ranges = std::none_of(segments_.begin(), segments_.end(), [](const auto& s) { return s->has_id_map(); });
+    if (index.ranges) {
+      index.order.resize(segments_.size());
+      for (size_t i = 0; i < segments_.size(); ++i) index.order[i] = i;
+      std::sort(index.order.begin(), index.order.end(),
+                [this](size_t a, size_t b) { return segments_[a]->id_base() < segments_[b]->id_base(); });
+      for (size_t i : index.order) index.first_ids.push_back(segments_[i]->id_base());
+      return;
+    }
+    for (size_t s = 0; s < segments_.size(); ++s)
+      for (size_t r = 0; r < segments_[s]->rows(); ++r)
+        index.ids.emplace_back(segments_[s]->id(r), (uint64_t(s) << 40) | r);
+    std::sort(index.ids.begin(), index.ids.end());
+  });
+  return *id_index_;
+}
+
+RowStore::Location RowStore::locate(int64_t id) const {
+  const IdIndex& index = id_index();
+  if (index.ranges) {
+    auto after = std::upper_bound(index.first_ids.begin(), index.first_ids.end(), id);
+    if (after != index.first_ids.begin()) {
+      const Segment& s = *segments_[index.order[size_t(after - index.first_ids.begin()) - 1]];
+      if (id - s.id_base() < static_cast<int64_t>(s.rows())) return {&s, static_cast<size_t>(id - s.id_base())};
+    }
+  } else {
+    auto found = std::lower_bound(index.ids.begin(), index.ids.end(), std::make_pair(id, uint64_t{0}));
+    if (found != index.ids.end() && found->first == id)
+      return {segments_[found->second >> 40].get(), static_cast<size_t>(found->second & ((uint64_t{1} << 40) - 1))};
+  }
+  throw NotFoundError("row " + std::to_string(id) + " is out of range (" + std::to_string(rows_) + " rows)");
+}
+
+void RowStore::reconstruct(size_t begin, size_t count, float* out) const {
   if (begin > rows_ || count > rows_ - begin)
-    throw NotFoundError("rows " + std::to_string(begin) + ".." + std::to_string(begin + count) + " are out of range (" +
-                        std::to_string(rows_) + " rows)");
-  codec_->decode(codes_ + begin * code_size_, count, out, first_row_ + begin);
-}
-
-void RowScorer::select_above(size_t begin, size_t count, size_t nq, const float* thresholds,
-                             BlockCandidates& out) const {
-  static thread_local std::vector<float> scores;
-  scores.resize(nq * count);
-  score(begin, count, scores.data(), count);
-  select_scores_above(scores.data(), nq, count, count, thresholds, out);
-}
-
-namespace {
-class CodesScorer final : public RowScorer {
- public:
-  CodesScorer(std::unique_ptr<CodeScorer> inner, const uint8_t* codes, size_t code_size, size_t first_row)
-      : inner_(std::move(inner)), codes_(codes), code_size_(code_size), first_row_(first_row) {}
-  void score(size_t begin, size_t count, float* out, size_t ld) const override {
-    inner_->score_at(codes_ + begin * code_size_, first_row_ + begin, count, out, ld);
+    throw NotFoundError(row_range(begin, count) + " are out of range (" + std::to_string(rows_) + " rows)");
+  const size_t d = dim();
+  for (size_t done = 0; done < count;) {
+    const Location at = locate(static_cast<int64_t>(begin + done));
+    // Rows with consecutive ids in one segment decode together.
+    size_t run = 1;
+    if (!at.segment->has_id_map()) run = std::min(count - done, at.segment->rows() - at.row);
+    codec_->decode(at.segment->codes() + at.row * code_size_, run, out + done * d, at.segment->position() + at.row);
+    done += run;
   }
-  void select_above(size_t begin, size_t count, size_t nq, const float* thresholds, BlockCandidates& out) const override {
-    inner_->select_above(codes_ + begin * code_size_, first_row_ + begin, count, nq, thresholds, out);
+}
+
+std::shared_ptr<const RowStore> RowStore::slice(size_t begin, size_t count) const {
+  if (begin > rows_ || count > rows_ - begin)
+    throw NotFoundError(row_range(begin, count) + " are out of range (" + std::to_string(rows_) + " rows)");
+  if (!id_index().ranges)
+    throw Error(row_range(begin, count) + " of a store whose segments map their ids cannot be sliced");
+  // The pieces of the segments that hold ids [begin, begin + count), renumbered from 0.
+  Segments pieces;
+  const int64_t low = static_cast<int64_t>(begin), high = static_cast<int64_t>(begin + count);
+  for (const auto& s : segments_) {
+    const int64_t first = std::max(low, s->id_base()), last = std::min(high, s->id_base() + static_cast<int64_t>(s->rows()));
+    if (first < last)
+      pieces.push_back(sub_segment(*s, code_size_, -low, static_cast<size_t>(first - s->id_base()), static_cast<size_t>(last - first)));
   }
-
- private:
-  std::unique_ptr<CodeScorer> inner_;
-  const uint8_t* codes_;
-  size_t code_size_, first_row_;
-};
-}  // namespace
-
-std::unique_ptr<RowScorer> CodesStore::scorer(const float* queries, size_t nq, Metric metric) const {
-  // A search reads every code: ask for the whole section once instead of page by page.
-  if (mapping_ && !scanned_.exchange(true)) mapping_->will_scan(codes_, code_bytes());
-  std::call_once(layout_built_, [this] { layout_ = codec_->quantizer().scan_layout(codes_, rows_); });
-  return std::make_unique<CodesScorer>(codec_->scorer(queries, nq, metric, layout_.get()), codes_, code_size_, first_row_);
+  auto out = std::make_shared<RowStore>(codec_, std::move(pieces));
+  out->parameter_bytes_ = parameter_bytes_;
+  return out;
 }
 
-std::unique_ptr<RowScorer> CodesStore::upper_bound_scorer(const float* queries, size_t nq, Metric metric) const {
-  auto inner = codec_->upper_bound_scorer(queries, nq, metric);
-  if (!inner) return nullptr;
-  if (mapping_ && !scanned_.exchange(true)) mapping_->will_scan(codes_, code_bytes());
-  return std::make_unique<CodesScorer>(std::move(inner), codes_, code_size_, first_row_);
+const uint8_t* RowStore::contiguous_codes() const {
+  if (segments_.size() != 1 || segments_.front()->has_id_map() || segments_.front()->id_base() != 0) return nullptr;
+  return segments_.front()->codes();
 }
 
-void CodesStore::write(ContainerWriter& writer, const StoreSections& sections) const {
+uint64_t RowStore::parameter_bytes() const {
+  std::call_once(parameter_bytes_->measured, [this] { parameter_bytes_->value = codec_->serialize().size(); });
+  return parameter_bytes_->value;
+}
+
+void RowStore::write(ContainerWriter& writer, const StoreSections& sections) const {
   // A file's rows start at position 0; rows placed by position would decode as other rows.
-  if (first_row_ != 0 && (codec_->capabilities() & kSharedParameters))
-    throw Error("rows " + std::to_string(first_row_) + ".. of a table with codec '" + codec_->spec() +
+  const size_t position = segments_.empty() ? 0 : segments_.front()->position();
+  if (position != 0 && (codec_->capabilities() & kSharedParameters))
+    throw Error("rows " + std::to_string(position) + ".. of a table with codec '" + codec_->spec() +
                 "' cannot be saved on their own: its rows are placed by position in the whole table (compress the "
                 "slice again to save it)");
   auto params = codec_->serialize();
   writer.add(sections.codec, params.data(), params.size());
-  writer.add(sections.codes, codes_, code_bytes(), kCodeAlign);
+  if (const uint8_t* codes = contiguous_codes()) {
+    writer.add(sections.codes, codes, code_bytes(), kCodeAlign);
+    return;
+  }
+  // Several segments: their codes in id order.
+  std::vector<uint8_t> codes(code_bytes());
+  for (size_t id = 0; id < rows_;) {
+    const Location at = locate(static_cast<int64_t>(id));
+    const size_t run = at.segment->has_id_map() ? 1 : std::min(rows_ - id, at.segment->rows() - at.row);
+    std::copy_n(at.segment->codes() + at.row * code_size_, run * code_size_, codes.data() + id * code_size_);
+    id += run;
+  }
+  writer.add(sections.codes, codes.data(), codes.size(), kCodeAlign);
 }
 
 }  // namespace vecpack

@@ -1,6 +1,10 @@
-// RowStore: what a table holds for its rows. The engine, the file writer, the CLI and the
-// bindings see only this interface. Per-vector codecs use CodesStore (a codes section plus the
-// codec); codecs whose rows share parameters implement RowStore themselves.
+// What a table holds for its rows: a trained codec and the segments of codes it encoded.
+//
+// A segment is the unit the search engine scans: a run of consecutive codes whose rows carry
+// ids, either id_base + i or ids[i] from an id map. A flat table is one segment; a sharded table
+// is its shards' segments with shifted id bases; an inverted file is one segment per list with
+// an id map; a table that changes is base and delta segments. The engine, the file writer, the
+// CLI and the bindings see only RowStore, and no codec knows which kind of store it serves.
 #pragma once
 
 #include <atomic>
@@ -8,21 +12,48 @@
 #include <memory>
 #include <mutex>
 #include <string_view>
+#include <vector>
 
 #include "container.h"
 #include "vecpack/codec.h"
 
 namespace vecpack {
 
-// Scores row ranges of one store against a fixed query batch. Safe to call from many threads.
-class RowScorer {
+class MappedFile;
+
+class Segment {
  public:
-  virtual ~RowScorer() = default;
-  // out[q * ld + i] for rows begin..begin+count; larger is better (see CodeScorer).
-  virtual void score(size_t begin, size_t count, float* out, size_t ld) const = 0;
-  // For each of the nq queries, the rows begin..begin+count whose score is above thresholds[q]
-  // (see CodeScorer::select_above); rows in out are relative to begin. The default scores all.
-  virtual void select_above(size_t begin, size_t count, size_t nq, const float* thresholds, BlockCandidates& out) const;
+  // codes: rows x code_size bytes kept alive by owner. id_base: the id of the first row; ids,
+  // when not null, the id of every row instead (rows int64 values, also kept alive by owner).
+  // position: where the first row lies in the table the codec was fitted to (codecs with
+  // shared parameters place rows by it). mapping: the file the codes are mapped from, if any.
+  Segment(const uint8_t* codes, size_t rows, int64_t id_base, const int64_t* ids, size_t position,
+          std::shared_ptr<const void> owner, std::shared_ptr<const MappedFile> mapping = nullptr);
+
+  const uint8_t* codes() const { return codes_; }
+  size_t rows() const { return rows_; }
+  int64_t id(size_t row) const { return ids_ ? ids_[row] : id_base_ + static_cast<int64_t>(row); }
+  bool has_id_map() const { return ids_ != nullptr; }
+  int64_t id_base() const { return id_base_; }
+  const int64_t* id_map() const { return ids_; }
+  size_t position() const { return position_; }
+  const std::shared_ptr<const void>& owner() const { return owner_; }
+  const std::shared_ptr<const MappedFile>& mapping() const { return mapping_; }
+
+  // The quantizer's scan layout of these codes (null when it has none), built on the first call;
+  // on that call a mapped segment also asks for its codes to be read ahead.
+  const ScanLayout* layout(const Quantizer& quantizer, size_t code_size) const;
+
+ private:
+  const uint8_t* codes_;
+  size_t rows_;
+  int64_t id_base_;
+  const int64_t* ids_;
+  size_t position_;
+  std::shared_ptr<const void> owner_;
+  std::shared_ptr<const MappedFile> mapping_;
+  mutable std::once_flag layout_built_;
+  mutable std::shared_ptr<const ScanLayout> layout_;
 };
 
 // The section types that hold one set of rows: the table's own rows use CODC/CODE; other row
@@ -34,58 +65,60 @@ struct StoreSections {
 
 class RowStore {
  public:
-  virtual ~RowStore() = default;
-  virtual size_t rows() const = 0;
-  virtual size_t dim() const = 0;
-  virtual const Codec& codec() const = 0;
-  virtual void reconstruct(size_t begin, size_t count, float* out) const = 0;
-  // queries: nq x dim in the table's space (unit length for cos).
-  virtual std::unique_ptr<RowScorer> scorer(const float* queries, size_t nq, Metric metric) const = 0;
-  // Scores that bound the original rows' scores from above (Quantizer::upper_bound_scorer);
-  // null when the rows have no such bound.
-  virtual std::unique_ptr<RowScorer> upper_bound_scorer(const float*, size_t, Metric) const { return nullptr; }
-  // Rows [begin, begin + count) as a store of their own, sharing this one's data; Error when
-  // the rows cannot be taken apart.
-  virtual std::shared_ptr<const RowStore> slice(size_t begin, size_t count) const;
-  virtual uint64_t code_bytes() const = 0;
-  virtual uint64_t parameter_bytes() const = 0;
-  // Writes the codec, the codes and whatever other sections the rows need.
-  virtual void write(ContainerWriter& writer, const StoreSections& sections = {}) const = 0;
-};
-
-class CodesStore final : public RowStore {
- public:
-  // codes: rows x codec.code_size() bytes, kept alive by owner. first_row: the position of the
-  // first of them in their table (a slice's rows keep their place for codecs that need it).
-  CodesStore(std::shared_ptr<const Codec> codec, const uint8_t* codes, size_t rows, std::shared_ptr<const void> owner,
-             size_t first_row = 0);
+  using Segments = std::vector<std::shared_ptr<const Segment>>;
+  RowStore(std::shared_ptr<const Codec> codec, Segments segments);
+  // One segment of rows x codec.code_size() bytes, ids 0.., kept alive by owner.
+  RowStore(std::shared_ptr<const Codec> codec, const uint8_t* codes, size_t rows, std::shared_ptr<const void> owner);
   // Reads the codec and codes sections from a container; the codes are used in place. keys: the
-  // table's, bound to a codec that derives rows from keys (Codec::needs_keys).
-  static std::shared_ptr<CodesStore> open(const ContainerReader& file, size_t rows, size_t dim,
-                                          const StoreSections& sections = {}, const KeyLookup& keys = {});
+  // table's, bound to a codec that derives rows from keys (kNeedsKeys).
+  static std::shared_ptr<RowStore> open(const ContainerReader& file, size_t rows, size_t dim,
+                                        const StoreSections& sections = {}, const KeyLookup& keys = {});
+  // The rows of several stores of one trained codec as one store: the ids of part p follow
+  // those of the parts before it.
+  static std::shared_ptr<const RowStore> concatenate(const std::vector<std::shared_ptr<const RowStore>>& parts);
 
-  size_t rows() const override { return rows_; }
-  size_t dim() const override { return codec_->dim(); }
-  const Codec& codec() const override { return *codec_; }
-  void reconstruct(size_t begin, size_t count, float* out) const override;
-  std::unique_ptr<RowScorer> scorer(const float* queries, size_t nq, Metric metric) const override;
-  std::unique_ptr<RowScorer> upper_bound_scorer(const float* queries, size_t nq, Metric metric) const override;
-  std::shared_ptr<const RowStore> slice(size_t begin, size_t count) const override;
-  uint64_t code_bytes() const override { return uint64_t(rows_) * code_size_; }
-  uint64_t parameter_bytes() const override { return parameters_; }
-  void write(ContainerWriter& writer, const StoreSections& sections = {}) const override;
-  const uint8_t* codes() const { return codes_; }
+  size_t rows() const { return rows_; }
+  size_t dim() const { return codec_->dim(); }
+  const Codec& codec() const { return *codec_; }
+  const Segments& segments() const { return segments_; }
+
+  struct Location {
+    const Segment* segment;
+    size_t row;
+  };
+  // Where the row with this id is stored; NotFoundError when no row has it.
+  Location locate(int64_t id) const;
+  // Decodes the rows with ids begin .. begin + count - 1.
+  void reconstruct(size_t begin, size_t count, float* out) const;
+  // Rows [begin, begin + count) as a store of their own, ids from 0, sharing this one's codes.
+  std::shared_ptr<const RowStore> slice(size_t begin, size_t count) const;
+  // The codes of every row in id order when they lie in one run (one segment, ids 0..), else null.
+  const uint8_t* contiguous_codes() const;
+
+  uint64_t code_bytes() const { return uint64_t(rows_) * code_size_; }
+  uint64_t parameter_bytes() const;
+  // Writes the codec and the codes, in id order.
+  void write(ContainerWriter& writer, const StoreSections& sections = {}) const;
 
  private:
+  struct ParameterBytes {
+    std::once_flag measured;
+    uint64_t value = 0;
+  };
+  struct IdIndex {
+    std::once_flag built;
+    bool ranges = false;               // each segment holds ids [id_base, id_base + rows)
+    std::vector<int64_t> first_ids;    // ranges: each segment's id base, ascending
+    std::vector<size_t> order;         // ranges: segment indices in that order
+    std::vector<std::pair<int64_t, uint64_t>> ids;  // otherwise: (id, segment << 40 | row), sorted
+  };
+  const IdIndex& id_index() const;
+
   std::shared_ptr<const Codec> codec_;
-  const uint8_t* codes_;
-  size_t rows_, code_size_, first_row_;
-  uint64_t parameters_;
-  std::shared_ptr<const void> owner_;
-  std::shared_ptr<const MappedFile> mapping_;  // set when the codes are in a mapped file
-  mutable std::atomic<bool> scanned_{false};
-  mutable std::once_flag layout_built_;
-  mutable std::shared_ptr<const ScanLayout> layout_;  // the codec's scan layout, built on the first search
+  Segments segments_;
+  size_t rows_ = 0, code_size_ = 0;
+  std::shared_ptr<ParameterBytes> parameter_bytes_;  // shared with slices: measured once
+  std::unique_ptr<IdIndex> id_index_;
 };
 
 }  // namespace vecpack

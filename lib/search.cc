@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 
 #include "block_scorer.h"
 #include "funnel.h"
@@ -70,23 +71,51 @@ size_t block_rows_for(size_t d) {
   return std::clamp<size_t>(rows / 64 * 64, 256, 4096);
 }
 
+// A block of rows of one segment: what one scoring call sees.
+struct ScanBlock {
+  const Segment* segment;
+  size_t row, count;  // rows [row, row + count) of the segment
+  const ScanLayout* layout;
+};
+
+CodeBlock code_block(const ScanBlock& b, size_t code_size) {
+  return {b.segment->codes() + b.row * code_size, b.count, b.segment->position() + b.row, b.layout, b.row};
+}
+
+// Every segment cut into blocks of `block` rows (a multiple of 64, so each block starts one of
+// the segment's scan-layout blocks); a block never spans two segments. The cut depends on the
+// segments alone, never on the number of threads.
+std::vector<ScanBlock> scan_blocks(const RowStore& store, size_t block) {
+  const Quantizer& quantizer = store.codec().quantizer();
+  const size_t code_size = store.codec().code_size();
+  std::vector<ScanBlock> blocks;
+  for (const auto& segment : store.segments()) {
+    const ScanLayout* layout = segment->rows() ? segment->layout(quantizer, code_size) : nullptr;
+    for (size_t row = 0; row < segment->rows(); row += block)
+      blocks.push_back({segment.get(), row, std::min(block, segment->rows() - row), layout});
+  }
+  return blocks;
+}
+
 // Rescores each query's candidates from the rerank rows; scores stay "larger is better".
-// When the first-pass rows bound their scores from above (RowStore::upper_bound_scorer), a
+// When the first-pass codec bounds its scores from above (Quantizer::upper_bound_scorer), a
 // candidate whose bound cannot beat the k-th rescored row is skipped without rescoring.
 void rescore(const RowStore& rows, const float* prepared, size_t nq, size_t d, Metric metric, size_t shortlist,
              const std::vector<int64_t>& candidate_ids, const RowStore& first_pass, const float* first_pass_queries,
              size_t k, unsigned threads, SearchResult& result) {
+  const size_t code_size = first_pass.codec().code_size();
   parallel_for(nq, threads, [&](size_t q, unsigned) {
     const float* query = prepared + q * d;
-    const auto bounds = first_pass.upper_bound_scorer(first_pass_queries + q * d, 1, metric);
+    const auto bounds = first_pass.codec().upper_bound_scorer(first_pass_queries + q * d, 1, metric);
     std::vector<float> row(d);
     TopK top(k);
     for (size_t c = 0; c < shortlist; ++c) {
       int64_t id = candidate_ids[q * shortlist + c];
       if (id < 0) break;
       if (bounds && top.full()) {
+        const RowStore::Location at = first_pass.locate(id);
         float bound;
-        bounds->score(static_cast<size_t>(id), 1, &bound, 1);
+        bounds->score({at.segment->codes() + at.row * code_size, 1, at.segment->position() + at.row}, &bound, 1);
         if (bound < top.threshold()) continue;
       }
       rows.reconstruct(static_cast<size_t>(id), 1, row.data());
@@ -135,30 +164,44 @@ SearchResult search_store(const RowStore& store, const float* queries, size_t nq
 
   // A chain with transforms gets the queries as given, like its rows (scaling does not commute
   // with a centring transform); it normalises cos queries after its transforms.
-  const float* scored_queries = (store.codec().capabilities() & kTransform) ? queries : prepared.data();
-  const unsigned threads = std::max<unsigned>(1, std::min<unsigned>(resolve_threads(options.threads), (n + 4095) / 4096));
-  const size_t block = block_rows_for(d);
+  const Codec& codec = store.codec();
+  const float* scored_queries = (codec.capabilities() & kTransform) ? queries : prepared.data();
+  const size_t code_size = codec.code_size();
+  const std::vector<ScanBlock> blocks = scan_blocks(store, block_rows_for(d));
+  const unsigned threads = std::max<unsigned>(
+      1, std::min<unsigned>({resolve_threads(options.threads), unsigned((n + 4095) / 4096), unsigned(std::max<size_t>(1, blocks.size()))}));
 
-  // Pushes the rows [begin, end) into heaps (one per query of the scorer), block by block.
-  auto scan = [&](const RowScorer& scorer, size_t queries, size_t begin, size_t end, TopK* heaps) {
+  // Pushes the rows of blocks [begin, end) into heaps (one per query of the scorer).
+  auto scan = [&](const CodeScorer& scorer, size_t queries, size_t begin, size_t end, TopK* heaps) {
     std::vector<float> thresholds(queries);
     BlockCandidates candidates;
-    for (size_t b = begin; b < end; b += block) {
-      size_t count = std::min(block, end - b);
-      // Rows at or below a full heap's threshold cannot enter it; the scorer may skip them.
-      for (size_t q = 0; q < queries; ++q) thresholds[q] = heaps[q].full() ? heaps[q].threshold() : -INFINITY;
-      scorer.select_above(b, count, queries, thresholds.data(), candidates);
+    int64_t largest_id = std::numeric_limits<int64_t>::min();  // of the rows scanned so far
+    for (size_t b = begin; b < end; ++b) {
+      const ScanBlock& block = blocks[b];
+      const Segment& segment = *block.segment;
+      // A row that ties a full heap's worst score enters it only with a smaller id. When every
+      // id of the block is larger than all ids before it (a flat table, shards in order), no tie
+      // can enter and the scorer may skip rows at or below the threshold; otherwise (id maps)
+      // ties are selected too and TopK decides by id.
+      const bool ids_after = !segment.has_id_map() && segment.id(block.row) > largest_id;
+      for (size_t q = 0; q < queries; ++q)
+        thresholds[q] = !heaps[q].full() ? -INFINITY
+                        : ids_after      ? heaps[q].threshold()
+                                         : std::nextafter(heaps[q].threshold(), -INFINITY);
+      scorer.select_above(code_block(block, code_size), queries, thresholds.data(), candidates);
       for (size_t q = 0; q < queries; ++q) {
         TopK& top = heaps[q];
         for (size_t p = candidates.offsets[q]; p < candidates.offsets[q + 1]; ++p)
-          if (!top.full() || candidates.scores[p] > top.threshold())
-            top.push(candidates.scores[p], static_cast<int64_t>(b + candidates.rows[p]));
+          if (!ids_after || !top.full() || candidates.scores[p] > top.threshold())
+            top.push(candidates.scores[p], segment.id(block.row + candidates.rows[p]));
       }
+      for (size_t r = ids_after ? block.count - 1 : 0; r < block.count; ++r)
+        largest_id = std::max(largest_id, segment.id(block.row + r));
     }
   };
 
-  // Queries scored together: more are split into tiles of the codec's size (Quantizer::query_tile).
-  const size_t query_tile = std::max<size_t>(1, store.codec().quantizer().query_tile());
+  // Queries scored together: more are split into tiles of the codec's size (CodecDescriptor::query_tile).
+  const size_t query_tile = std::max<size_t>(1, codec.quantizer().descriptor().query_tile);
   if (nq > query_tile) {
     // Tiles of query_tile queries, each scanned over all rows by one worker: no heap is filled
     // twice and a worker's scorer holds only its tile's tables. The tiles, and so the shapes of
@@ -167,23 +210,22 @@ SearchResult search_store(const RowStore& store, const float* queries, size_t nq
     const unsigned workers = std::max<unsigned>(1, std::min<unsigned>(resolve_threads(options.threads), unsigned(tiles)));
     parallel_for(tiles, workers, [&](size_t tile, unsigned) {
       const size_t first = tile * query_tile, count = std::min(query_tile, nq - first);
-      auto scorer = store.scorer(scored_queries + first * d, count, metric);
+      auto scorer = codec.scorer(scored_queries + first * d, count, metric);
       std::vector<TopK> heaps(count, TopK(first_k));
-      scan(*scorer, count, 0, n, heaps.data());
+      scan(*scorer, count, 0, blocks.size(), heaps.data());
       for (size_t q = 0; q < count; ++q)
         heaps[q].sorted_into(result.ids.data() + (first + q) * first_k, result.scores.data() + (first + q) * first_k);
     });
   } else {
     const size_t qn = nq;
-    auto scorer = store.scorer(scored_queries, qn, metric);
-    // Each worker owns a contiguous row range and its own heaps; ranges merge at the end.
+    auto scorer = codec.scorer(scored_queries, qn, metric);
+    // Each worker owns a contiguous run of blocks and its own heaps; they merge at the end.
+    // Every row is scored by the same call shape for any number of threads: BLAS results, which
+    // can differ in the last bit with the shape, then do not depend on the thread count.
     std::vector<std::vector<TopK>> heaps(threads, std::vector<TopK>(qn, TopK(first_k)));
-    // Ranges are whole blocks, so blocks start at the same rows for any thread count and every
-    // row is scored by the same call shape: BLAS results, which can differ in the last bit with
-    // the shape, then do not depend on the number of threads.
-    const size_t per_worker = ((n + threads - 1) / threads + block - 1) / block * block;
+    const size_t per_worker = (blocks.size() + threads - 1) / threads;
     parallel_for(threads, threads, [&](size_t w, unsigned) {
-      const size_t begin = w * per_worker, end = std::min(n, begin + per_worker);
+      const size_t begin = w * per_worker, end = std::min(blocks.size(), begin + per_worker);
       if (begin < end) scan(*scorer, qn, begin, end, heaps[w].data());
     });
     for (size_t q = 0; q < qn; ++q) {

@@ -1,5 +1,5 @@
 // Sharded tables: a folder of .vecpack shards and a manifest.json written last. The shards are
-// one table to search: their row stores are concatenated (ShardedStore), their vocabularies
+// one table to search: their segments become one store (RowStore::concatenate), their vocabularies
 // become parts of one KeyIndex, and the engine runs over the whole as over a single file.
 #include <algorithm>
 #include <cstdio>
@@ -43,106 +43,6 @@ uint64_t file_checksum(const std::string& path) {
   MappedFile file(path);
   return xxh64(file.data(), file.size());
 }
-
-// Rows of several stores, one after another: shard s holds rows [offsets[s], offsets[s + 1]).
-class ShardedStore final : public RowStore {
- public:
-  explicit ShardedStore(std::vector<std::shared_ptr<const RowStore>> parts) : parts_(std::move(parts)) {
-    offsets_.push_back(0);
-    for (const auto& part : parts_) offsets_.push_back(offsets_.back() + part->rows());
-  }
-  size_t rows() const override { return offsets_.back(); }
-  size_t dim() const override { return parts_.front()->dim(); }
-  const Codec& codec() const override { return parts_.front()->codec(); }
-
-  // Calls fn(part, local_begin, count, position) for the pieces of [begin, begin + count).
-  template <class F>
-  void for_pieces(size_t begin, size_t count, F&& fn) const {
-    if (begin > rows() || count > rows() - begin)
-      throw NotFoundError("rows " + std::to_string(begin) + ".." + std::to_string(begin + count) + " are out of range (" +
-                          std::to_string(rows()) + " rows)");
-    size_t s = size_t(std::upper_bound(offsets_.begin(), offsets_.end(), begin) - offsets_.begin()) - 1;
-    for (size_t done = 0; done < count; ++s) {
-      const size_t local = begin + done - offsets_[s], take = std::min(count - done, parts_[s]->rows() - local);
-      if (take) fn(s, local, take, done);
-      done += take;
-    }
-  }
-
-  void reconstruct(size_t begin, size_t count, float* out) const override {
-    for_pieces(begin, count, [&](size_t s, size_t local, size_t take, size_t at) {
-      parts_[s]->reconstruct(local, take, out + at * dim());
-    });
-  }
-
-  class Scorer final : public RowScorer {
-   public:
-    Scorer(const ShardedStore& store, std::vector<std::unique_ptr<RowScorer>> parts)
-        : store_(store), parts_(std::move(parts)) {}
-    void score(size_t begin, size_t count, float* out, size_t ld) const override {
-      store_.for_pieces(begin, count, [&](size_t s, size_t local, size_t take, size_t at) {
-        parts_[s]->score(local, take, out + at, ld);
-      });
-    }
-    // A block inside one shard goes to that shard's scorer; one that spans two is scored whole.
-    void select_above(size_t begin, size_t count, size_t nq, const float* thresholds,
-                      BlockCandidates& out) const override {
-      size_t pieces = 0, shard = 0, first = 0;
-      store_.for_pieces(begin, count, [&](size_t s, size_t local, size_t, size_t) {
-        if (pieces++ == 0) shard = s, first = local;
-      });
-      if (pieces == 1) return parts_[shard]->select_above(first, count, nq, thresholds, out);
-      RowScorer::select_above(begin, count, nq, thresholds, out);
-    }
-
-   private:
-    const ShardedStore& store_;
-    std::vector<std::unique_ptr<RowScorer>> parts_;
-  };
-
-  std::unique_ptr<RowScorer> scorer(const float* queries, size_t nq, Metric metric) const override {
-    std::vector<std::unique_ptr<RowScorer>> scorers;
-    for (const auto& part : parts_) scorers.push_back(part->scorer(queries, nq, metric));
-    return std::make_unique<Scorer>(*this, std::move(scorers));
-  }
-  std::unique_ptr<RowScorer> upper_bound_scorer(const float* queries, size_t nq, Metric metric) const override {
-    std::vector<std::unique_ptr<RowScorer>> scorers;
-    for (const auto& part : parts_) {
-      scorers.push_back(part->upper_bound_scorer(queries, nq, metric));
-      if (!scorers.back()) return nullptr;
-    }
-    return std::make_unique<Scorer>(*this, std::move(scorers));
-  }
-  std::shared_ptr<const RowStore> slice(size_t begin, size_t count) const override {
-    std::vector<std::shared_ptr<const RowStore>> pieces;
-    for_pieces(begin, count, [&](size_t s, size_t local, size_t take, size_t) { pieces.push_back(parts_[s]->slice(local, take)); });
-    if (pieces.size() == 1) return pieces.front();
-    return std::make_shared<ShardedStore>(std::move(pieces));
-  }
-  uint64_t code_bytes() const override {
-    uint64_t total = 0;
-    for (const auto& part : parts_) total += part->code_bytes();
-    return total;
-  }
-  uint64_t parameter_bytes() const override { return parts_.front()->parameter_bytes(); }
-
-  // One file of all the shards: the shared codec and the codes concatenated.
-  void write(ContainerWriter& writer, const StoreSections& sections) const override {
-    std::vector<uint8_t> codes;
-    codes.reserve(code_bytes());
-    for (const auto& part : parts_) {
-      const auto* store = dynamic_cast<const CodesStore*>(part.get());
-      if (!store) throw Error("a sharded table of codec '" + codec().spec() + "' cannot be saved as one file");
-      codes.insert(codes.end(), store->codes(), store->codes() + store->code_bytes());
-    }
-    CodesStore(std::shared_ptr<const Codec>(&parts_.front()->codec(), [](const Codec*) {}), codes.data(), rows(), nullptr)
-        .write(writer, sections);
-  }
-
- private:
-  std::vector<std::shared_ptr<const RowStore>> parts_;
-  std::vector<size_t> offsets_;
-};
 
 struct Manifest {
   uint64_t rows = 0, dim = 0;
@@ -200,19 +100,6 @@ Manifest read_manifest(const std::string& folder) {
 }
 
 }  // namespace
-
-std::shared_ptr<const RowStore> RowStore::slice(size_t, size_t) const {
-  throw Error("rows of codec '" + codec().spec() + "' cannot be sliced");
-}
-
-std::shared_ptr<const RowStore> CodesStore::slice(size_t begin, size_t count) const {
-  if (begin > rows_ || count > rows_ - begin)
-    throw NotFoundError("rows " + std::to_string(begin) + ".." + std::to_string(begin + count) + " are out of range (" +
-                        std::to_string(rows_) + " rows)");
-  // The slice shares the codes; owner_ and the mapping keep them alive.
-  auto keep = std::make_shared<std::pair<std::shared_ptr<const void>, std::shared_ptr<const MappedFile>>>(owner_, mapping_);
-  return std::make_shared<CodesStore>(codec_, codes_ + begin * code_size_, count, keep, first_row_ + begin);
-}
 
 Table Table::slice(size_t begin, size_t count) const {
   if (!impl_) throw Error("the table is empty");
@@ -337,8 +224,8 @@ Table Table::open_shards(const std::string& folder) {
     }
     impl->file_bytes += shard.info().file_bytes;
   }
-  impl->store = std::make_shared<ShardedStore>(std::move(stores));
-  if (!reranks.empty()) impl->rerank = std::make_shared<ShardedStore>(std::move(reranks));
+  impl->store = RowStore::concatenate(stores);
+  if (!reranks.empty()) impl->rerank = RowStore::concatenate(reranks);
   meta.metric = manifest.metric;
   return Table(std::move(impl), std::move(meta));
 }

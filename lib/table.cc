@@ -81,7 +81,7 @@ Table Table::from_rows(std::vector<float> rows, size_t dim, std::vector<std::str
   codec->train(nullptr, 0, dim);
   auto data = std::make_shared<std::vector<float>>(std::move(rows));
   auto impl = std::make_shared<Impl>();
-  impl->store = std::make_shared<CodesStore>(codec, reinterpret_cast<const uint8_t*>(data->data()), n, data);
+  impl->store = std::make_shared<RowStore>(codec, reinterpret_cast<const uint8_t*>(data->data()), n, data);
   if (!keys.empty()) {
     auto bytes = std::make_shared<std::vector<uint8_t>>(build_vocabulary(keys));
     VocabularyView check(bytes->data(), bytes->size(), n, "keys");
@@ -164,8 +164,8 @@ Table Table::open(const std::string& path) {
     attach_vocabulary(*impl, file.mapping(), vocab.data, vocab.size, n, path + ": section VOCB");
   }
   const KeyLookup keys = key_lookup(impl->keys);
-  impl->store = CodesStore::open(file, n, d, {}, keys);
-  if (has_rerank) impl->rerank = CodesStore::open(file, n, d, kRerankSections, keys);
+  impl->store = RowStore::open(file, n, d, {}, keys);
+  if (has_rerank) impl->rerank = RowStore::open(file, n, d, kRerankSections, keys);
   if (const SectionInfo* freq = file.find("FREQ")) {
     if (freq->length != checked_mul(n, 8, "FREQ"))
       throw FormatError(path + ": section FREQ has " + std::to_string(freq->length) + " bytes, " + std::to_string(n) +
@@ -180,7 +180,7 @@ Table Table::open(const std::string& path) {
       scheme->pruned = parse_pruned_buckets(map.data, map.size, path + ": section SUBM", file.find("SUBM")->offset);
     }
     auto pool_impl = std::make_shared<Impl>();
-    pool_impl->store = CodesStore::open(file, subword_rows_count, d, kSubwordSections);
+    pool_impl->store = RowStore::open(file, subword_rows_count, d, kSubwordSections);
     try {
       check_subword_scheme(*scheme, subword_rows_count);
     } catch (const Error& e) {
@@ -343,8 +343,7 @@ Table Table::with_counts(std::vector<uint64_t> counts) const {
 }
 
 const uint8_t* Table::codes() const {
-  const auto* store = impl_ ? dynamic_cast<const CodesStore*>(impl_->store.get()) : nullptr;
-  return store ? store->codes() : nullptr;
+  return impl_ ? impl_->store->contiguous_codes() : nullptr;
 }
 
 SearchResult Table::search(const float* queries, size_t nq, const SearchOptions& options, std::optional<Metric> metric) const {
@@ -361,7 +360,7 @@ static double seconds_since(std::chrono::steady_clock::time_point start) {
 }
 
 // Every row of `table` encoded with a trained codec, in parallel blocks.
-static std::shared_ptr<CodesStore> encode_rows(const Table& table, std::shared_ptr<const Codec> codec,
+static std::shared_ptr<RowStore> encode_rows(const Table& table, std::shared_ptr<const Codec> codec,
                                                const CompressOptions& options, CompressReport* report) {
   const size_t n = table.size(), d = table.dim();
   auto encode_start = std::chrono::steady_clock::now();
@@ -384,18 +383,18 @@ static std::shared_ptr<CodesStore> encode_rows(const Table& table, std::shared_p
   });
   if (options.progress) options.progress->end();
   if (report) report->encode_seconds = seconds_since(encode_start);
-  return std::make_shared<CodesStore>(std::move(codec), codes->data(), n, codes);
+  return std::make_shared<RowStore>(std::move(codec), codes->data(), n, codes);
 }
 
 // Binds the table's keys to a codec that derives rows from them.
 static void bind_table_keys(Codec& codec, const Table::Impl& impl) {
-  if (!codec.needs_keys()) return;
+  if (!(codec.capabilities() & kNeedsKeys)) return;
   if (impl.keys.empty())
     throw Error("codec '" + codec.spec() + "' derives rows from their keys (words); the table has no keys");
   codec.bind_keys(key_lookup(impl.keys));
 }
 
-static std::shared_ptr<CodesStore> train_and_encode(const Table& table, const Table::Impl& impl, std::string_view spec,
+static std::shared_ptr<RowStore> train_and_encode(const Table& table, const Table::Impl& impl, std::string_view spec,
                                                     const CompressOptions& options, CompressReport* report) {
   auto codec = std::make_shared<Codec>(spec);
   const size_t n = table.size(), d = table.dim();

@@ -28,8 +28,10 @@ enum Capability : uint32_t {
   kPerVectorCodes = 1u << 4,     // stores code_size() bytes per row
   kTransform = 1u << 5,          // maps vectors to vectors; must be followed by a quantizer
   kSharedParameters = 1u << 6,   // rows share parameters instead of owning a code
-  kExperimental = 1u << 7,       // hidden from listings unless asked
+  kExperimental = 1u << 7,       // still changing: listed with a mark, its parameters may change
   kRowTables = 1u << 8,          // takes a feature-table id per row (RowContext::tables)
+  kNeedsKeys = 1u << 9,          // derives rows from their keys: the table binds its own (Quantizer::bind_keys)
+  kPrefixDecodable = 1u << 10,   // dimensions [0, m) decode from a code's leading bytes (decode_prefix)
 };
 
 enum class ParamType : uint8_t { integer, real, choice, flag };
@@ -90,30 +92,37 @@ struct BlockCandidates {
   std::vector<float> scores;
 };
 
-// Codes rearranged for scanning (Quantizer::scan_layout): built and kept by the store that
-// holds the codes, read only by the codec that made it.
+// Codes rearranged for scanning (Quantizer::scan_layout): built once per segment of codes by the
+// store that holds them, read only by the codec that made it.
 class ScanLayout {
  public:
   virtual ~ScanLayout() = default;
 };
 
-// Scores a block of contiguous codes against a fixed batch of queries.
+// A run of consecutive stored codes, as the engine hands it to a scorer.
+struct CodeBlock {
+  const uint8_t* codes = nullptr;  // count x code_size bytes, as stored
+  size_t count = 0;
+  // Position of the first row in the table the codec was fitted to: codecs whose rows share
+  // parameters (kSharedParameters) place rows by it; the others ignore it.
+  size_t first_row = 0;
+  // The scan layout of the segment the block lies in (null: none), and the row of that segment
+  // the block starts at. The engine cuts segments into blocks of whole multiples of 64 rows.
+  const ScanLayout* layout = nullptr;
+  size_t layout_row = 0;
+};
+
+// Scores blocks of codes against a fixed batch of queries.
 class CodeScorer {
  public:
   virtual ~CodeScorer() = default;
-  // out[q * ld + i] for query q of the batch and row i < count of the block; larger is better:
+  // out[q * ld + i] for query q of the batch and row i < block.count; larger is better:
   // ip: q.x   cos: q.x / |x| (queries arrive unit-length)   l2: -|q - x|^2.
-  virtual void score(const uint8_t* codes, size_t count, float* out, size_t ld) const = 0;
-  // The same for a block whose first row is row first_row of its table (codecs with shared
-  // parameters need the position; the others do not).
-  virtual void score_at(const uint8_t* codes, size_t first_row, size_t count, float* out, size_t ld) const {
-    score(codes, count, out, ld);
-  }
+  virtual void score(const CodeBlock& block, float* out, size_t ld) const = 0;
   // For each of the nq queries, the rows of the block whose score is above thresholds[q]
-  // (-infinity: every row), with the scores score_at gives. The default scores every row;
+  // (-infinity: every row), with the scores score gives. The default scores every row;
   // scorers that can rule rows out more cheaply than by scoring them override it.
-  virtual void select_above(const uint8_t* codes, size_t first_row, size_t count, size_t nq, const float* thresholds,
-                            BlockCandidates& out) const;
+  virtual void select_above(const CodeBlock& block, size_t nq, const float* thresholds, BlockCandidates& out) const;
 };
 
 // Common base of transforms and quantizers.
@@ -121,6 +130,10 @@ class Stage {
  public:
   virtual ~Stage() = default;
   virtual const struct CodecDescriptor& descriptor() const = 0;
+  // What this stage can do: its descriptor's flags, which a stage may narrow or widen by its
+  // arguments (hash derives rows from keys only with key=string). The table and the engine
+  // read these; no codec is asked by trial.
+  virtual uint32_t capabilities() const;
   // Canonical spec of this stage with every argument, e.g. "int8" or "pq:m=25,nbits=8".
   virtual std::string spec() const = 0;
   virtual bool trained() const = 0;
@@ -150,46 +163,32 @@ class Quantizer : public Stage {
  public:
   size_t dim_out() const override { return dim_in(); }
   virtual size_t code_size() const = 0;
-  virtual void encode(const float* x, size_t n, uint8_t* codes) const = 0;
-  virtual void decode(const uint8_t* codes, size_t n, float* x) const = 0;
-  // Codecs whose rows share parameters (kSharedParameters) place a row by its position in the
-  // table: these receive the position of the call's first row, and so do their scorers
-  // (CodeScorer::score_at). The defaults ignore it.
-  virtual void encode_at(const float* x, size_t n, size_t first_row, uint8_t* codes) const;
-  virtual void decode_at(const uint8_t* codes, size_t n, size_t first_row, float* x) const;
-  // Codecs that derive rows from their keys (character n-grams, hashed strings) need the keys
-  // to decode: the table binds its own when it trains, loads or opens such a codec.
-  virtual bool needs_keys() const { return false; }
+  // first_row: the position of x's (or the codes') first row in the table the codec is fitted
+  // to. Codecs whose rows share parameters (kSharedParameters) place a row by it; the others
+  // ignore it.
+  virtual void encode(const float* x, size_t n, uint8_t* codes, size_t first_row) const = 0;
+  virtual void decode(const uint8_t* codes, size_t n, float* x, size_t first_row) const = 0;
+  // Codecs that derive rows from their keys (kNeedsKeys: character n-grams, hashed strings) need
+  // the keys to decode: the table binds its own when it trains, loads or opens such a codec.
   virtual void bind_keys(KeyLookup keys);
   // The vector of a key the table does not hold, for codecs that can derive one from the key
   // alone (n-grams): fills out (dim_in() values) and returns true; false (the default) otherwise.
   virtual bool vector_for_key(std::string_view key, float* out) const;
   // The fastest scorer this codec has for nq queries (row-major nq x dim_in, copied as needed).
-  // The default decodes blocks of codes and scores them with BLAS.
+  // It reads a block's scan layout when the block carries one of this codec's. The default
+  // decodes blocks of codes and scores them with BLAS.
   virtual std::unique_ptr<CodeScorer> scorer(const float* queries, size_t nq, Metric metric) const;
-  // How many queries one scorer serves best. Search hands larger batches out in tiles of this
-  // size, one worker per tile over all rows; smaller ones to one scorer while workers split the
-  // rows. Scorers that decode rows amortise the decoding over their queries (the default, 1024);
-  // scorers with per-query lookup tables keep fewer tables hot.
-  virtual size_t query_tile() const { return 1024; }
   // For codecs whose estimates carry an error bound: a scorer whose scores are the estimate plus
   // its bound, at least the score of the original row with high probability. Two-stage search
   // (SearchOptions::rerank) skips rescoring a candidate whose bound cannot beat the k-th
   // rescored row. Null (the default) when the codec has no bound.
   virtual std::unique_ptr<CodeScorer> upper_bound_scorer(const float* queries, size_t nq, Metric metric) const;
   // An arrangement of n rows' codes that this codec scans faster than the stored one (4-bit pq:
-  // blocks of 32 rows transposed), or null (the default) to scan the codes as stored. A store
-  // builds it once, on its first search, and keeps it in memory beside the codes.
+  // blocks of 64 rows transposed), or null (the default) to scan the codes as stored. A store
+  // builds one per segment, on its first search, and keeps it in memory beside the codes.
   virtual std::shared_ptr<const ScanLayout> scan_layout(const uint8_t* codes, size_t n) const;
-  // scorer() for the codes a layout was made from; the default ignores the layout.
-  virtual std::unique_ptr<CodeScorer> layout_scorer(const float* queries, size_t nq, Metric metric,
-                                                    const ScanLayout& layout) const;
-  // True when the codes are laid out dimension by dimension, so that dimensions [0, m) of a row
-  // decode from the leading bytes of its code alone (f32, f16, bf16, int8; not pq). Funnel
-  // search (SearchOptions::funnel) needs it.
-  virtual bool prefix_decodable() const { return false; }
-  // Decodes dimensions [0, m) of n rows whose codes start `stride` bytes apart, reading only
-  // their leading bytes; out: n x m. Throws Error unless prefix_decodable().
+  // For kPrefixDecodable codecs: decodes dimensions [0, m) of n rows whose codes start `stride`
+  // bytes apart, reading only their leading bytes; out: n x m. Throws Error otherwise.
   virtual void decode_prefix(const uint8_t* codes, size_t n, size_t stride, size_t m, float* out) const;
 };
 
@@ -205,6 +204,11 @@ struct CodecDescriptor {
   std::unique_ptr<Stage> (*create)(const CodecArgs& args);
   // Spec strings `vecpack tune` tries for this codec; empty: the codec's name alone.
   std::vector<const char*> tune_grid = {};
+  // How many queries one scorer serves best. Search hands larger batches out in tiles of this
+  // size, one worker per tile over all rows; smaller ones to one scorer while workers split the
+  // rows. Scorers that decode rows amortise the decoding over many queries (1024); scorers with
+  // per-query lookup tables keep fewer tables hot (128).
+  size_t query_tile = 1024;
 };
 
 // A codec chain built from a spec string: transforms then one quantizer. Movable, not copyable.
@@ -228,16 +232,13 @@ class Codec {
   void decode(const uint8_t* codes, size_t n, float* x, size_t first_row = 0) const;
   // Queries are in the input space; the chain applies its transforms to them, and scores are
   // computed in the quantizer's (transformed) space.
-  // layout: the quantizer's scan_layout of the codes to be scored, or null.
-  std::unique_ptr<CodeScorer> scorer(const float* queries, size_t nq, Metric metric,
-                                     const ScanLayout* layout = nullptr) const;
+  std::unique_ptr<CodeScorer> scorer(const float* queries, size_t nq, Metric metric) const;
   std::unique_ptr<CodeScorer> upper_bound_scorer(const float* queries, size_t nq, Metric metric) const;  // may be null
   // Queries as the quantizer sees them: nq x dim() in, nq x quantizer().dim_in() out, through
   // every transform and, for cos, scaled to unit length after them.
   std::vector<float> transform_queries(const float* queries, size_t nq, Metric metric) const;
   const Quantizer& quantizer() const;  // the last stage
-  // See Quantizer::needs_keys / bind_keys; vector_for_key reconstructs through the transforms.
-  bool needs_keys() const;
+  // See kNeedsKeys and Quantizer::bind_keys; vector_for_key reconstructs through the transforms.
   void bind_keys(KeyLookup keys);
   std::optional<std::vector<float>> vector_for_key(std::string_view key) const;
 

@@ -36,7 +36,7 @@ struct SearchOptions {
   unsigned threads = 0;  // 0: one per core
   size_t rerank = 0;     // shortlist size rescored with the table's rerank section; 0: off
   // Funnel (adaptive) search on leading dimensions, for codecs whose codes decode dimension by
-  // dimension (Quantizer::prefix_decodable). A final full stage is implied. Empty: off.
+  // dimension (kPrefixDecodable). A final full stage is implied. Empty: off.
   std::vector<FunnelStage> funnel;
 };
 

@@ -35,7 +35,7 @@ std::vector<float> scored(const Codec& c, const std::vector<float>& queries, con
   auto scorer = upper_bound ? c.upper_bound_scorer(queries.data(), nq, metric) : c.scorer(queries.data(), nq, metric);
   REQUIRE(scorer);
   std::vector<float> out(nq * n);
-  scorer->score(codes.data(), n, out.data(), n);
+  scorer->score({codes.data(), n}, out.data(), n);
   return out;
 }
 

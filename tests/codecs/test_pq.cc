@@ -160,8 +160,8 @@ TEST_CASE("pq: table scores equal brute-force scores of decoded rows (ip, l2, co
         }
         std::vector<float> out(nq * (n + 3), NAN);
         auto scorer = c.scorer(queries.data(), nq, metric);
-        scorer->score(codes.data(), 250, out.data(), n + 3);  // two calls: blocks of rows
-        scorer->score(codes.data() + 250 * c.code_size(), n - 250, out.data() + 250, n + 3);
+        scorer->score({codes.data(), 250}, out.data(), n + 3);  // two calls: blocks of rows
+        scorer->score({codes.data() + 250 * c.code_size(), n - 250}, out.data() + 250, n + 3);
         for (size_t a = 0; a < nq; ++a)
           for (size_t i = 0; i < n; ++i) {
             double dot = 0, sq = 0, qq = 0;
@@ -223,8 +223,8 @@ TEST_CASE("pq: 4-bit fast-scan scores are within m * scale / 2 of the exact tabl
         }
         std::vector<float> out(nq * (n + 3), NAN);
         auto scorer = c.scorer(queries.data(), nq, metric);
-        scorer->score(codes.data(), 250, out.data(), n + 3);  // a partial last block of 32 rows
-        scorer->score(codes.data() + 250 * c.code_size(), n - 250, out.data() + 250, n + 3);
+        scorer->score({codes.data(), 250}, out.data(), n + 3);  // a partial last block of 32 rows
+        scorer->score({codes.data() + 250 * c.code_size(), n - 250}, out.data() + 250, n + 3);
         size_t failures = 0;
         for (size_t a = 0; a < nq; ++a) {
           const float* cq = compared.data() + a * d;
@@ -528,7 +528,7 @@ TEST_CASE("pq: 4-bit fast-scan search (scan layout, candidate bounds) equals the
       std::vector<float> prepared = q;  // as the engine prepares them
       if (metric == Metric::cos) normalize_rows(prepared.data(), nq, d);
       std::vector<float> all(nq * n);
-      table.codec().scorer(prepared.data(), nq, metric)->score(codes.data(), n, all.data(), n);
+      table.codec().scorer(prepared.data(), nq, metric)->score({codes.data(), n}, all.data(), n);
       for (size_t k : {size_t(1), size_t(10), size_t(200)})
         for (unsigned threads : {1u, 2u}) {
           CAPTURE(k);

@@ -106,7 +106,7 @@ TEST_CASE("scalar codecs: both scorer paths agree with scoring decoded rows") {
         std::vector<float> y(n * d);
         c.decode(codes.data(), n, y.data());
         std::vector<float> out(nq * n);
-        c.scorer(q.data(), nq, metric)->score(codes.data(), n, out.data(), n);
+        c.scorer(q.data(), nq, metric)->score({codes.data(), n}, out.data(), n);
         for (size_t a = 0; a < nq; ++a)
           for (size_t i = 0; i < n; i += 7) {
             double dot = 0, sq = 0, qq = 0;

@@ -24,7 +24,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     (void)codec.serialize();
     auto scorer = codec.scorer(x.data(), 1, Metric::l2);
     std::vector<float> scores(n);
-    scorer->score(codes.data(), n, scores.data(), n);
+    scorer->score({codes.data(), n}, scores.data(), n);
   });
   return 0;
 }
