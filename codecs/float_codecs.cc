@@ -113,7 +113,7 @@ std::unique_ptr<Stage> create_float(const CodecArgs&);
 }  // namespace
 
 const CodecDescriptor kF32Codec{"f32", "32-bit float rows, lossless; searched with BLAS", StageKind::quantizer,
-                                kExactDecode | kAsymmetricSearch | kPerVectorCodes | kPrefixDecodable, {},
+                                kExactDecode | kAsymmetricSearch | kPerVectorCodes | kPrefixDecodable | kFloatRows, {},
                                 &create_float<FloatFormat::f32>};
 const CodecDescriptor kF16Codec{"f16", "IEEE half precision (2 bytes per value), round to nearest even",
                                 StageKind::quantizer, kAsymmetricSearch | kPerVectorCodes | kPrefixDecodable, {},

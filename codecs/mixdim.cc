@@ -29,7 +29,7 @@
 // top min(d, rows_b) axes as floats.
 #include "mixdim.h"
 
-#include <x86_64-linux-gnu/cblas.h>
+#include <cblas.h>
 
 #include <algorithm>
 #include <atomic>

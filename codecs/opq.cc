@@ -9,7 +9,7 @@
 // reconstruct() is y R^T, exact up to rounding since R is orthogonal.
 #include "opq.h"
 
-#include <x86_64-linux-gnu/cblas.h>
+#include <cblas.h>
 
 #include <Eigen/Dense>
 #include <algorithm>

@@ -2,7 +2,7 @@
 // is single precision through BLAS. Parameters are stored as float32, like every codec's.
 #include "transforms.h"
 
-#include <x86_64-linux-gnu/cblas.h>
+#include <cblas.h>
 
 #include <Eigen/Dense>
 #include <algorithm>

@@ -141,7 +141,10 @@ const FormatDescriptor& detect_format(const std::string& path, std::string_view 
 Table read_table(const std::string& path, std::string_view format, const ReadOptions& options) {
   const FormatDescriptor& descriptor = detect_format(path, format);
   if (!descriptor.read) throw Error(std::string("format ") + descriptor.name + " cannot be read");
-  return descriptor.read(path, options);
+  Table table = descriptor.read(path, options);
+  // Where the rows came from in frequency order, the table says so (mixdim ranks rows by it).
+  if (descriptor.rows_by_frequency) table.set_source(table.meta().source_format, table.meta().source_path, true);
+  return table;
 }
 
 // Output goes by name or extension only: an old file about to be replaced says nothing about

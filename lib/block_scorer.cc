@@ -1,6 +1,6 @@
 #include "block_scorer.h"
 
-#include <x86_64-linux-gnu/cblas.h>
+#include <cblas.h>
 
 #include <cmath>
 

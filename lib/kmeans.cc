@@ -1,6 +1,6 @@
 #include "kmeans.h"
 
-#include <x86_64-linux-gnu/cblas.h>
+#include <cblas.h>
 
 #include <algorithm>
 #include <cmath>

@@ -221,6 +221,7 @@ Table Table::open_shards(const std::string& folder) {
     if (meta.source_format.empty()) {
       meta.source_format = shard.meta().source_format;
       meta.source_path = shard.meta().source_path;
+      meta.rows_by_frequency = shard.meta().rows_by_frequency;
     }
     impl->file_bytes += shard.info().file_bytes;
   }

@@ -42,6 +42,18 @@ const CodecDescriptor* find_codec(std::string_view name) {
   return nullptr;
 }
 
+std::vector<std::string> capability_names(uint32_t caps) {
+  static const std::pair<uint32_t, const char*> names[] = {
+      {kExactDecode, "exact_decode"},     {kAsymmetricSearch, "asymmetric_search"}, {kSymmetricSearch, "symmetric_search"},
+      {kNeedsTraining, "needs_training"}, {kPerVectorCodes, "per_vector_codes"},     {kTransform, "transform"},
+      {kSharedParameters, "shared_parameters"}, {kExperimental, "experimental"}, {kRowTables, "row_tables"},
+      {kNeedsKeys, "needs_keys"},         {kPrefixDecodable, "prefix_decodable"},   {kFloatRows, "float_rows"}};
+  std::vector<std::string> out;
+  for (const auto& [bit, name] : names)
+    if (caps & bit) out.push_back(name);
+  return out;
+}
+
 static size_t edit_distance(std::string_view a, std::string_view b) {
   std::vector<size_t> prev(b.size() + 1), cur(b.size() + 1);
   for (size_t j = 0; j <= b.size(); ++j) prev[j] = j;

@@ -18,7 +18,6 @@
 #include "subwords.h"
 #include "table_impl.h"
 #include "vecpack/errors.h"
-#include "vecpack/formats.h"
 
 #ifndef VECPACK_VERSION
 #define VECPACK_VERSION "0.0.0"
@@ -138,6 +137,7 @@ Table Table::open(const std::string& path) {
     if (j.contains("source")) {
       meta.source_format = j["source"].value("format", "");
       meta.source_path = j["source"].value("path", "");
+      meta.rows_by_frequency = j["source"].value("rows_by_frequency", false);
     }
     meta.tool_version = j.value("tool", "");
     meta.created = j.value("created", "");
@@ -213,9 +213,10 @@ VerifyReport Table::verify(const std::string& path) {
 
 size_t Table::size() const { return impl_ ? impl_->store->rows() : 0; }
 size_t Table::dim() const { return impl_ ? impl_->store->dim() : 0; }
-void Table::set_source(std::string format, std::string path) {
+void Table::set_source(std::string format, std::string path, bool rows_by_frequency) {
   meta_.source_format = std::move(format);
   meta_.source_path = std::move(path);
+  meta_.rows_by_frequency = rows_by_frequency;
 }
 
 static const Table::Impl& require(const std::shared_ptr<const Table::Impl>& impl) {
@@ -346,6 +347,13 @@ const uint8_t* Table::codes() const {
   return impl_ ? impl_->store->contiguous_codes() : nullptr;
 }
 
+const float* Table::float_rows() const {
+  if (!impl_) return nullptr;
+  const uint32_t caps = impl_->store->codec().capabilities();
+  if (!(caps & kFloatRows) || (caps & kTransform)) return nullptr;
+  return reinterpret_cast<const float*>(impl_->store->contiguous_codes());
+}
+
 SearchResult Table::search(const float* queries, size_t nq, const SearchOptions& options, std::optional<Metric> metric) const {
   const auto& impl = require(impl_);
   const size_t d = dim();
@@ -403,8 +411,7 @@ static std::shared_ptr<RowStore> train_and_encode(const Table& table, const Tabl
   RowContext context;
   context.key = key_lookup(impl.keys);
   context.counts = impl.row_counts();
-  const FormatDescriptor* source = find_format(table.meta().source_format);
-  context.frequency_ordered = source && source->rows_by_frequency;
+  context.frequency_ordered = table.meta().rows_by_frequency;
   context.source_format = table.meta().source_format;
   if (!options.row_tables.empty()) {
     if (!(codec->capabilities() & kRowTables))
@@ -531,6 +538,7 @@ void Table::save(const std::string& path) const {
   j["keys"] = has_keys();
   if (!meta_.source_format.empty() || !meta_.source_path.empty())
     j["source"] = {{"format", meta_.source_format}, {"path", meta_.source_path}};
+  if (meta_.rows_by_frequency) j["source"]["rows_by_frequency"] = true;
   if (impl.rerank) j["rerank"] = {{"spec", impl.rerank->codec().spec()}, {"code_size", impl.rerank->codec().code_size()}};
   if (impl.subwords) {
     const SubwordScheme& scheme = impl.subwords->scheme;

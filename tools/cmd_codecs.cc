@@ -5,16 +5,7 @@
 
 namespace vecpack::cli {
 
-static nlohmann::json capabilities_json(uint32_t caps) {
-  nlohmann::json j = nlohmann::json::array();
-  const std::pair<uint32_t, const char*> names[] = {
-      {kExactDecode, "exact_decode"},   {kAsymmetricSearch, "asymmetric_search"}, {kSymmetricSearch, "symmetric_search"},
-      {kNeedsTraining, "needs_training"}, {kPerVectorCodes, "per_vector_codes"}, {kTransform, "transform"},
-      {kSharedParameters, "shared_parameters"}, {kExperimental, "experimental"}, {kRowTables, "row_tables"}};
-  for (const auto& [bit, name] : names)
-    if (caps & bit) j.push_back(name);
-  return j;
-}
+static nlohmann::json capabilities_json(uint32_t caps) { return capability_names(caps); }
 
 void add_codecs(CLI::App& app, Globals&) {
   auto json = std::make_shared<bool>(false);

@@ -3,7 +3,6 @@
 #include <iostream>
 
 #include "cli_common.h"
-#include "inspect_json.h"
 
 namespace vecpack::cli {
 
@@ -18,7 +17,7 @@ void add_inspect(CLI::App& app, Globals&) {
   cmd->add_flag("--json", o->json, "One JSON object on stdout");
   cmd->callback([o] {
     Table t = Table::open(o->file);
-    nlohmann::json j = inspect_json(t);
+    nlohmann::json j = nlohmann::json::parse(t.info_json());
     if (o->json) return print_json(j);
     std::printf("%s\n", o->file.c_str());
     std::printf("  rows        %zu\n  dim         %zu\n  metric      %s\n  codec       %s (%llu bytes per row%s)\n", t.size(),

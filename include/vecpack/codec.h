@@ -32,6 +32,7 @@ enum Capability : uint32_t {
   kRowTables = 1u << 8,          // takes a feature-table id per row (RowContext::tables)
   kNeedsKeys = 1u << 9,          // derives rows from their keys: the table binds its own (Quantizer::bind_keys)
   kPrefixDecodable = 1u << 10,   // dimensions [0, m) decode from a code's leading bytes (decode_prefix)
+  kFloatRows = 1u << 11,         // a code is the row itself, dim little-endian f32 values
 };
 
 enum class ParamType : uint8_t { integer, real, choice, flag };

@@ -17,6 +17,9 @@ namespace vecpack {
 const std::vector<const CodecDescriptor*>& codec_list();
 // nullptr when no codec has that name.
 const CodecDescriptor* find_codec(std::string_view name);
+// The names of the capability flags set in caps ("exact_decode", "needs_keys", ...), in bit order:
+// what `vecpack codecs` and vecpack.codecs() list.
+std::vector<std::string> capability_names(uint32_t caps);
 
 struct StageSpec {
   std::string name;

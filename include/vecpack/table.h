@@ -22,6 +22,7 @@ struct TableMeta {
   Metric metric = Metric::cos;
   std::string source_format;  // "glove", "word2vec", "hdf5", ... or empty
   std::string source_path;
+  bool rows_by_frequency = false;  // the source lists rows most frequent first (word2vec, GloVe, fastText)
   std::string tool_version;   // the vecpack that wrote the file
   std::string created;        // ISO 8601 UTC
 };
@@ -144,10 +145,13 @@ class Table {
   const TableMeta& meta() const { return meta_; }
   Metric metric() const { return meta_.metric; }
   void set_metric(Metric metric) { meta_.metric = metric; }
-  void set_source(std::string format, std::string path);
+  void set_source(std::string format, std::string path, bool rows_by_frequency = false);
   std::string spec() const;
   const Codec& codec() const;
   TableInfo info() const;
+  // info() and the table's metadata as one JSON object (text): what `vecpack inspect --json`
+  // prints and Table.info() returns in Python.
+  std::string info_json() const;
 
   bool has_keys() const;
   std::optional<size_t> find(std::string_view key) const;  // O(1) pages touched
@@ -162,6 +166,9 @@ class Table {
   // rows themselves), valid as long as any copy of this table lives; nullptr when the rows are
   // not stored as per-row codes. In a mapped table they point into the mapping.
   const uint8_t* codes() const;
+  // The rows as stored float32 values (size() x dim(), row after row) when the codec keeps them
+  // as they are (kFloatRows, no transform) in one run; nullptr otherwise. Same lifetime as codes().
+  const float* float_rows() const;
 
   // How often each row's key occurs in its corpus (fastText models carry word counts):
   // size() values, or null when unknown. Saved in the FREQ section; mixdim ranks rows by them.

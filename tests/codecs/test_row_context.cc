@@ -305,7 +305,7 @@ TEST_CASE("mixdim: ranks rows by their counts; without counts, only a frequency-
   CHECK(all_rows(Table::open(dir.file("m.vecpack"))) == a);
   // The file order of a frequency-sorted source is the frequency order; order=file says so too.
   Table glove = Table::from_rows(sorted, d);
-  glove.set_source("glove", "words.txt");
+  glove.set_source("glove", "words.txt", /*rows_by_frequency=*/true);
   const std::vector<float> from_source = all_rows(glove.compress(spec));
   CHECK(from_source == all_rows(Table::from_rows(sorted, d).compress(spec + ",order=file")));
   // Without counts or such a source: a clear error naming what is missing and the way out.

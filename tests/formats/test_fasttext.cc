@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "test_util.h"
-#include "text_io.h"
+#include "formats/text_io.h"
 #include "vecpack/errors.h"
 #include "vecpack/formats.h"
 #include "vecpack/table.h"

@@ -46,6 +46,10 @@ TEST_CASE("glove: round trips are bit exact, plain and gzip, with awkward words"
     Table back = read_table(path);
     test::check_same_table(table, back);
     CHECK(back.meta().source_format == "glove");
+    // GloVe lists words most frequent first, and a saved copy still says so.
+    CHECK(back.meta().rows_by_frequency);
+    back.save(dir.file("g.vecpack"));
+    CHECK(Table::open(dir.file("g.vecpack")).meta().rows_by_frequency);
   }
   // No header: the first line is the first row.
   CHECK(test::file_text(dir.file("g.txt")).rfind("w0 0.1 -0 ", 0) == 0);

@@ -129,6 +129,7 @@ TEST_CASE("hdf5: an ann-benchmarks file reads as a keyed table and as a dataset"
 
   CHECK(std::string(detect_format(path).name) == "hdf5");
   Table train = read_table(path);
+  CHECK_FALSE(train.meta().rows_by_frequency);
   REQUIRE(train.size() == AnnFixture::kTrain);
   REQUIRE(train.dim() == AnnFixture::kDim);
   CHECK(test::all_rows(train) == ann.train);

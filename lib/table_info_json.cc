@@ -1,7 +1,4 @@
-// What `vecpack inspect --json` prints about a table, shared by the CLI and the Python
-// module's Table.info() so that both always report the same fields.
-#pragma once
-
+// Table::info_json: what `vecpack inspect --json` and the Python module's Table.info() report.
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
@@ -9,7 +6,8 @@
 
 namespace vecpack {
 
-inline nlohmann::json inspect_json(const Table& t) {
+std::string Table::info_json() const {
+  const Table& t = *this;
   TableInfo info = t.info();
   nlohmann::json j;
   j["rows"] = info.rows;
@@ -53,7 +51,7 @@ inline nlohmann::json inspect_json(const Table& t) {
       shards.push_back({{"file", s.file}, {"first_row", s.first_row}, {"rows", s.rows}, {"bytes", s.bytes}});
     j["shards"] = shards;
   }
-  return j;
+  return j.dump();
 }
 
 }  // namespace vecpack

@@ -1,0 +1,472 @@
+// vecpack._vecpack: tables (open, read, write, compress, search, get) and the format list.
+#include <cstring>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "common.h"
+
+namespace vecpack::python {
+namespace {
+
+// ---------------------------------------------------------------- tables
+
+size_t row_index(const Table& table, py::ssize_t index) {
+  const auto n = static_cast<py::ssize_t>(table.size());
+  if (index < 0) index += n;
+  if (index < 0 || index >= n)
+    throw py::index_error("row " + std::to_string(index) + " is out of range (" + std::to_string(n) + " rows)");
+  return static_cast<size_t>(index);
+}
+
+py::str key_text(std::string_view key) {
+  // Keys are UTF-8; surrogateescape keeps any stray byte readable instead of failing.
+  PyObject* text = PyUnicode_DecodeUTF8(key.data(), static_cast<py::ssize_t>(key.size()), "surrogateescape");
+  if (!text) throw py::error_already_set();
+  return py::reinterpret_steal<py::str>(text);
+}
+
+py::array_t<float> rows_of_keys(const Table& table, const py::sequence& keys) {
+  const size_t n = py::len(keys), d = table.dim();
+  auto out = float_matrix(n, d);
+  float* data = out.mutable_data();
+  for (size_t i = 0; i < n; ++i) {
+    std::vector<float> v = table.get(keys[i].cast<std::string>());
+    std::copy(v.begin(), v.end(), data + i * d);
+  }
+  return out;
+}
+
+py::array_t<float> rows_at(const Table& table, const std::vector<size_t>& rows) {
+  const size_t d = table.dim();
+  auto out = float_matrix(rows.size(), d);
+  float* data = out.mutable_data();
+  {
+    py::gil_scoped_release release;
+    for (size_t i = 0; i < rows.size(); ++i) table.reconstruct(rows[i], 1, data + i * d);
+  }
+  return out;
+}
+
+py::object get_item(const TableHandle& self, const py::object& item) {
+  const Table& t = self.table;
+  if (py::isinstance<py::str>(item)) {
+    std::vector<float> v = t.get(item.cast<std::string>());  // NotFoundError: a KeyError
+    return py::array_t<float>(static_cast<py::ssize_t>(v.size()), v.data());
+  }
+  if (PyIndex_Check(item.ptr()) && !py::isinstance<py::array>(item)) {
+    std::vector<float> v(t.dim());
+    size_t row = row_index(t, py::cast<py::ssize_t>(item));
+    t.reconstruct(row, 1, v.data());
+    return py::array_t<float>(static_cast<py::ssize_t>(v.size()), v.data());
+  }
+  if (py::isinstance<py::slice>(item)) {
+    py::ssize_t start = 0, stop = 0, step = 0, length = 0;
+    if (!item.cast<py::slice>().compute(static_cast<py::ssize_t>(t.size()), &start, &stop, &step, &length))
+      throw py::error_already_set();
+    if (step == 1) {
+      auto out = float_matrix(static_cast<size_t>(length), t.dim());
+      float* data = out.mutable_data();
+      {
+        py::gil_scoped_release release;
+        if (length) t.reconstruct(static_cast<size_t>(start), static_cast<size_t>(length), data);
+      }
+      return out;
+    }
+    std::vector<size_t> rows(static_cast<size_t>(length));
+    for (py::ssize_t i = 0; i < length; ++i) rows[i] = static_cast<size_t>(start + i * step);
+    return rows_at(t, rows);
+  }
+  if (py::isinstance<py::sequence>(item) || py::isinstance<py::array>(item)) {
+    py::sequence items = py::isinstance<py::array>(item) ? py::sequence(item.attr("tolist")()) : item.cast<py::sequence>();
+    bool all_keys = py::len(items) > 0;
+    for (auto element : items) all_keys = all_keys && py::isinstance<py::str>(element);
+    if (all_keys) return rows_of_keys(t, items);
+    std::vector<size_t> rows;
+    for (auto element : items) {
+      if (!PyIndex_Check(element.ptr())) throw py::type_error("a list of keys must hold only str, a list of rows only int");
+      rows.push_back(row_index(t, py::cast<py::ssize_t>(element)));
+    }
+    return rows_at(t, rows);
+  }
+  throw py::type_error("a table is indexed by a key (str), a row (int), a slice, or a list of keys or rows");
+}
+
+// funnel: None, a string "32:1000,full", or a sequence of stages, each DIMS, "full" or
+// (DIMS or "full", CANDIDATES or None). A sequence is spelled as the string and parsed by the
+// library's one parser, which checks every value.
+std::vector<FunnelStage> funnel_stages(const py::handle& funnel) {
+  if (funnel.is_none()) return {};
+  if (py::isinstance<py::str>(funnel)) return parse_funnel(funnel.cast<std::string>());
+  if (!py::isinstance<py::sequence>(funnel))
+    throw py::type_error("funnel must be a string such as '32:1000,full' or a list such as [(32, 1000), 'full']");
+  auto spell = [](const py::handle& v, const char* what) -> std::string {
+    if (py::isinstance<py::str>(v)) return v.cast<std::string>();
+    if (!PyIndex_Check(v.ptr())) throw py::type_error(std::string("funnel: ") + what + " must be an int or 'full'");
+    return std::to_string(v.cast<py::ssize_t>());
+  };
+  std::string text;
+  for (auto item : funnel.cast<py::sequence>()) {
+    if (!text.empty()) text += ",";
+    if (py::isinstance<py::str>(item) || !py::isinstance<py::sequence>(item)) {
+      text += spell(item, "a stage's dimension count");
+      continue;
+    }
+    auto pair = item.cast<py::sequence>();
+    if (py::len(pair) != 2) throw py::value_error("funnel: a stage is DIMS or (DIMS, CANDIDATES)");
+    text += spell(pair[0], "a stage's dimension count");
+    if (!pair[1].is_none()) text += ":" + spell(pair[1], "a stage's candidate count");
+  }
+  if (text.empty()) throw py::value_error("funnel: give at least one stage, or None");
+  return parse_funnel(text);
+}
+
+py::tuple search(const Table& table, const py::handle& queries, size_t k, std::optional<size_t> rerank,
+                 std::optional<std::string> metric, unsigned threads, const py::handle& funnel = py::none()) {
+  if (k == 0) throw py::value_error("k must be at least 1");
+  Rows q = as_rows(queries, table.dim(), "queries");
+  SearchOptions options;
+  options.k = k;
+  options.threads = threads;
+  options.rerank = rerank.value_or(0);
+  options.funnel = funnel_stages(funnel);
+  std::optional<Metric> chosen;
+  if (metric) chosen = parse_metric(*metric);
+  SearchResult result;
+  {
+    py::gil_scoped_release release;
+    result = table.search(q.array.data(), q.count, options, chosen);
+  }
+  std::vector<py::ssize_t> shape = q.single ? std::vector<py::ssize_t>{py::ssize_t(result.k)}
+                                            : std::vector<py::ssize_t>{py::ssize_t(result.nq), py::ssize_t(result.k)};
+  py::array_t<int64_t> ids(shape);
+  py::array_t<float> scores(shape);
+  std::copy(result.ids.begin(), result.ids.end(), ids.mutable_data());
+  std::copy(result.scores.begin(), result.scores.end(), scores.mutable_data());
+  return py::make_tuple(ids, scores);
+}
+
+CompressOptions compress_options(std::optional<size_t> train_size, uint64_t seed, unsigned threads) {
+  CompressOptions options;
+  if (train_size) options.train_size = *train_size;
+  options.seed = seed;
+  options.threads = threads;
+  return options;
+}
+
+// A spec string, or a trained Codec that encodes without training (e.g. shared by shards).
+const Codec* trained_codec(const py::object& codec) {
+  if (py::isinstance<py::str>(codec)) return nullptr;
+  if (!py::isinstance<Codec>(codec)) throw py::type_error("codec must be a spec string or a trained vecpack.Codec");
+  return &codec.cast<const Codec&>();
+}
+
+TableHandle compress_array(const py::handle& x, const py::object& codec, std::optional<std::vector<std::string>> keys,
+                           std::optional<size_t> train_size, const std::string& metric,
+                           std::optional<std::string> rerank, uint64_t seed, unsigned threads,
+                           std::optional<std::vector<uint64_t>> counts, std::optional<std::vector<uint32_t>> row_tables) {
+  const Metric chosen_metric = parse_metric(metric);
+  const Codec* trained = trained_codec(codec);
+  const std::string spec = trained ? std::string() : codec.cast<std::string>();
+  if (trained && !trained->trained()) throw Error("codec '" + trained->spec() + "' is not trained (train it, or pass a spec string)");
+  // A codec that keeps float rows as they are (f32) takes the rows as given (checks the spec
+  // before copying anything).
+  const uint32_t caps = trained ? 0u : Codec(spec).capabilities();
+  const bool lossless = !trained && (caps & kFloatRows) && !(caps & kTransform) && !rerank && !counts && !row_tables;
+  if (rerank) Codec check_rerank(*rerank);
+  size_t rows = 0, dim = 0;
+  std::vector<float> values = to_float_vector(x, rows, dim);
+  std::vector<std::string> key_list = keys ? std::move(*keys) : std::vector<std::string>{};
+  py::gil_scoped_release release;
+  if (lossless) {
+    // f32 keeps the rows as given: no second copy through compress(), but the same NaN rule.
+    for (size_t i = 0; i < rows; ++i)
+      if (first_non_finite(values.data() + i * dim, dim) != dim)
+        throw Error("row " + std::to_string(i) + " contains NaN or infinity");
+    return {Table::from_rows(std::move(values), dim, std::move(key_list), chosen_metric), {}};
+  }
+  Table uncompressed = Table::from_rows(std::move(values), dim, std::move(key_list), chosen_metric);
+  if (counts) uncompressed = uncompressed.with_counts(std::move(*counts));
+  CompressOptions options = compress_options(train_size, seed, threads);
+  options.rerank_spec = rerank.value_or("");
+  if (row_tables) options.row_tables = std::move(*row_tables);
+  if (trained) return {uncompressed.compress(*trained, options), {}};
+  return {uncompressed.compress(spec, options), {}};
+}
+
+}  // namespace
+
+void bind_tables(py::module_& m) {
+  py::class_<KeyList>(m, "KeyList", "The keys of a table in row order: a lazy, read-only sequence of str.")
+      .def("__len__", [](const KeyList& self) { return self.table.size(); })
+      .def("__getitem__",
+           [](const KeyList& self, py::ssize_t index) { return key_text(self.table.key(row_index(self.table, index))); })
+      .def("__getitem__",
+           [](const KeyList& self, const py::slice& slice) {
+             py::ssize_t start = 0, stop = 0, step = 0, length = 0;
+             if (!slice.compute(static_cast<py::ssize_t>(self.table.size()), &start, &stop, &step, &length))
+               throw py::error_already_set();
+             py::list out;
+             for (py::ssize_t i = 0; i < length; ++i)
+               out.append(key_text(self.table.key(static_cast<size_t>(start + i * step))));
+             return out;
+           })
+      .def("__contains__",
+           [](const KeyList& self, const py::object& key) {
+             return py::isinstance<py::str>(key) && self.table.find(key.cast<std::string>()).has_value();
+           })
+      .def(
+          "index",
+          [](const KeyList& self, const std::string& key) {
+            auto row = self.table.find(key);
+            if (!row) throw py::value_error("'" + key + "' is not in the keys");
+            return *row;
+          },
+          py::arg("key"), "The row of key; ValueError when the table does not have it.")
+      .def("__repr__",
+           [](const KeyList& self) { return "<vecpack.KeyList of " + std::to_string(self.table.size()) + " keys>"; });
+
+  py::class_<TableHandle>(m, "Table", R"doc(A table of vectors, optionally keyed by strings.
+
+Open one with vecpack.open(), read one with vecpack.read(), or build one from an array with
+vecpack.compress(). Tables are immutable and safe to search from many threads at once.)doc")
+      .def("__len__", [](const TableHandle& self) { return self.table.size(); })
+      .def("__contains__",
+           [](const TableHandle& self, const py::object& key) {
+             return py::isinstance<py::str>(key) && self.table.find(key.cast<std::string>()).has_value();
+           })
+      .def("__getitem__", &get_item, py::arg("item"))
+      .def_property_readonly("dim", [](const TableHandle& self) { return self.table.dim(); })
+      .def_property_readonly("spec", [](const TableHandle& self) { return self.table.spec(); },
+                             "The codec spec, canonical (every argument spelled out).")
+      .def_property_readonly("metric", [](const TableHandle& self) { return metric_name(self.table.metric()); },
+                             "'ip', 'cos' or 'l2': how search() compares rows unless told otherwise.")
+      .def_property_readonly("has_keys", [](const TableHandle& self) { return self.table.has_keys(); })
+      .def_property_readonly("has_subwords", [](const TableHandle& self) { return self.table.has_subwords(); },
+                             "True when unknown words get a vector from their character n-grams.")
+      .def(
+          "fit_subwords",
+          [](const TableHandle& self, uint64_t buckets, uint32_t minn, uint32_t maxn, size_t keep_rows, unsigned threads) {
+            SubwordFitOptions options;
+            options.buckets = buckets;
+            options.minn = minn;
+            options.maxn = maxn;
+            options.keep_rows = keep_rows;
+            options.threads = threads;
+            py::gil_scoped_release release;
+            return TableHandle{self.table.fit_subwords(options), {}};
+          },
+          py::arg("buckets") = 100000, py::arg("minn") = 3, py::arg("maxn") = 6, py::arg("keep_rows") = 0,
+          py::arg("threads") = 0,
+          R"doc(This keyed table with an n-gram pool fitted to its words, so that t["unseen"] gets a vector.
+
+The pool (buckets rows, fastText's n-gram hashing with '<' '>' markers, lengths minn..maxn)
+is fitted by ridge least squares so that the mean of a word's n-gram rows approximates its row.
+It is stored in the file and compressed along with the table. keep_rows: rows kept after the
+fit (0: all); in a frequency-sorted table the dropped rare words are then answered from their
+n-grams.)doc")
+      .def_property_readonly(
+          "counts",
+          [](const py::object& self_object) -> py::object {
+            const Table& t = self_object.cast<const TableHandle&>().table;
+            if (!t.counts()) return py::none();
+            return read_only_view(py::dtype::of<uint64_t>(), {static_cast<py::ssize_t>(t.size())}, t.counts(), self_object);
+          },
+          "How often each row's key occurs in its corpus (uint64, read-only, no copy), or None when unknown. "
+          "fastText models carry word counts; mixdim ranks rows by them.")
+      .def(
+          "with_counts",
+          [](const TableHandle& self, std::vector<uint64_t> counts) {
+            return TableHandle{self.table.with_counts(std::move(counts)), {}};
+          },
+          py::arg("counts"), "This table with row counts (one non-negative integer per row) attached, saved with it.")
+      .def_property_readonly(
+          "path",
+          [](const TableHandle& self) -> py::object {
+            if (self.path.empty()) return py::none();
+            return py::str(self.path);
+          },
+          "The .vecpack file the table is mapped from, or None for a table in memory.")
+      .def_property_readonly(
+          "keys",
+          [](const TableHandle& self) -> py::object {
+            if (!self.table.has_keys()) return py::none();
+            return py::cast(KeyList{self.table});
+          },
+          "The keys in row order (a lazy sequence of str), or None when the table has none.")
+      .def(
+          "find",
+          [](const TableHandle& self, const std::string& key) -> py::object {
+            auto row = self.table.find(key);
+            return row ? py::object(py::int_(*row)) : py::none();
+          },
+          py::arg("key"), "The row of key, or None.")
+      .def_property_readonly(
+          "vectors",
+          [](const py::object& self_object) -> py::array {
+            const auto& self = self_object.cast<const TableHandle&>();
+            const Table& t = self.table;
+            const auto rows = static_cast<py::ssize_t>(t.size()), dim = static_cast<py::ssize_t>(t.dim());
+            if (const float* stored = t.float_rows())
+              return read_only_view(py::dtype::of<float>(), {rows, dim}, stored, self_object);
+            py::array_t<float> decoded({rows, dim});
+            float* out = decoded.mutable_data();
+            {
+              py::gil_scoped_release release;
+              if (rows) t.reconstruct(0, t.size(), out);
+            }
+            return decoded;
+          },
+          R"doc(Every row as a float32 array (rows x dim).
+
+For an f32 table this is a read-only view of the stored rows (of the memory mapping for an
+opened file): no copy, and the array keeps the table alive. Other codecs decode every row
+into a new array on each access; use t[i] or t[i:j] for a few rows.)doc")
+      .def_property_readonly(
+          "codes",
+          [](const py::object& self_object) -> py::object {
+            const Table& t = self_object.cast<const TableHandle&>().table;
+            if (!t.codes()) return py::none();
+            const auto rows = static_cast<py::ssize_t>(t.size());
+            const auto width = static_cast<py::ssize_t>(t.codec().code_size());
+            return read_only_view(py::dtype::of<uint8_t>(), {rows, width}, t.codes(), self_object);
+          },
+          "The stored codes as a read-only uint8 view (rows x code_size), or None when the codec has no per-row codes.")
+      .def(
+          "search",
+          [](const TableHandle& self, const py::handle& queries, size_t k, std::optional<size_t> rerank,
+             std::optional<std::string> metric, unsigned threads, const py::object& funnel) {
+            return search(self.table, queries, k, rerank, std::move(metric), threads, funnel);
+          },
+          py::arg("queries"), py::arg("k") = 10, py::arg("rerank") = py::none(), py::arg("metric") = py::none(),
+          py::arg("threads") = 0, py::arg("funnel") = py::none(),
+          R"doc(Exact top-k rows for each query, scored on the stored codes.
+
+queries: one vector (1-D) or one per row (2-D), any float dtype.
+Returns (ids, scores): int64 and float32 arrays of shape (k,) for one query, (nq, k) for
+several. Similarities (ip, cos) descend; l2 gives squared distances, ascending. Ties go to
+the smaller row; missing entries (fewer than k rows) have id -1.
+metric: 'ip', 'cos' or 'l2' instead of the table's. threads: 0 for one per core.
+funnel: shortlist on leading dimensions, then rescore with more and finally all of them, e.g.
+[(32, 1000), (128, 100)] or '32:1000,128:100,full' (codecs f32, f16, bf16, int8, after any
+transforms; a stage without a count keeps twice the next stage's, the last max(100, 10 k)).)doc")
+      .def(
+          "info",
+          [](const TableHandle& self) {
+            return py::module_::import("json").attr("loads")(self.table.info_json());
+          },
+          "Codec, sizes and sections as a dict: the same object `vecpack inspect --json` prints.")
+      .def(
+          "save",
+          [](const TableHandle& self, const py::object& path_object) {
+            std::string path = fs_path(path_object);
+            py::gil_scoped_release release;
+            self.table.save(path);
+          },
+          py::arg("path"), "Writes a .vecpack file atomically (a temporary file beside it, then a rename).")
+      .def(
+          "compress",
+          [](const TableHandle& self, const py::object& codec, std::optional<size_t> train_size, uint64_t seed,
+             unsigned threads, std::optional<std::string> rerank, std::optional<std::vector<uint32_t>> row_tables) {
+            CompressOptions options = compress_options(train_size, seed, threads);
+            options.rerank_spec = rerank.value_or("");
+            if (row_tables) options.row_tables = std::move(*row_tables);
+            const Codec* trained = trained_codec(codec);
+            const std::string spec = trained ? std::string() : codec.cast<std::string>();
+            py::gil_scoped_release release;
+            return TableHandle{trained ? self.table.compress(*trained, options) : self.table.compress(spec, options), {}};
+          },
+          py::arg("spec"), py::arg("train_size") = py::none(), py::arg("seed") = 1234, py::arg("threads") = 0,
+          py::arg("rerank") = py::none(), py::arg("row_tables") = py::none(),
+          R"doc(This table's rows re-encoded with a codec spec such as 'f16' or 'int8'.
+
+The codec trains on a seeded sample of train_size rows (None: 100,000; 0: every row). spec may
+also be a trained vecpack.Codec, which encodes the rows as it is (no training).
+rerank: a second codec spec (e.g. 'int8') every row is also stored with, so that
+search(rerank=N) rescores a shortlist of N candidates with it. row_tables: the feature table
+of each row (ints), for codecs that share one pool across tables (hash). The result is in
+memory; save() writes it.)doc");
+
+  m.def(
+      "open",
+      [](const py::object& path_object) {
+        std::string path = fs_path(path_object);
+        py::gil_scoped_release release;
+        return TableHandle{Table::open(path), path};
+      },
+      py::arg("path"), R"doc(Maps a .vecpack file and returns its Table.
+
+O(1) in the file's size: rows are read from the mapping when used, so opening a large file
+costs almost no memory. Raises IoError (an OSError) when the file cannot be opened and
+FormatError when it is not a sound .vecpack file.)doc");
+  m.def(
+      "read",
+      [](const py::object& path_object, std::optional<std::string> format, std::optional<size_t> limit, bool allow_nan) {
+        std::string path = fs_path(path_object);
+        ReadOptions options;
+        options.limit = limit.value_or(0);
+        options.allow_nan = allow_nan;
+        py::gil_scoped_release release;
+        Table table = read_table(path, format.value_or(""), options);
+        const bool mapped = table.info().file_bytes != 0;
+        return TableHandle{std::move(table), mapped ? path : std::string()};
+      },
+      py::arg("path"), py::arg("format") = py::none(), py::arg("limit") = py::none(), py::arg("allow_nan") = false,
+      R"doc(Reads a table in any format vecpack knows (see formats()).
+
+format: a name from formats(); None detects it from the content and the extension. Text
+formats may be gzip-compressed (.gz). limit: read at most this many rows. allow_nan: keep
+rows with NaN or infinity instead of raising ParseError. A .vecpack file is mapped whole, as
+by open() (limit and allow_nan do not apply); other formats are read into memory as f32.)doc");
+  m.def(
+      "write",
+      [](const TableHandle& table, const py::object& path_object, std::optional<std::string> format) {
+        std::string path = fs_path(path_object);
+        py::gil_scoped_release release;
+        write_table(table.table, path, format.value_or(""));
+      },
+      py::arg("table"), py::arg("path"), py::arg("format") = py::none(),
+      "Writes a table in a format from formats() (None: from the extension); text formats gzip when the name ends in .gz.");
+  m.def(
+      "write_manifest",
+      [](const py::object& folder, const std::vector<std::string>& files) {
+        std::string path = fs_path(folder);
+        py::gil_scoped_release release;
+        write_manifest(path, files);
+      },
+      py::arg("folder"), py::arg("files"),
+      R"doc(Makes a folder of .vecpack shards one table: writes folder/manifest.json atomically.
+
+files: the shard file names (relative to the folder) in row order. Every shard must share the
+dimension, metric, keys-or-not, rerank spec and the trained codec (its fingerprint); otherwise
+Error names the shard. open(folder) then maps every shard as one table.)doc");
+  m.def("compress", &compress_array, py::arg("X"), py::arg("spec"), py::arg("keys") = py::none(),
+        py::arg("train_size") = py::none(), py::arg("metric") = "cos", py::arg("rerank") = py::none(),
+        py::arg("seed") = 1234, py::arg("threads") = 0, py::arg("counts") = py::none(), py::arg("row_tables") = py::none(),
+        R"doc(Builds a table from an array (rows x dim, any float dtype) and encodes it with a codec spec.
+
+spec may also be a trained vecpack.Codec: the rows are encoded with it, without training, so
+that tables built apart (e.g. the shards of one table) share one codec.
+keys: one unique str per row, or None. train_size: rows sampled for training the codec (None:
+100,000; 0: all). metric: 'cos', 'ip' or 'l2', kept with the table for search(). rerank: a
+second codec spec every row is also stored with, for search(rerank=N). counts: how often each
+row occurs (mixdim ranks rows by them), kept with the table. row_tables: the feature table of
+each row, for hash. The array is converted to float32 once; with spec 'f32' (and nothing else)
+that copy is the table.)doc");
+  m.def("formats", []() {
+    py::list out;
+    for (const FormatDescriptor* f : format_list()) {
+      py::dict format;
+      format["name"] = f->name;
+      format["description"] = f->description;
+      format["extensions"] = std::vector<std::string>(f->extensions.begin(), f->extensions.end());
+      format["can_read"] = f->read != nullptr;
+      format["can_write"] = f->write != nullptr;
+      out.append(format);
+    }
+    return out;
+  }, "The table formats as dicts: name, description, extensions, can_read, can_write.");
+}
+
+}  // namespace vecpack::python
