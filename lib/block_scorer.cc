@@ -3,6 +3,7 @@
 #include <cblas.h>
 
 #include <cmath>
+#include <cstring>
 
 #include "kernels/kernels.h"
 
@@ -78,29 +79,34 @@ void GemmScorer::score(const CodeBlock& block, float* out, size_t ld) const {
   const size_t count = block.count, first_row = block.first_row;
   static thread_local std::vector<float> decoded, row_sq;
   const float* rows = reinterpret_cast<const float*>(codes);
-  if (decode_) {
+  if (decode_ || metric_ == Metric::cos) {
     if (decoded.size() < count * d_) decoded.resize(count * d_);
-    decode_(codes, first_row, count, decoded.data());
+    if (decode_) decode_(codes, first_row, count, decoded.data());
+    else std::memcpy(decoded.data(), codes, count * d_ * sizeof(float));
     rows = decoded.data();
+  }
+  if (metric_ != Metric::ip) {
+    if (row_sq.size() < count) row_sq.resize(count);
+    row_squared_norms(rows, count, d_, row_sq.data());
+  }
+  if (metric_ == Metric::cos) {
+    // Rows scaled to unit length before the product: one pass over the block's rows instead of
+    // one over every query's scores.
+    for (size_t i = 0; i < count; ++i) {
+      const float scale = row_sq[i] > 0 ? 1.f / std::sqrt(row_sq[i]) : 0.f;
+      float* row = decoded.data() + i * d_;
+      for (size_t j = 0; j < d_; ++j) row[j] *= scale;
+    }
   }
   cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(nq_), static_cast<int>(count),
               static_cast<int>(d_), metric_ == Metric::l2 ? 2.f : 1.f, queries_.data(), static_cast<int>(d_), rows,
               static_cast<int>(d_), 0.f, out, static_cast<int>(ld));
-  if (metric_ == Metric::ip) return;
-  if (row_sq.size() < count) row_sq.resize(count);
-  row_squared_norms(rows, count, d_, row_sq.data());
-  if (metric_ == Metric::cos) {
-    for (size_t i = 0; i < count; ++i) row_sq[i] = row_sq[i] > 0 ? 1.f / std::sqrt(row_sq[i]) : 0.f;
-    for (size_t q = 0; q < nq_; ++q) {
-      float* o = out + q * ld;
-      for (size_t i = 0; i < count; ++i) o[i] *= row_sq[i];
-    }
-  } else {  // l2: 2 q.x was computed by the GEMM
-    for (size_t q = 0; q < nq_; ++q) {
-      float* o = out + q * ld;
-      const float qs = query_sq_[q];
-      for (size_t i = 0; i < count; ++i) o[i] -= row_sq[i] + qs;
-    }
+  if (metric_ != Metric::l2) return;
+  // l2: 2 q.x was computed by the GEMM.
+  for (size_t q = 0; q < nq_; ++q) {
+    float* o = out + q * ld;
+    const float qs = query_sq_[q];
+    for (size_t i = 0; i < count; ++i) o[i] -= row_sq[i] + qs;
   }
 }
 
