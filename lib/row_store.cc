@@ -130,13 +130,16 @@ RowStore::Location RowStore::locate(int64_t id) const {
   if (index.ranges) {
     auto after = std::upper_bound(index.first_ids.begin(), index.first_ids.end(), id);
     if (after != index.first_ids.begin()) {
-      const Segment& s = *segments_[index.order[size_t(after - index.first_ids.begin()) - 1]];
-      if (id - s.id_base() < static_cast<int64_t>(s.rows())) return {&s, static_cast<size_t>(id - s.id_base())};
+      const size_t at = index.order[size_t(after - index.first_ids.begin()) - 1];
+      const Segment& s = *segments_[at];
+      if (id - s.id_base() < static_cast<int64_t>(s.rows())) return {&s, static_cast<size_t>(id - s.id_base()), at};
     }
   } else {
     auto found = std::lower_bound(index.ids.begin(), index.ids.end(), std::make_pair(id, uint64_t{0}));
-    if (found != index.ids.end() && found->first == id)
-      return {segments_[found->second >> 40].get(), static_cast<size_t>(found->second & ((uint64_t{1} << 40) - 1))};
+    if (found != index.ids.end() && found->first == id) {
+      const size_t at = static_cast<size_t>(found->second >> 40);
+      return {segments_[at].get(), static_cast<size_t>(found->second & ((uint64_t{1} << 40) - 1)), at};
+    }
   }
   throw NotFoundError("row " + std::to_string(id) + " is out of range (" + std::to_string(rows_) + " rows)");
 }

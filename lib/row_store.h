@@ -85,6 +85,7 @@ class RowStore {
   struct Location {
     const Segment* segment;
     size_t row;
+    size_t segment_index;  // of segment in segments()
   };
   // Where the row with this id is stored; NotFoundError when no row has it.
   Location locate(int64_t id) const;

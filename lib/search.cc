@@ -7,6 +7,7 @@
 #include "block_scorer.h"
 #include "funnel.h"
 #include "parallel.h"
+#include "partition.h"
 #include "vecpack/errors.h"
 
 namespace vecpack {
@@ -135,12 +136,68 @@ void rescore(const RowStore& rows, const float* prepared, size_t nq, size_t d, M
   });
 }
 
+// Each query scans the blocks of the lists it probes, with a scorer of its own (per list, for
+// l2 residuals: the query minus the list's centroid). Lists hold rows in id-map order, so ties
+// at a heap's threshold are always selected and TopK decides by id.
+void scan_partition(const RowStore& store, const Partition& partition, const float* prepared,
+                    const float* scored_queries, size_t nq, size_t d, Metric metric, size_t nprobe, size_t first_k,
+                    unsigned threads, SearchResult& result) {
+  const Codec& codec = store.codec();
+  const Quantizer& quantizer = codec.quantizer();
+  const size_t code_size = codec.code_size(), block = block_rows_for(d);
+  const std::vector<uint32_t> probed = partition.probe(prepared, nq, nprobe);
+  nprobe = probed.size() / std::max<size_t>(nq, 1);
+  const bool residual = partition.residual();
+  parallel_for(nq, threads, [&](size_t q, unsigned) {
+    const float* query = scored_queries + q * d;
+    std::unique_ptr<CodeScorer> shared;
+    if (!residual || metric != Metric::l2) shared = codec.scorer(query, 1, metric);
+    std::vector<float> shifted(d);
+    TopK top(first_k);
+    BlockCandidates candidates;
+    for (size_t p = 0; p < nprobe; ++p) {
+      const uint32_t list = probed[q * nprobe + p];
+      const Segment& segment = *store.segments()[list];
+      if (!segment.rows()) continue;
+      const float* c = partition.centroid(list);
+      float offset = 0;  // added to the scorer's scores: q . c for ip residuals
+      std::unique_ptr<CodeScorer> own;
+      if (residual && metric == Metric::l2) {
+        for (size_t j = 0; j < d; ++j) shifted[j] = query[j] - c[j];
+        own = codec.scorer(shifted.data(), 1, metric);
+      } else if (residual) {
+        double dot = 0;
+        for (size_t j = 0; j < d; ++j) dot += double(query[j]) * c[j];
+        offset = float(dot);
+      }
+      const CodeScorer& scorer = own ? *own : *shared;
+      const ScanLayout* layout = segment.layout(quantizer, code_size);
+      for (size_t row = 0; row < segment.rows(); row += block) {
+        const ScanBlock scan_block{&segment, row, std::min(block, segment.rows() - row), layout};
+        const float threshold = top.full() ? std::nextafter(top.threshold(), -INFINITY) - offset : -INFINITY;
+        scorer.select_above(code_block(scan_block, code_size), 1, &threshold, candidates);
+        for (size_t i = candidates.offsets[0]; i < candidates.offsets[1]; ++i)
+          top.push(candidates.scores[i] + offset, segment.id(row + candidates.rows[i]));
+      }
+    }
+    top.sorted_into(result.ids.data() + q * first_k, result.scores.data() + q * first_k);
+  });
+}
+
 }  // namespace
 
 SearchResult search_store(const RowStore& store, const float* queries, size_t nq, Metric metric,
-                          const SearchOptions& options, const RowStore* rerank_store) {
+                          const SearchOptions& options, const RowStore* rerank_store, const Partition* partition) {
   if (options.k == 0) throw Error("search: k must be at least 1");
-  if (!options.funnel.empty()) return funnel_search(store, queries, nq, metric, options);
+  if (partition && options.nprobe > partition->lists())
+    throw Error("search: nprobe=" + std::to_string(options.nprobe) + " exceeds the table's " +
+                std::to_string(partition->lists()) + " lists (nprobe must be 1.." + std::to_string(partition->lists()) +
+                ", or 0 for every list)");
+  if (!options.funnel.empty()) {
+    if (partition && (partition->residual() || options.nprobe))
+      throw Error("search: funnel search scans every row; it cannot be combined with an ivf partition's nprobe or residuals");
+    return funnel_search(store, queries, nq, metric, options);
+  }
   if (options.rerank && !rerank_store)
     throw Error("search: this table has no rerank section (compress with --rerank SPEC to add one)");
   const size_t d = store.dim(), n = store.rows(), k = options.k;
@@ -202,7 +259,17 @@ SearchResult search_store(const RowStore& store, const float* queries, size_t nq
 
   // Queries scored together: more are split into tiles of the codec's size (CodecDescriptor::query_tile).
   const size_t query_tile = std::max<size_t>(1, codec.quantizer().descriptor().query_tile);
-  if (nq > query_tile) {
+  // A partition scans the probed lists. nprobe 0 (every list), without residuals, is the flat
+  // scan below over the lists' segments: the codec's exact result, in one batch.
+  const bool probing = partition && (partition->residual() || options.nprobe);
+  if (probing) {
+    if (partition->metric() != metric && partition->residual())
+      throw Error(std::string("search: the ivf residuals were encoded for metric ") + metric_name(partition->metric()) +
+                  "; search with that metric");
+    scan_partition(store, *partition, prepared.data(), scored_queries, nq, d, metric,
+                   options.nprobe ? options.nprobe : partition->lists(), first_k,
+                   std::max<unsigned>(1, resolve_threads(options.threads)), result);
+  } else if (nq > query_tile) {
     // Tiles of query_tile queries, each scanned over all rows by one worker: no heap is filled
     // twice and a worker's scorer holds only its tile's tables. The tiles, and so the shapes of
     // every scoring call, are the same for any number of threads.

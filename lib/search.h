@@ -9,11 +9,16 @@
 
 namespace vecpack {
 
+class Partition;
+
 // queries: nq x store.dim(), in the table's space. For cos they are normalised here.
 // With options.rerank, the best max(k, rerank) rows by `store` are rescored exactly from the
 // decoded rows of `rerank_store` (a second representation of the same rows).
+// partition: the table's inverted-file partition, whose lists are store's segments in order;
+// with it, each query scans only the options.nprobe lists it probes.
 SearchResult search_store(const RowStore& store, const float* queries, size_t nq, Metric metric,
-                          const SearchOptions& options, const RowStore* rerank_store = nullptr);
+                          const SearchOptions& options, const RowStore* rerank_store = nullptr,
+                          const Partition* partition = nullptr);
 
 // Keeps the k best (score, id) pairs: larger score wins, equal scores prefer the smaller id.
 // Small k keep a heap. From kReservoirK on, pairs that beat the threshold are appended and,

@@ -104,6 +104,7 @@ Manifest read_manifest(const std::string& folder) {
 Table Table::slice(size_t begin, size_t count) const {
   if (!impl_) throw Error("the table is empty");
   const Impl& impl = *impl_;
+  if (impl.partition) throw Error("a table with an ivf partition cannot be sliced: its rows are stored list by list");
   auto out = std::make_shared<Impl>();
   out->store = impl.store->slice(begin, count);
   if (impl.rerank) out->rerank = impl.rerank->slice(begin, count);

@@ -224,7 +224,10 @@ static const Table::Impl& require(const std::shared_ptr<const Table::Impl>& impl
   return *impl;
 }
 
-std::string Table::spec() const { return impl_ ? impl_->store->codec().spec() : ""; }
+std::string Table::spec() const {
+  if (!impl_) return "";
+  return impl_->partition ? impl_->partition->spec() + "/" + impl_->store->codec().spec() : impl_->store->codec().spec();
+}
 const Codec& Table::codec() const { return require(impl_).store->codec(); }
 
 TableInfo Table::info() const {
@@ -325,7 +328,16 @@ std::vector<float> Table::row(size_t index) const {
 }
 
 void Table::reconstruct(size_t begin, size_t count, float* out) const {
-  require(impl_).store->reconstruct(begin, count, out);
+  const Impl& impl = require(impl_);
+  impl.store->reconstruct(begin, count, out);
+  // Residual codes decode to the row minus its list's centroid (a list is a segment).
+  if (impl.partition && impl.partition->residual()) {
+    const size_t d = dim();
+    for (size_t i = 0; i < count; ++i) {
+      const float* c = impl.partition->centroid(impl.store->locate(static_cast<int64_t>(begin + i)).segment_index);
+      for (size_t j = 0; j < d; ++j) out[i * d + j] += c[j];
+    }
+  }
 }
 
 const uint64_t* Table::counts() const { return impl_ ? impl_->row_counts() : nullptr; }
@@ -359,7 +371,8 @@ SearchResult Table::search(const float* queries, size_t nq, const SearchOptions&
   const size_t d = dim();
   for (size_t q = 0; q < nq; ++q)
     if (first_non_finite(queries + q * d, d) != d) throw Error("query " + std::to_string(q) + " contains NaN or infinity");
-  return search_store(*impl.store, queries, nq, metric.value_or(meta_.metric), options, impl.rerank.get());
+  return search_store(*impl.store, queries, nq, metric.value_or(meta_.metric), options, impl.rerank.get(),
+                      impl.partition.get());
 }
 
 // Trains `spec` on a seeded sample of the table's rows and encodes every row with it.
@@ -368,14 +381,17 @@ static double seconds_since(std::chrono::steady_clock::time_point start) {
 }
 
 // Every row of `table` encoded with a trained codec, in parallel blocks.
-static std::shared_ptr<RowStore> encode_rows(const Table& table, std::shared_ptr<const Codec> codec,
-                                               const CompressOptions& options, CompressReport* report) {
+// With a partition, each row goes to its list (minus the list's centroid, with residuals).
+static std::shared_ptr<const RowStore> encode_rows(const Table& table, std::shared_ptr<const Codec> codec,
+                                                   const CompressOptions& options, CompressReport* report,
+                                                   const Partition* partition = nullptr) {
   const size_t n = table.size(), d = table.dim();
   auto encode_start = std::chrono::steady_clock::now();
   const size_t cs = codec->code_size();
   auto codes = std::make_shared<std::vector<uint8_t>>(checked_mul(n, cs, "codes"));
   const size_t block = 4096;
   std::atomic<size_t> done{0};
+  std::vector<uint32_t> lists(partition ? n : 0);
   if (options.progress) options.progress->begin("encoding", n);
   parallel_for((n + block - 1) / block, options.threads, [&](size_t b, unsigned worker) {
     size_t begin = b * block, count = std::min(block, n - begin);
@@ -385,12 +401,21 @@ static std::shared_ptr<RowStore> encode_rows(const Table& table, std::shared_ptr
       for (size_t i = 0; i < count; ++i)
         if (first_non_finite(rows.data() + i * d, d) != d)
           throw Error("row " + std::to_string(begin + i) + " contains NaN or infinity (allow with --allow-nan)");
+    if (partition) {
+      partition->assign(rows.data(), count, lists.data() + begin, 1);
+      if (partition->residual())
+        for (size_t i = 0; i < count; ++i) {
+          const float* c = partition->centroid(lists[begin + i]);
+          for (size_t j = 0; j < d; ++j) rows[i * d + j] -= c[j];
+        }
+    }
     codec->encode(rows.data(), count, codes->data() + begin * cs, 1, begin);
     size_t now = done += count;
     if (options.progress && worker == 0) options.progress->advance(now);
   });
   if (options.progress) options.progress->end();
   if (report) report->encode_seconds = seconds_since(encode_start);
+  if (partition) return partitioned_store(std::move(codec), codes->data(), n, lists.data(), partition->lists());
   return std::make_shared<RowStore>(std::move(codec), codes->data(), n, codes);
 }
 
@@ -402,9 +427,20 @@ static void bind_table_keys(Codec& codec, const Table::Impl& impl) {
   codec.bind_keys(key_lookup(impl.keys));
 }
 
-static std::shared_ptr<RowStore> train_and_encode(const Table& table, const Table::Impl& impl, std::string_view spec,
-                                                    const CompressOptions& options, CompressReport* report) {
-  auto codec = std::make_shared<Codec>(spec);
+// partition: where a spec with an ivf stage leaves its trained partition; null where such a
+// stage is not allowed (rerank codes, n-gram pools).
+static std::shared_ptr<const RowStore> train_and_encode(const Table& table, const Table::Impl& impl, std::string_view spec,
+                                                        const CompressOptions& options, CompressReport* report,
+                                                        std::shared_ptr<const Partition>* partition = nullptr) {
+  std::string codec_spec;
+  const PartitionSpec partition_spec = split_partition_spec(spec, codec_spec);
+  if (partition_spec.lists && !partition)
+    throw Error("spec '" + std::string(spec) + "': an ivf partition belongs to the table's own codec, not to rerank codes "
+                "or an n-gram pool");
+  auto codec = std::make_shared<Codec>(codec_spec);
+  if (partition_spec.lists && (codec->capabilities() & kSharedParameters))
+    throw Error("spec '" + std::string(spec) + "': codec '" + codec->spec() +
+                "' places rows by their position in the table, which an ivf partition reorders; drop the ivf stage");
   const size_t n = table.size(), d = table.dim();
   if (n == 0) throw Error("cannot compress an empty table");
   bind_table_keys(*codec, impl);
@@ -451,6 +487,21 @@ static std::shared_ptr<RowStore> train_and_encode(const Table& table, const Tabl
     ++kept;
   }
   auto train_start = std::chrono::steady_clock::now();
+  std::shared_ptr<const Partition> trained_partition;
+  if (partition_spec.lists) {
+    Partition::TrainSettings settings;
+    settings.seed = options.seed;
+    settings.threads = options.threads;
+    settings.progress = options.progress;
+    trained_partition = std::make_shared<Partition>(Partition::train(sample.data(), kept, d, table.metric(), partition_spec, settings));
+    if (trained_partition->residual()) {
+      // The codec learns the residuals it will encode.
+      std::vector<uint32_t> lists(kept);
+      trained_partition->assign(sample.data(), kept, lists.data(), options.threads);
+      for (size_t i = 0; i < kept; ++i)
+        for (size_t j = 0; j < d; ++j) sample[i * d + j] -= trained_partition->centroid(lists[i])[j];
+    }
+  }
   TrainOptions train;
   train.seed = options.seed;
   train.threads = options.threads;
@@ -462,7 +513,8 @@ static std::shared_ptr<RowStore> train_and_encode(const Table& table, const Tabl
     report->train_seconds = seconds_since(train_start);
     report->train_rows = kept;
   }
-  return encode_rows(table, std::move(codec), options, report);
+  if (partition) *partition = trained_partition;
+  return encode_rows(table, std::move(codec), options, report, trained_partition.get());
 }
 
 Table Table::compress(const Codec& trained, const CompressOptions& options) const {
@@ -497,13 +549,15 @@ Table Table::compress(const Codec& trained, const CompressOptions& options) cons
 Table Table::compress(std::string_view spec, const CompressOptions& options) const {
   const auto& impl = require(impl_);
   // The n-gram pool's rows are hash buckets: no keys, no frequencies, no meaning in their order.
-  if (impl.subwords && options.subword_spec.empty() && (Codec(spec).capabilities() & kSharedParameters))
+  std::string codec_spec;
+  split_partition_spec(spec, codec_spec);
+  if (impl.subwords && options.subword_spec.empty() && (Codec(codec_spec).capabilities() & kSharedParameters))
     throw Error("the table's n-gram pool is compressed with the table's codec unless it is given one, and '" +
                 std::string(spec) + "' fits rows in place by their position, keys or frequencies, which the pool's "
                 "hash buckets do not have: give the pool a codec of its own (--subword-codec f16, "
                 "CompressOptions::subword_spec)");
   auto out = std::make_shared<Impl>();
-  out->store = train_and_encode(*this, impl, spec, options, options.report);
+  out->store = train_and_encode(*this, impl, spec, options, options.report, &out->partition);
   out->keys = impl.keys;
   out->counts = impl.row_counts();
   out->counts_owner = impl.row_counts_owner();
@@ -516,7 +570,8 @@ Table Table::compress(std::string_view spec, const CompressOptions& options) con
     pool_options.report = nullptr;
     pool_options.rerank_spec.clear();
     pool_options.row_tables.clear();
-    std::string_view pool_spec = options.subword_spec.empty() ? spec : std::string_view(options.subword_spec);
+    std::string pool_spec = options.subword_spec;
+    if (pool_spec.empty()) split_partition_spec(spec, pool_spec);  // the table's codec, without its partition
     out->subwords = std::make_shared<SubwordPool>(
         SubwordPool{impl.subwords->scheme, impl.subwords->pool.compress(pool_spec, pool_options)});
   }
@@ -528,6 +583,9 @@ Table Table::compress(std::string_view spec, const CompressOptions& options) con
 
 void Table::save(const std::string& path) const {
   const auto& impl = require(impl_);
+  if (impl.partition)
+    throw Error("a table with an ivf partition cannot be saved yet (its lists live in memory); save it without the ivf "
+                "stage, or search it where it was compressed");
   nlohmann::json j;
   j["format"] = "vecpack";
   j["n"] = size();

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "partition.h"
 #include "row_store.h"
 #include "vecpack/table.h"
 #include "vocabulary.h"
@@ -70,6 +71,7 @@ struct ShardCounts {
 
 struct Table::Impl {
   std::shared_ptr<const RowStore> store;
+  std::shared_ptr<const Partition> partition;  // an inverted-file partition of store's rows; null: none
   KeyIndex keys;
   std::shared_ptr<const SubwordPool> subwords;  // null: none
   std::shared_ptr<const RowStore> rerank;       // the same rows, encoded again for rescoring; null: none

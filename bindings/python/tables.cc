@@ -123,13 +123,15 @@ std::vector<FunnelStage> funnel_stages(const py::handle& funnel) {
 }
 
 py::tuple search(const Table& table, const py::handle& queries, size_t k, std::optional<size_t> rerank,
-                 std::optional<std::string> metric, unsigned threads, const py::handle& funnel = py::none()) {
+                 std::optional<std::string> metric, unsigned threads, const py::handle& funnel = py::none(),
+                 size_t nprobe = 0) {
   if (k == 0) throw py::value_error("k must be at least 1");
   Rows q = as_rows(queries, table.dim(), "queries");
   SearchOptions options;
   options.k = k;
   options.threads = threads;
   options.rerank = rerank.value_or(0);
+  options.nprobe = nprobe;
   options.funnel = funnel_stages(funnel);
   std::optional<Metric> chosen;
   if (metric) chosen = parse_metric(*metric);
@@ -172,7 +174,10 @@ TableHandle compress_array(const py::handle& x, const py::object& codec, std::op
   if (trained && !trained->trained()) throw Error("codec '" + trained->spec() + "' is not trained (train it, or pass a spec string)");
   // A codec that keeps float rows as they are (f32) takes the rows as given (checks the spec
   // before copying anything).
-  const uint32_t caps = trained ? 0u : Codec(spec).capabilities();
+  bool partitioned = false;  // an ivf stage: a table spec, not a codec chain
+  if (!trained)
+    for (const StageSpec& stage : parse_spec(spec)) partitioned |= stage.name == "ivf";
+  const uint32_t caps = trained || partitioned ? 0u : Codec(spec).capabilities();
   const bool lossless = !trained && (caps & kFloatRows) && !(caps & kTransform) && !rerank && !counts && !row_tables;
   if (rerank) Codec check_rerank(*rerank);
   size_t rows = 0, dim = 0;
@@ -336,11 +341,11 @@ into a new array on each access; use t[i] or t[i:j] for a few rows.)doc")
       .def(
           "search",
           [](const TableHandle& self, const py::handle& queries, size_t k, std::optional<size_t> rerank,
-             std::optional<std::string> metric, unsigned threads, const py::object& funnel) {
-            return search(self.table, queries, k, rerank, std::move(metric), threads, funnel);
+             std::optional<std::string> metric, unsigned threads, const py::object& funnel, size_t nprobe) {
+            return search(self.table, queries, k, rerank, std::move(metric), threads, funnel, nprobe);
           },
           py::arg("queries"), py::arg("k") = 10, py::arg("rerank") = py::none(), py::arg("metric") = py::none(),
-          py::arg("threads") = 0, py::arg("funnel") = py::none(),
+          py::arg("threads") = 0, py::arg("funnel") = py::none(), py::arg("nprobe") = 0,
           R"doc(Exact top-k rows for each query, scored on the stored codes.
 
 queries: one vector (1-D) or one per row (2-D), any float dtype.
@@ -350,7 +355,9 @@ the smaller row; missing entries (fewer than k rows) have id -1.
 metric: 'ip', 'cos' or 'l2' instead of the table's. threads: 0 for one per core.
 funnel: shortlist on leading dimensions, then rescore with more and finally all of them, e.g.
 [(32, 1000), (128, 100)] or '32:1000,128:100,full' (codecs f32, f16, bf16, int8, after any
-transforms; a stage without a count keeps twice the next stage's, the last max(100, 10 k)).)doc")
+transforms; a stage without a count keeps twice the next stage's, the last max(100, 10 k)).
+nprobe: for a table compressed with an ivf stage (e.g. 'ivf:lists=1024/pq:m=50,nbits=4'), the
+lists each query scans (0: all of them, the codec's exact result).)doc")
       .def(
           "info",
           [](const TableHandle& self) {

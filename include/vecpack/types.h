@@ -35,6 +35,9 @@ struct SearchOptions {
   size_t k = 10;
   unsigned threads = 0;  // 0: one per core
   size_t rerank = 0;     // shortlist size rescored with the table's rerank section; 0: off
+  // Lists scanned per query in a table with an ivf partition (the nprobe lists whose centroids
+  // score best); 0: every list, which gives the codec's exact result. Ignored by other tables.
+  size_t nprobe = 0;
   // Funnel (adaptive) search on leading dimensions, for codecs whose codes decode dimension by
   // dimension (kPrefixDecodable). A final full stage is implied. Empty: off.
   std::vector<FunnelStage> funnel;

@@ -1,0 +1,165 @@
+#include "partition.h"
+
+#include <cblas.h>
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
+#include "block_scorer.h"
+#include "kmeans.h"
+#include "parallel.h"
+#include "vecpack/errors.h"
+#include "vecpack/registry.h"
+
+namespace vecpack {
+
+namespace {
+
+constexpr size_t kMaxLists = size_t{1} << 24;
+
+// The arguments of the ivf stage, checked like a codec's.
+const CodecDescriptor kIvfStage{
+    "ivf",
+    "inverted-file partition: rows split into lists by coarse k-means; a search scans the nprobe lists nearest a query",
+    StageKind::transform,
+    0,
+    {{"lists", ParamType::integer, "1024", 1, double(kMaxLists), nullptr, "lists (coarse centroids)"},
+     {"residual", ParamType::flag, "off", 0, 0, nullptr,
+      "encode each row minus its list's centroid (metrics ip and l2; a chain without transforms)"}},
+    nullptr,
+};
+
+std::string join_stage(const StageSpec& stage) {
+  std::string text = stage.name, args;
+  for (const auto& [key, value] : stage.args) args += (args.empty() ? "" : ",") + (key.empty() ? value : key + "=" + value);
+  return args.empty() ? text : text + ":" + args;
+}
+
+}  // namespace
+
+PartitionSpec split_partition_spec(std::string_view spec, std::string& codec_spec) {
+  const std::vector<StageSpec> stages = parse_spec(spec);
+  PartitionSpec out;
+  codec_spec.clear();
+  for (size_t i = 0; i < stages.size(); ++i) {
+    if (stages[i].name != kIvfStage.name) {
+      codec_spec += (codec_spec.empty() ? "" : "/") + join_stage(stages[i]);
+      continue;
+    }
+    if (out.lists) throw SpecError("spec '" + std::string(spec) + "': stage " + std::to_string(i + 1) + ": a second ivf stage");
+    if (i + 1 == stages.size())
+      throw SpecError("spec '" + std::string(spec) + "': stage " + std::to_string(i + 1) +
+                      ": ivf partitions the rows of a codec and must be followed by one, e.g. ivf:lists=1024/pq:m=50,nbits=4");
+    const CodecArgs args = validate_args(kIvfStage, stages[i], i, spec);
+    out.lists = static_cast<size_t>(args.integer("lists"));
+    out.residual = args.flag("residual");
+  }
+  if (out.residual && stages.size() > 2)
+    throw SpecError("spec '" + std::string(spec) +
+                    "': ivf residual=on needs a chain without transforms (the residual of a transformed row is not the "
+                    "transform of its residual); drop the transforms or residual=on");
+  return out;
+}
+
+Partition::Partition(size_t dim, std::vector<float> centroids, bool residual, Metric metric)
+    : d_(dim), lists_(dim ? centroids.size() / dim : 0), centroids_(std::move(centroids)), residual_(residual), metric_(metric) {
+  if (residual_ && metric_ == Metric::cos)
+    throw Error("ivf residual=on needs metric ip or l2: a cosine needs each decoded row's norm (use metric ip on unit "
+                "rows, or residual=off)");
+  half_sq_.resize(lists_);
+  for (size_t l = 0; l < lists_; ++l) {
+    double s = 0;
+    for (size_t j = 0; j < d_; ++j) s += double(centroid(l)[j]) * centroid(l)[j];
+    half_sq_[l] = float(s / 2);
+  }
+}
+
+Partition Partition::train(const float* x, size_t n, size_t d, Metric metric, const PartitionSpec& spec,
+                           const TrainSettings& settings) {
+  if (spec.lists > n)
+    throw Error("ivf: lists=" + std::to_string(spec.lists) + " exceeds the " + std::to_string(n) +
+                " training rows (at most one list per row; fewer lists, or more training rows with --train-size)");
+  std::vector<float> unit;
+  if (metric == Metric::cos) {
+    unit.assign(x, x + n * d);
+    normalize_rows(unit.data(), n, d);
+    x = unit.data();
+  }
+  KMeansOptions options;
+  options.seed = settings.seed;
+  options.threads = settings.threads;
+  options.progress = settings.progress;
+  options.progress_task = "ivf lists";
+  options.want_assignments = false;
+  KMeansResult result = kmeans(x, n, d, spec.lists, options);
+  if (metric == Metric::cos) normalize_rows(result.centroids.data(), spec.lists, d);
+  return Partition(d, std::move(result.centroids), spec.residual, metric);
+}
+
+std::string Partition::spec() const {
+  return "ivf:lists=" + std::to_string(lists_) + (residual_ ? ",residual=on" : "");
+}
+
+void Partition::assign(const float* x, size_t n, uint32_t* lists, unsigned threads) const {
+  if (metric_ != Metric::cos) return assign_nearest(x, n, d_, centroids_.data(), lists_, lists, nullptr, threads);
+  const size_t block = 4096;
+  parallel_for((n + block - 1) / block, threads, [&](size_t b, unsigned) {
+    const size_t begin = b * block, count = std::min(block, n - begin);
+    std::vector<float> unit(x + begin * d_, x + (begin + count) * d_);
+    normalize_rows(unit.data(), count, d_);
+    assign_nearest(unit.data(), count, d_, centroids_.data(), lists_, lists + begin, nullptr, 1);
+  });
+}
+
+std::vector<uint32_t> Partition::probe(const float* queries, size_t nq, size_t nprobe) const {
+  nprobe = std::min(nprobe, lists_);
+  std::vector<uint32_t> out(nq * nprobe);
+  const size_t chunk = 256;  // queries whose centroid scores are held at once
+  std::vector<float> scores(std::min(nq, chunk) * lists_);
+  std::vector<uint32_t> order(lists_);
+  for (size_t q0 = 0; q0 < nq; q0 += chunk) {
+    const size_t qn = std::min(chunk, nq - q0);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(qn), int(lists_), int(d_), 1.f, queries + q0 * d_, int(d_),
+                centroids_.data(), int(d_), 0.f, scores.data(), int(lists_));
+    for (size_t q = 0; q < qn; ++q) {
+      float* s = scores.data() + q * lists_;
+      // l2: -|q - c|^2 = 2 (q.c - |c|^2 / 2) - |q|^2, ranked by q.c - |c|^2 / 2.
+      if (metric_ == Metric::l2)
+        for (size_t l = 0; l < lists_; ++l) s[l] -= half_sq_[l];
+      std::iota(order.begin(), order.end(), 0u);
+      auto better = [s](uint32_t a, uint32_t b) { return s[a] > s[b] || (s[a] == s[b] && a < b); };
+      std::partial_sort(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(nprobe), order.end(), better);
+      std::copy_n(order.begin(), nprobe, out.begin() + static_cast<std::ptrdiff_t>((q0 + q) * nprobe));
+    }
+  }
+  return out;
+}
+
+std::shared_ptr<const RowStore> partitioned_store(std::shared_ptr<const Codec> codec, const uint8_t* codes, size_t n,
+                                                  const uint32_t* lists, size_t list_count) {
+  const size_t cs = codec->code_size();
+  std::vector<uint64_t> offsets(list_count + 1, 0);
+  for (size_t i = 0; i < n; ++i) ++offsets[lists[i] + 1];
+  std::partial_sum(offsets.begin(), offsets.end(), offsets.begin());
+  struct Owned {
+    std::vector<uint8_t> codes;
+    std::vector<int64_t> ids;
+  };
+  auto owned = std::make_shared<Owned>();
+  owned->codes.resize(n * cs);
+  owned->ids.resize(n);
+  std::vector<uint64_t> next(offsets.begin(), offsets.end() - 1);
+  for (size_t i = 0; i < n; ++i) {
+    const uint64_t at = next[lists[i]]++;
+    std::copy_n(codes + i * cs, cs, owned->codes.data() + at * cs);
+    owned->ids[at] = static_cast<int64_t>(i);
+  }
+  RowStore::Segments segments;
+  for (size_t l = 0; l < list_count; ++l)
+    segments.push_back(std::make_shared<Segment>(owned->codes.data() + offsets[l] * cs, offsets[l + 1] - offsets[l], 0,
+                                                 owned->ids.data() + offsets[l], 0, owned));
+  return std::make_shared<RowStore>(std::move(codec), std::move(segments));
+}
+
+}  // namespace vecpack

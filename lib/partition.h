@@ -1,0 +1,79 @@
+// Inverted-file partitions: coarse centroids that split a table's rows into lists, stored list
+// by list so that a probed list is one segment of codes (docs/SEARCH.md).
+//
+// A partition is a layer between the table and its codec, not a codec: the codec encodes the
+// rows (or, with residuals, each row minus its list's centroid) and scores blocks exactly as it
+// does for a flat table. With residuals, a query is scored against list l as
+//   ip:  q . c_l + score(q, residual codes)
+//   l2:  score(q - c_l, residual codes)        (-|q - c_l - r|^2 = -|q - x|^2)
+// which is exact for the decoded rows; cos would need each decoded row's norm, so a cos table
+// partitions without residuals.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "row_store.h"
+#include "vecpack/types.h"
+
+namespace vecpack {
+
+struct PartitionSpec {
+  size_t lists = 0;
+  bool residual = false;
+};
+
+// Splits "ivf:lists=N[,residual=on]" off a spec string: returns the partition (lists 0: none)
+// and sets `codec_spec` to the remaining stages. The ivf stage may stand anywhere before the
+// quantizer; its centroids live in the table's own space, before any transform. Throws
+// SpecError for bad arguments and for residuals in a chain with transforms.
+PartitionSpec split_partition_spec(std::string_view spec, std::string& codec_spec);
+
+class Partition {
+ public:
+  struct TrainSettings {
+    uint64_t seed = 1234;
+    unsigned threads = 0;
+    Progress* progress = nullptr;
+  };
+
+  // centroids: lists x dim. metric: the table's; for cos the centroids are unit length.
+  Partition(size_t dim, std::vector<float> centroids, bool residual, Metric metric);
+  // Coarse k-means on n sample rows (unit rows for cos).
+  static Partition train(const float* x, size_t n, size_t d, Metric metric, const PartitionSpec& spec,
+                         const TrainSettings& settings);
+
+  size_t lists() const { return lists_; }
+  size_t dim() const { return d_; }
+  bool residual() const { return residual_; }
+  Metric metric() const { return metric_; }
+  const float* centroid(size_t list) const { return centroids_.data() + list * d_; }
+  const std::vector<float>& centroids() const { return centroids_; }
+  std::string spec() const;
+
+  // The list of each of n rows: its nearest centroid (of the unit row, for cos).
+  void assign(const float* x, size_t n, uint32_t* lists, unsigned threads = 0) const;
+  // The nprobe lists each of nq queries probes, best first (nq x nprobe): the best centroid
+  // scores for the metric (ip and cos: q . c, l2: -|q - c|^2). Queries as the engine prepares
+  // them (unit length for cos).
+  std::vector<uint32_t> probe(const float* queries, size_t nq, size_t nprobe) const;
+
+ private:
+  size_t d_, lists_;
+  std::vector<float> centroids_;
+  std::vector<float> half_sq_;  // |c|^2 / 2, for l2 probing
+  bool residual_;
+  Metric metric_;
+};
+
+// Rows stored list by list: a store with one segment per list (possibly empty), whose id map
+// holds the rows' ids in list order. codes: n codes in row (id) order, as a flat store holds
+// them; lists: the list of every row.
+std::shared_ptr<const RowStore> partitioned_store(std::shared_ptr<const Codec> codec, const uint8_t* codes, size_t n,
+                                                  const uint32_t* lists, size_t list_count);
+
+}  // namespace vecpack
