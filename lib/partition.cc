@@ -4,9 +4,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <numeric>
 
 #include "block_scorer.h"
+#include "bytes.h"
 #include "kmeans.h"
 #include "parallel.h"
 #include "vecpack/errors.h"
@@ -133,6 +135,60 @@ std::vector<uint32_t> Partition::probe(const float* queries, size_t nq, size_t n
       std::copy_n(order.begin(), nprobe, out.begin() + static_cast<std::ptrdiff_t>((q0 + q) * nprobe));
     }
   }
+  return out;
+}
+
+// Layout (version 1): u32 version, u32 flags (bit 0: residuals), u64 d, u64 lists, then
+// lists x d f32 centroids and lists + 1 u64 offsets (the first row of each list in stored order,
+// then n).
+std::vector<uint8_t> partition_section(const Partition& partition, const RowStore& store) {
+  if (store.segments().size() != partition.lists())
+    throw Error("a partitioned store has " + std::to_string(store.segments().size()) + " segments for " +
+                std::to_string(partition.lists()) + " lists");
+  ByteWriter w;
+  w.put<uint32_t>(1);
+  w.put<uint32_t>(partition.residual() ? 1u : 0u);
+  w.put<uint64_t>(partition.dim());
+  w.put<uint64_t>(partition.lists());
+  w.put_bytes(partition.centroids().data(), partition.centroids().size() * sizeof(float));
+  uint64_t offset = 0;
+  w.put<uint64_t>(0);
+  for (const auto& segment : store.segments()) w.put<uint64_t>(offset += segment->rows());
+  return w.take();
+}
+
+OpenedPartition open_partition(const uint8_t* section, size_t size, Metric metric, size_t n, size_t d,
+                               const uint8_t* codes, size_t code_size, const int64_t* ids,
+                               std::shared_ptr<const void> owner, std::shared_ptr<const MappedFile> mapping,
+                               const std::string& where) {
+  ByteReader r(section, size, where);
+  const uint32_t version = r.get<uint32_t>();
+  if (version != 1) r.fail("version " + std::to_string(version) + " is not supported (this vecpack reads version 1)");
+  const uint32_t flags = r.get<uint32_t>();
+  if (flags > 1) r.fail("unknown flags " + std::to_string(flags));
+  const bool residual = flags & 1u;
+  const uint64_t dim = r.get<uint64_t>(), lists = r.get<uint64_t>();
+  if (dim != d) r.fail("dimension " + std::to_string(dim) + " disagrees with META dimension " + std::to_string(d));
+  if (lists == 0 || lists > kMaxLists || lists > std::max<uint64_t>(n, 1))
+    r.fail(std::to_string(lists) + " lists for " + std::to_string(n) + " rows is out of range");
+  if (residual && metric == Metric::cos) r.fail("residual lists need metric ip or l2, and META says cos");
+  std::vector<float> centroids(lists * d);
+  std::memcpy(centroids.data(), r.take(lists * d * sizeof(float)), centroids.size() * sizeof(float));
+  for (size_t i = 0; i < centroids.size(); ++i)
+    if (!std::isfinite(centroids[i])) r.fail("centroid value " + std::to_string(i) + " is not finite");
+  std::vector<uint64_t> offsets(lists + 1);
+  std::memcpy(offsets.data(), r.take((lists + 1) * sizeof(uint64_t)), offsets.size() * sizeof(uint64_t));
+  r.expect_end();
+  if (offsets.front() != 0 || offsets.back() != n)
+    r.fail("list offsets run from " + std::to_string(offsets.front()) + " to " + std::to_string(offsets.back()) +
+           ", not from 0 to the " + std::to_string(n) + " rows");
+  for (size_t l = 0; l < lists; ++l)
+    if (offsets[l + 1] < offsets[l]) r.fail("list " + std::to_string(l) + " ends before it starts");
+  OpenedPartition out;
+  out.partition = std::make_shared<Partition>(d, std::move(centroids), residual, metric);
+  for (size_t l = 0; l < lists; ++l)
+    out.lists.push_back(std::make_shared<Segment>(codes + offsets[l] * code_size, offsets[l + 1] - offsets[l], 0,
+                                                  ids + offsets[l], 0, owner, mapping));
   return out;
 }
 

@@ -70,6 +70,20 @@ class Partition {
   Metric metric_;
 };
 
+// The IVFC section (docs/FORMAT.md): the partition and the list sizes of `store`, whose
+// segments are its lists in order.
+std::vector<uint8_t> partition_section(const Partition& partition, const RowStore& store);
+// A table's partition from its IVFC section, and the lists as segments of its stored codes
+// (n codes in list order, `ids` the row id of each, both kept alive by owner). where: for messages.
+struct OpenedPartition {
+  std::shared_ptr<const Partition> partition;
+  RowStore::Segments lists;
+};
+OpenedPartition open_partition(const uint8_t* section, size_t size, Metric metric, size_t n, size_t d,
+                               const uint8_t* codes, size_t code_size, const int64_t* ids,
+                               std::shared_ptr<const void> owner, std::shared_ptr<const MappedFile> mapping,
+                               const std::string& where);
+
 // Rows stored list by list: a store with one segment per list (possibly empty), whose id map
 // holds the rows' ids in list order. codes: n codes in row (id) order, as a flat store holds
 // them; lists: the list of every row.

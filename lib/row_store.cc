@@ -117,10 +117,17 @@ const RowStore::IdIndex& RowStore::id_index() const {
       for (size_t i : index.order) index.first_ids.push_back(segments_[i]->id_base());
       return;
     }
+    constexpr uint64_t kFree = ~uint64_t{0};
+    index.dense.assign(rows_, kFree);
     for (size_t s = 0; s < segments_.size(); ++s)
-      for (size_t r = 0; r < segments_[s]->rows(); ++r)
-        index.ids.emplace_back(segments_[s]->id(r), (uint64_t(s) << 40) | r);
-    std::sort(index.ids.begin(), index.ids.end());
+      for (size_t r = 0; r < segments_[s]->rows(); ++r) {
+        const int64_t id = segments_[s]->id(r);
+        if (id < 0 || uint64_t(id) >= rows_ || index.dense[size_t(id)] != kFree)
+          throw FormatError("the id map of the stored rows is damaged: segment " + std::to_string(s) + " row " +
+                            std::to_string(r) + " has id " + std::to_string(id) +
+                            (id >= 0 && uint64_t(id) < rows_ ? ", which another row has too" : ", outside 0.." + std::to_string(rows_)));
+        index.dense[size_t(id)] = (uint64_t(s) << 40) | r;
+      }
   });
   return *id_index_;
 }
@@ -135,10 +142,10 @@ RowStore::Location RowStore::locate(int64_t id) const {
       if (id - s.id_base() < static_cast<int64_t>(s.rows())) return {&s, static_cast<size_t>(id - s.id_base()), at};
     }
   } else {
-    auto found = std::lower_bound(index.ids.begin(), index.ids.end(), std::make_pair(id, uint64_t{0}));
-    if (found != index.ids.end() && found->first == id) {
-      const size_t at = static_cast<size_t>(found->second >> 40);
-      return {segments_[at].get(), static_cast<size_t>(found->second & ((uint64_t{1} << 40) - 1)), at};
+    if (id >= 0 && uint64_t(id) < rows_) {
+      const uint64_t where = index.dense[size_t(id)];
+      const size_t at = static_cast<size_t>(where >> 40);
+      return {segments_[at].get(), static_cast<size_t>(where & ((uint64_t{1} << 40) - 1)), at};
     }
   }
   throw NotFoundError("row " + std::to_string(id) + " is out of range (" + std::to_string(rows_) + " rows)");
@@ -172,6 +179,12 @@ std::shared_ptr<const RowStore> RowStore::slice(size_t begin, size_t count) cons
       pieces.push_back(sub_segment(*s, code_size_, -low, static_cast<size_t>(first - s->id_base()), static_cast<size_t>(last - first)));
   }
   auto out = std::make_shared<RowStore>(codec_, std::move(pieces));
+  out->parameter_bytes_ = parameter_bytes_;
+  return out;
+}
+
+std::shared_ptr<const RowStore> RowStore::regrouped(Segments segments) const {
+  auto out = std::make_shared<RowStore>(codec_, std::move(segments));
   out->parameter_bytes_ = parameter_bytes_;
   return out;
 }

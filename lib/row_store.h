@@ -89,6 +89,11 @@ class RowStore {
   };
   // Where the row with this id is stored; NotFoundError when no row has it.
   Location locate(int64_t id) const;
+  // Checks, once, that the segments' ids are the rows' ids 0..rows-1, each once (an id map read
+  // from a file may be damaged); FormatError otherwise. Search calls it before reading ids.
+  void check_ids() const { id_index(); }
+  // The same codec over other segments (the codes of a file regrouped into lists, say).
+  std::shared_ptr<const RowStore> regrouped(Segments segments) const;
   // Decodes the rows with ids begin .. begin + count - 1.
   void reconstruct(size_t begin, size_t count, float* out) const;
   // Rows [begin, begin + count) as a store of their own, ids from 0, sharing this one's codes.
@@ -111,7 +116,7 @@ class RowStore {
     bool ranges = false;               // each segment holds ids [id_base, id_base + rows)
     std::vector<int64_t> first_ids;    // ranges: each segment's id base, ascending
     std::vector<size_t> order;         // ranges: segment indices in that order
-    std::vector<std::pair<int64_t, uint64_t>> ids;  // otherwise: (id, segment << 40 | row), sorted
+    std::vector<uint64_t> dense;       // otherwise: segment << 40 | row of each id 0..rows-1
   };
   const IdIndex& id_index() const;
 

@@ -216,6 +216,7 @@ SearchResult search_store(const RowStore& store, const float* queries, size_t nq
   }
 
   keep_blas_single_threaded();
+  store.check_ids();  // an id map read from a file is checked once, before any id is returned
   std::vector<float> prepared(queries, queries + nq * d);
   if (metric == Metric::cos) normalize_rows(prepared.data(), nq, d);
 

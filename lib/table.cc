@@ -29,6 +29,7 @@ static constexpr uint64_t kMaxMetaBytes = 16u << 20;
 static constexpr uint64_t kMaxRows = uint64_t(1) << 40;
 static constexpr StoreSections kSubwordSections{"SUBC", "SUBW"};
 static constexpr StoreSections kRerankSections{"RRKC", "RRNK"};
+static constexpr StoreSections kListSections{"CODC", "LIST"};
 static constexpr const char* kSubwordHashName = "fasttext";
 
 size_t first_non_finite(const float* values, size_t count) {
@@ -120,6 +121,7 @@ Table Table::open(const std::string& path) {
   std::optional<SubwordScheme> scheme;
   uint64_t subword_rows_count = 0;
   bool has_rerank = false;
+  bool has_partition = false;
   // Counts must be JSON integers: get<uint64_t>() of a fraction, a negative number or 1e99 would
   // convert a double that does not fit (undefined behaviour) instead of failing.
   auto count_field = [](const nlohmann::json& object, const char* name, uint64_t max) -> uint64_t {
@@ -153,6 +155,7 @@ Table Table::open(const std::string& path) {
       subword_rows_count = count_field(sw, "rows", UINT64_MAX);
     }
     has_rerank = j.contains("rerank");
+    has_partition = j.contains("partition");
   } catch (const std::exception& e) {
     meta_fail(std::string("missing or invalid field: ") + e.what());
   }
@@ -164,7 +167,25 @@ Table Table::open(const std::string& path) {
     attach_vocabulary(*impl, file.mapping(), vocab.data, vocab.size, n, path + ": section VOCB");
   }
   const KeyLookup keys = key_lookup(impl->keys);
-  impl->store = RowStore::open(file, n, d, {}, keys);
+  if (has_partition) {
+    // Codes list by list (LIST), the row id of each stored code (IVFI), the partition (IVFC).
+    auto stored = RowStore::open(file, n, d, kListSections, keys);
+    const SectionInfo* ids = file.find("IVFI");
+    if (!ids) throw FormatError(path + ": META names a partition but section IVFI is missing", "IVFI", 0);
+    if (ids->length != checked_mul(n, 8, "IVFI"))
+      throw FormatError(path + ": section IVFI has " + std::to_string(ids->length) + " bytes, " + std::to_string(n) +
+                            " row ids need " + std::to_string(n * 8),
+                        "IVFI", ids->offset);
+    ByteSpan lists = file.section("IVFC", /*verify=*/true);
+    OpenedPartition opened = open_partition(
+        lists.data, lists.size, meta.metric, n, d, stored->contiguous_codes(), stored->codec().code_size(),
+        reinterpret_cast<const int64_t*>(file.section("IVFI", /*verify=*/false).data), file.mapping(), file.mapping(),
+        path + ": section IVFC");
+    impl->partition = std::move(opened.partition);
+    impl->store = stored->regrouped(std::move(opened.lists));
+  } else {
+    impl->store = RowStore::open(file, n, d, {}, keys);
+  }
   if (has_rerank) impl->rerank = RowStore::open(file, n, d, kRerankSections, keys);
   if (const SectionInfo* freq = file.find("FREQ")) {
     if (freq->length != checked_mul(n, 8, "FREQ"))
@@ -581,11 +602,14 @@ Table Table::compress(std::string_view spec, const CompressOptions& options) con
   return Table(std::move(out), std::move(meta));
 }
 
+std::string codec_chain_of(std::string_view spec) {
+  std::string chain;
+  split_partition_spec(spec, chain);
+  return chain;
+}
+
 void Table::save(const std::string& path) const {
   const auto& impl = require(impl_);
-  if (impl.partition)
-    throw Error("a table with an ivf partition cannot be saved yet (its lists live in memory); save it without the ivf "
-                "stage, or search it where it was compressed");
   nlohmann::json j;
   j["format"] = "vecpack";
   j["n"] = size();
@@ -598,6 +622,7 @@ void Table::save(const std::string& path) const {
     j["source"] = {{"format", meta_.source_format}, {"path", meta_.source_path}};
   if (meta_.rows_by_frequency) j["source"]["rows_by_frequency"] = true;
   if (impl.rerank) j["rerank"] = {{"spec", impl.rerank->codec().spec()}, {"code_size", impl.rerank->codec().code_size()}};
+  if (impl.partition) j["partition"] = {{"spec", impl.partition->spec()}, {"lists", impl.partition->lists()}};
   if (impl.subwords) {
     const SubwordScheme& scheme = impl.subwords->scheme;
     j["subwords"] = {{"scheme", kSubwordHashName},
@@ -614,7 +639,27 @@ void Table::save(const std::string& path) const {
 
   ContainerWriter writer(path);
   writer.add("META", meta_text.data(), meta_text.size());
-  impl.store->write(writer);
+  if (impl.partition) {
+    // The codes list by list (LIST, not CODE: a reader that knows no partition refuses the file
+    // instead of reading rows in the wrong order), the row id of each, and the partition.
+    const std::vector<uint8_t> params = impl.store->codec().serialize();
+    writer.add("CODC", params.data(), params.size());
+    const size_t cs = impl.store->codec().code_size();
+    std::vector<uint8_t> codes;
+    std::vector<int64_t> ids;
+    codes.reserve(impl.store->code_bytes());
+    ids.reserve(size());
+    for (const auto& list : impl.store->segments()) {
+      codes.insert(codes.end(), list->codes(), list->codes() + list->rows() * cs);
+      for (size_t r = 0; r < list->rows(); ++r) ids.push_back(list->id(r));
+    }
+    writer.add("LIST", codes.data(), codes.size(), kCodeAlign);
+    writer.add("IVFI", ids.data(), ids.size() * sizeof(int64_t));
+    const std::vector<uint8_t> partition = partition_section(*impl.partition, *impl.store);
+    writer.add("IVFC", partition.data(), partition.size());
+  } else {
+    impl.store->write(writer);
+  }
   if (has_keys()) {
     const auto& parts = impl.keys.parts();
     if (parts.size() == 1) {

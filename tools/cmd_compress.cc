@@ -163,7 +163,9 @@ void add_compress(CLI::App& app, Globals& globals) {
                   "and manifest.json written last");
   cmd->callback([o, &globals, cmd] {
     // Validate the spec before reading a large input.
-    Codec check(o->codec);
+    Codec check(codec_chain_of(o->codec));
+    if (o->shard_rows && o->codec != codec_chain_of(o->codec))
+      throw Error("a sharded table cannot have an ivf partition yet (--shard-rows with '" + o->codec + "')");
     if (o->shard_rows && (check.capabilities() & kSharedParameters))
       throw Error("codec '" + check.spec() + "' places rows by their position in one table; it cannot be split into "
                   "shards (--shard-rows)");

@@ -14,6 +14,7 @@ void add_eval(CLI::App& app, Globals&) {
     size_t queries = 1000, k = 10, runs = 3;
     unsigned threads = 0;
     size_t rerank = 0;
+    size_t nprobe = 0;
     std::string funnel;
     uint64_t seed = 1234;
     bool json = false;
@@ -28,6 +29,7 @@ void add_eval(CLI::App& app, Globals&) {
   cmd->add_option("-k", o->k, "Neighbours per query for the speed figure")->capture_default_str();
   cmd->add_option("--threads", o->threads, "Threads (0: one per core)");
   cmd->add_option("--rerank", o->rerank, "Rescore a shortlist of N candidates with the file's rerank rows");
+  cmd->add_option("--nprobe", o->nprobe, "Lists each query scans in a table compressed with an ivf stage (0: all)");
   cmd->add_option("--funnel", o->funnel, "Measure funnel search, e.g. 32:1000,full (see vecpack search --funnel)");
   cmd->add_option("--metric", o->metric, "ip, cos or l2 (default: the dataset's or the table's)");
   cmd->add_option("--runs", o->runs, "Timed search runs; the median is reported")->capture_default_str();
@@ -41,6 +43,7 @@ void add_eval(CLI::App& app, Globals&) {
     search.threads = o->threads;
     search.k = o->k;
     search.rerank = o->rerank;
+    search.nprobe = o->nprobe;
     Table t = Table::open(o->file);
     Metric metric = o->metric.empty() ? t.metric() : parse_metric(o->metric);
     if (!search.funnel.empty()) {  // fails now, not after computing the ground truth, when the table cannot funnel

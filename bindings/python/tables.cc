@@ -174,11 +174,10 @@ TableHandle compress_array(const py::handle& x, const py::object& codec, std::op
   if (trained && !trained->trained()) throw Error("codec '" + trained->spec() + "' is not trained (train it, or pass a spec string)");
   // A codec that keeps float rows as they are (f32) takes the rows as given (checks the spec
   // before copying anything).
-  bool partitioned = false;  // an ivf stage: a table spec, not a codec chain
-  if (!trained)
-    for (const StageSpec& stage : parse_spec(spec)) partitioned |= stage.name == "ivf";
-  const uint32_t caps = trained || partitioned ? 0u : Codec(spec).capabilities();
-  const bool lossless = !trained && (caps & kFloatRows) && !(caps & kTransform) && !rerank && !counts && !row_tables;
+  const bool partitioned = !trained && codec_chain_of(spec) != spec;  // an ivf stage
+  const uint32_t caps = trained ? 0u : Codec(codec_chain_of(spec)).capabilities();
+  const bool lossless =
+      !trained && !partitioned && (caps & kFloatRows) && !(caps & kTransform) && !rerank && !counts && !row_tables;
   if (rerank) Codec check_rerank(*rerank);
   size_t rows = 0, dim = 0;
   std::vector<float> values = to_float_vector(x, rows, dim);

@@ -193,7 +193,9 @@ class Table {
   SearchResult search(const float* queries, size_t nq, const SearchOptions& options = {},
                       std::optional<Metric> metric = std::nullopt) const;
 
-  // Re-encodes this table's rows with a codec spec (trained on a seeded sample).
+  // Re-encodes this table's rows with a codec spec (trained on a seeded sample). The spec may
+  // start with an inverted-file partition, e.g. "ivf:lists=1024/pq:m=50,nbits=4" (see
+  // SearchOptions::nprobe and docs/SEARCH.md).
   Table compress(std::string_view spec, const CompressOptions& options = {}) const;
   // Encodes this table's rows with a codec trained elsewhere (e.g. on a sample, once for all the
   // shards of a table); train_size and seed are unused, except by options.rerank_spec.
@@ -247,5 +249,9 @@ void write_manifest(const std::string& folder, const std::vector<std::string>& s
 
 // Index of the first NaN or infinity in values, or count when all are finite.
 size_t first_non_finite(const float* values, size_t count);
+
+// The codec chain of a spec that Table::compress takes: the spec without its ivf stage.
+// Throws SpecError for a bad ivf stage; the chain itself is checked by Codec.
+std::string codec_chain_of(std::string_view spec);
 
 }  // namespace vecpack

@@ -7,6 +7,7 @@
 #include <set>
 
 #include "partition.h"
+#include "vecpack/formats.h"
 #include "test_util.h"
 #include "vecpack/errors.h"
 #include "vecpack/table.h"
@@ -204,7 +205,65 @@ TEST_CASE("ivf: bad specs and requests get clear errors") {
   SearchOptions options;
   options.nprobe = 5;
   CHECK_THROWS_WITH_AS(ivf.search(x.data(), 1, options), doctest::Contains("nprobe=5 exceeds the table's 4 lists"), Error);
-  test::TempDir dir;
-  CHECK_THROWS_WITH_AS(ivf.save(dir.file("t.vecpack")), doctest::Contains("cannot be saved yet"), Error);
   CHECK_THROWS_WITH_AS(ivf.slice(0, 10), doctest::Contains("cannot be sliced"), Error);
+}
+
+TEST_CASE("ivf: a saved table opens in place and searches as it did; damaged lists are refused") {
+  const size_t n = 2500, d = 16;
+  const auto x = test::clustered_rows(n, d, 25, 101);
+  const auto queries = test::clustered_rows(20, d, 25, 102);
+  std::vector<std::string> keys(n);
+  for (size_t i = 0; i < n; ++i) keys[i] = "k" + std::to_string(i);
+  std::vector<float> rows = x;
+  CompressOptions options;
+  options.rerank_spec = "int8";
+  const Table ivf = Table::from_rows(std::move(rows), d, keys, Metric::l2).compress("ivf:lists=24,residual=on/pq:m=4", options);
+  test::TempDir dir;
+  const std::string path = dir.file("ivf.vecpack");
+  ivf.save(path);
+  const Table opened = Table::open(path);
+  CHECK(opened.spec() == ivf.spec());
+  CHECK(opened.get("k77") == ivf.get("k77"));
+  CHECK(Table::verify(path).ok());
+  SearchOptions search;
+  search.k = 7;
+  for (size_t nprobe : {size_t(0), size_t(3), size_t(24)})
+    for (size_t rerank : {size_t(0), size_t(40)}) {
+      CAPTURE(nprobe);
+      CAPTURE(rerank);
+      search.nprobe = nprobe;
+      search.rerank = rerank;
+      const SearchResult a = ivf.search(queries.data(), 20, search), b = opened.search(queries.data(), 20, search);
+      CHECK(a.ids == b.ids);
+      CHECK(a.scores == b.scores);
+    }
+  // A reader that knows no partition finds no CODE section rather than rows in the wrong order.
+  std::vector<std::string> types;
+  for (const auto& section : opened.info().sections) types.push_back(section.type);
+  CHECK(std::find(types.begin(), types.end(), "CODE") == types.end());
+  CHECK(std::find(types.begin(), types.end(), "LIST") != types.end());
+
+  const auto bytes = test::read_bytes(path);
+  auto section_of = [&](const std::string& type) {
+    for (const auto& section : opened.info().sections)
+      if (section.type == type) return section;
+    FAIL("no section " << type);
+    return SectionInfo{};
+  };
+  // Any damage to the partition (small, read on open) is refused on open and by verify.
+  const SectionInfo lists = section_of("IVFC");
+  auto damaged = bytes;
+  damaged[lists.offset + lists.length - 3] ^= 0x40;
+  test::write_bytes(dir.file("bad-ivfc.vecpack"), damaged);
+  CHECK_THROWS_AS(Table::open(dir.file("bad-ivfc.vecpack")), FormatError);
+  CHECK_FALSE(Table::verify(dir.file("bad-ivfc.vecpack")).ok());
+  // Row ids (large, used in place) are checked by verify, and once before a search reads them.
+  const SectionInfo ids = section_of("IVFI");
+  damaged = bytes;
+  damaged[ids.offset + 8 * 10 + 6] ^= 0x01;  // row id of stored row 10: far out of range
+  test::write_bytes(dir.file("bad-ivfi.vecpack"), damaged);
+  CHECK_FALSE(Table::verify(dir.file("bad-ivfi.vecpack")).ok());
+  const Table bad = Table::open(dir.file("bad-ivfi.vecpack"));
+  CHECK_THROWS_WITH_AS(bad.search(queries.data(), 1, search), doctest::Contains("id map of the stored rows is damaged"),
+                       FormatError);
 }

@@ -232,3 +232,29 @@ def test_rerank_rows_rescore_a_shortlist(tmp_path):
     ids, _ = t.search(q, k=10, rerank=len(x))  # every row rescored: the exact answer
     assert np.array_equal(ids, truth)
     assert t.compress("int8", rerank="f16").info()["rerank"]["codec"] == "f16"
+
+
+def test_ivf_partition_nprobe_and_file(glove, tmp_path):
+    """An ivf stage: nprobe lists per query, every list = the flat result; the file keeps the lists."""
+    x = glove.vectors
+    flat = vecpack.compress(x, "pq:m=25", keys=list(glove.keys), metric="cos")
+    ivf = vecpack.compress(x, "ivf:lists=64/pq:m=25", keys=list(glove.keys), metric="cos", rerank="f32")
+    assert ivf.spec == "ivf:lists=64/pq:m=25,nbits=8"
+    q = x[:50]
+    ids_all, scores_all = ivf.search(q, k=10)
+    ids_flat, scores_flat = flat.search(q, k=10)
+    assert np.array_equal(ids_all, ids_flat)
+    np.testing.assert_allclose(scores_all, scores_flat, rtol=1e-5)
+    # A few lists, then exact rescoring: each word finds itself first, under its own row id.
+    ids, scores = ivf.search(q, k=10, nprobe=8, rerank=100)
+    assert np.array_equal(ids[:, 0], np.arange(50))
+    path = tmp_path / "ivf.vecpack"
+    ivf.save(path)
+    opened = vecpack.open(path)
+    assert opened.spec == ivf.spec and opened["king"].tolist() == ivf["king"].tolist()
+    again, _ = opened.search(q, k=10, nprobe=8, rerank=100)
+    assert np.array_equal(again, ids)
+    with pytest.raises(vecpack.Error, match="nprobe=65 exceeds"):
+        ivf.search(q, k=10, nprobe=65)
+    out = run_cli("search", path, "king", "--nprobe", "8", "--rerank", "100", "-k", "3")
+    assert "queen" in out
