@@ -4,10 +4,12 @@
 #include <doctest/doctest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <numeric>
 #include <random>
 #include <string>
 #include <vector>
@@ -82,6 +84,28 @@ inline double recall_at(const SearchResult& found, const SearchResult& truth, si
     for (size_t i = 0; i < r; ++i)
       for (size_t j = 0; j < r; ++j) hits += found.ids_of(q)[i] == truth.ids_of(q)[j];
   return hits / double(truth.nq * r);
+}
+
+// Brute force in double precision: the reference every search path is held to.
+inline std::vector<int64_t> brute_force(const std::vector<float>& x, size_t d, const float* q, Metric metric, size_t k) {
+  size_t n = x.size() / d;
+  std::vector<double> score(n);
+  double qn = 0;
+  for (size_t j = 0; j < d; ++j) qn += double(q[j]) * q[j];
+  for (size_t i = 0; i < n; ++i) {
+    double dot = 0, sq = 0, l2 = 0;
+    for (size_t j = 0; j < d; ++j) {
+      dot += double(q[j]) * x[i * d + j];
+      sq += double(x[i * d + j]) * x[i * d + j];
+      l2 += (double(q[j]) - x[i * d + j]) * (double(q[j]) - x[i * d + j]);
+    }
+    score[i] = metric == Metric::ip ? dot : metric == Metric::cos ? dot / std::sqrt(sq * qn) : -l2;
+  }
+  std::vector<int64_t> ids(n);
+  std::iota(ids.begin(), ids.end(), 0);
+  std::stable_sort(ids.begin(), ids.end(), [&](int64_t a, int64_t b) { return score[a] > score[b]; });
+  ids.resize(std::min(k, n));
+  return ids;
 }
 
 // n rows of dimension d around `clusters` Gaussian centres: realistic neighbour structure.

@@ -16,32 +16,10 @@ using namespace vecpack;
 
 namespace {
 
-std::vector<int64_t> exact_neighbours(const std::vector<float>& x, size_t d, const float* q, Metric metric, size_t k) {
-  const size_t n = x.size() / d;
-  std::vector<double> score(n);
-  double qq = 0;
-  for (size_t j = 0; j < d; ++j) qq += double(q[j]) * q[j];
-  for (size_t i = 0; i < n; ++i) {
-    double dot = 0, sq = 0, l2 = 0;
-    for (size_t j = 0; j < d; ++j) {
-      dot += double(q[j]) * x[i * d + j];
-      sq += double(x[i * d + j]) * x[i * d + j];
-      l2 += (double(q[j]) - x[i * d + j]) * (double(q[j]) - x[i * d + j]);
-    }
-    score[i] = metric == Metric::ip ? dot : metric == Metric::cos ? dot / std::sqrt(sq * qq) : -l2;
-  }
-  std::vector<int64_t> ids(n);
-  std::iota(ids.begin(), ids.end(), 0);
-  std::partial_sort(ids.begin(), ids.begin() + static_cast<std::ptrdiff_t>(k), ids.end(),
-                    [&](int64_t a, int64_t b) { return score[a] > score[b] || (score[a] == score[b] && a < b); });
-  ids.resize(k);
-  return ids;
-}
-
 double recall(const SearchResult& r, const std::vector<float>& x, size_t d, const std::vector<float>& queries, Metric metric) {
   size_t hits = 0;
   for (size_t q = 0; q < r.nq; ++q) {
-    const auto truth = exact_neighbours(x, d, queries.data() + q * d, metric, r.k);
+    const auto truth = test::brute_force(x, d, queries.data() + q * d, metric, r.k);
     const std::set<int64_t> want(truth.begin(), truth.end());
     for (size_t i = 0; i < r.k; ++i) hits += want.count(r.ids_of(q)[i]);
   }

@@ -12,31 +12,6 @@
 
 using namespace vecpack;
 
-namespace {
-
-// Brute force in double precision: the reference every search path is held to.
-std::vector<int64_t> brute_force(const std::vector<float>& x, size_t d, const float* q, Metric metric, size_t k) {
-  size_t n = x.size() / d;
-  std::vector<double> score(n);
-  double qn = 0;
-  for (size_t j = 0; j < d; ++j) qn += double(q[j]) * q[j];
-  for (size_t i = 0; i < n; ++i) {
-    double dot = 0, sq = 0, l2 = 0;
-    for (size_t j = 0; j < d; ++j) {
-      dot += double(q[j]) * x[i * d + j];
-      sq += double(x[i * d + j]) * x[i * d + j];
-      l2 += (double(q[j]) - x[i * d + j]) * (double(q[j]) - x[i * d + j]);
-    }
-    score[i] = metric == Metric::ip ? dot : metric == Metric::cos ? dot / std::sqrt(sq * qn) : -l2;
-  }
-  std::vector<int64_t> ids(n);
-  std::iota(ids.begin(), ids.end(), 0);
-  std::stable_sort(ids.begin(), ids.end(), [&](int64_t a, int64_t b) { return score[a] > score[b]; });
-  ids.resize(std::min(k, n));
-  return ids;
-}
-
-}  // namespace
 
 TEST_CASE("search: exact top-k equals brute force for every metric, batch size and thread count") {
   const size_t n = 9000, d = 24, k = 10;
@@ -55,7 +30,7 @@ TEST_CASE("search: exact top-k equals brute force for every metric, batch size a
         SearchResult r = t.search(queries.data(), nq, options, metric);
         REQUIRE(r.ids.size() == nq * k);
         for (size_t q = 0; q < nq; ++q) {
-          auto want = brute_force(x, d, queries.data() + q * d, metric, k);
+          auto want = test::brute_force(x, d, queries.data() + q * d, metric, k);
           // Near-ties may swap under float rounding; the sets must agree on all but such ties.
           size_t same = 0;
           for (size_t i = 0; i < k; ++i) same += std::count(want.begin(), want.end(), r.ids_of(q)[i]);
