@@ -260,6 +260,8 @@ TableInfo Table::info() const {
   info.has_keys = has_keys();
   info.code_bytes = impl_->store->code_bytes();
   info.parameter_bytes = impl_->store->parameter_bytes();
+  if (const auto& partition = impl_->partition)
+    info.partition_bytes = 24 + partition->centroids().size() * sizeof(float) + 8 * (partition->lists() + 1) + 8 * size();
   info.key_bytes = impl_->keys.bytes();
   info.file_bytes = impl_->file_bytes;
   info.sections = impl_->sections;

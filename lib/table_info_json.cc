@@ -19,9 +19,11 @@ std::string Table::info_json() const {
   j["counts"] = t.counts() != nullptr;  // row counts (FREQ)
   j["bytes"] = {{"file", info.file_bytes}, {"codes", info.code_bytes}, {"codec_parameters", info.parameter_bytes},
                 {"keys", info.key_bytes}};
-  j["bytes_per_vector"] = info.rows ? double(info.code_bytes + info.parameter_bytes) / double(info.rows) : 0.0;
-  // Parameters count too: codecs with shared parameters store (nearly) everything there.
-  const uint64_t stored = info.code_bytes + info.parameter_bytes;
+  if (info.partition_bytes) j["bytes"]["partition"] = info.partition_bytes;
+  // Parameters count too (codecs with shared parameters store nearly everything there), and so
+  // does a partition (its row ids are 8 bytes a row).
+  const uint64_t stored = info.code_bytes + info.parameter_bytes + info.partition_bytes;
+  j["bytes_per_vector"] = info.rows ? double(stored) / double(info.rows) : 0.0;
   j["compression_ratio"] = stored ? double(info.rows) * info.dim * 4 / double(stored) : 0.0;
   if (!info.rerank_spec.empty()) {
     j["rerank"] = {{"codec", info.rerank_spec}, {"bytes", info.rerank_bytes}};

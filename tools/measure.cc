@@ -194,7 +194,8 @@ Spread time_search(const Table& table, const GroundTruth& truth, Metric metric, 
 
 double bytes_per_vector(const Table& table) {
   TableInfo info = table.info();
-  return double(info.code_bytes + info.parameter_bytes + info.rerank_bytes) / double(std::max<size_t>(1, info.rows));
+  return double(info.code_bytes + info.parameter_bytes + info.partition_bytes + info.rerank_bytes) /
+         double(std::max<size_t>(1, info.rows));
 }
 
 unsigned threads_in_use(unsigned requested) {

@@ -38,6 +38,8 @@ struct TableInfo {
   bool has_keys = false;
   uint64_t code_bytes = 0;       // per-row codes of all rows
   uint64_t parameter_bytes = 0;  // trained codec parameters
+  // An ivf partition's centroids and list offsets plus a row id per stored row (0 without).
+  uint64_t partition_bytes = 0;
   uint64_t key_bytes = 0;        // vocabulary with its index
   uint64_t subword_bytes = 0;    // n-gram pool codes and parameters (0 without subwords)
   size_t subword_rows = 0;

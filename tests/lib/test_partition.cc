@@ -202,6 +202,12 @@ TEST_CASE("ivf: a saved table opens in place and searches as it did; damaged lis
   const Table opened = Table::open(path);
   CHECK(opened.spec() == ivf.spec());
   CHECK(opened.get("k77") == ivf.get("k77"));
+  // What the partition costs is counted: its section sizes, 8 bytes a row of them the row ids.
+  uint64_t section_bytes = 0;
+  for (const auto& section : opened.info().sections)
+    if (section.type == "IVFI" || section.type == "IVFC") section_bytes += section.length;
+  CHECK(opened.info().partition_bytes == section_bytes);
+  CHECK(ivf.info().partition_bytes == section_bytes);
   CHECK(Table::verify(path).ok());
   SearchOptions search;
   search.k = 7;
