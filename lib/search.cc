@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <numeric>
 
 #include "block_scorer.h"
 #include "funnel.h"
@@ -136,33 +137,54 @@ void rescore(const RowStore& rows, const float* prepared, size_t nq, size_t d, M
   });
 }
 
-// Each query scans the blocks of the lists it probes, with a scorer of its own (per list, for
-// l2 residuals: the query minus the list's centroid). Lists hold rows in id-map order, so ties
-// at a heap's threshold are always selected and TopK decides by id.
+// The probed lists, grouped: each list that some query probes is scanned once per batch, by one
+// worker, for every query that probes it (its codes stay in cache from one query to the next).
+// Workers take lists, not queries, so a single query spreads over every core; each worker keeps
+// heaps of its own, merged at the end. A query's scorer (its tables) is built once; with l2
+// residuals it is built per list it probes, from the query minus the centroid. Lists hold rows in
+// id-map order, so ties at a heap's threshold are always selected and TopK decides by id; the
+// result does not depend on the number of threads.
 void scan_partition(const RowStore& store, const Partition& partition, const float* prepared,
                     const float* scored_queries, size_t nq, size_t d, Metric metric, size_t nprobe, size_t first_k,
-                    unsigned threads, SearchResult& result) {
+                    unsigned threads, int64_t* out_ids, float* out_scores) {
   const Codec& codec = store.codec();
   const Quantizer& quantizer = codec.quantizer();
-  const size_t code_size = codec.code_size(), block = block_rows_for(d);
+  const size_t code_size = codec.code_size(), block = block_rows_for(d), lists = partition.lists();
   const std::vector<uint32_t> probed = partition.probe(prepared, nq, nprobe);
   nprobe = probed.size() / std::max<size_t>(nq, 1);
-  const bool residual = partition.residual();
-  parallel_for(nq, threads, [&](size_t q, unsigned) {
-    const float* query = scored_queries + q * d;
-    std::unique_ptr<CodeScorer> shared;
-    if (!residual || metric != Metric::l2) shared = codec.scorer(query, 1, metric);
-    std::vector<float> shifted(d);
-    TopK top(first_k);
+  const bool residual = partition.residual(), shifted_scorers = residual && metric == Metric::l2;
+
+  // Who probes each list, in query order.
+  std::vector<size_t> first_visit(lists + 1, 0);
+  for (uint32_t list : probed) ++first_visit[list + 1];
+  std::partial_sum(first_visit.begin(), first_visit.end(), first_visit.begin());
+  std::vector<uint32_t> visitors(probed.size());
+  {
+    std::vector<size_t> next(first_visit.begin(), first_visit.end() - 1);
+    for (size_t i = 0; i < probed.size(); ++i) visitors[next[probed[i]]++] = static_cast<uint32_t>(i / nprobe);
+  }
+  std::vector<uint32_t> visited;  // the lists with rows and visitors
+  for (size_t l = 0; l < lists; ++l)
+    if (first_visit[l + 1] > first_visit[l] && store.segments()[l]->rows()) visited.push_back(static_cast<uint32_t>(l));
+
+  std::vector<std::unique_ptr<CodeScorer>> scorers(shifted_scorers ? 0 : nq);
+  parallel_for(scorers.size(), threads, [&](size_t q, unsigned) { scorers[q] = codec.scorer(scored_queries + q * d, 1, metric); });
+
+  threads = std::max<unsigned>(1, std::min<unsigned>(threads, unsigned(visited.size())));
+  std::vector<std::vector<TopK>> heaps(threads, std::vector<TopK>(nq, TopK(first_k)));
+  parallel_for(visited.size(), threads, [&](size_t task, unsigned worker) {
+    const uint32_t list = visited[task];
+    const Segment& segment = *store.segments()[list];
+    const ScanLayout* layout = segment.layout(quantizer, code_size);
+    const float* c = partition.centroid(list);
+    std::vector<float> shifted(shifted_scorers ? d : 0);
     BlockCandidates candidates;
-    for (size_t p = 0; p < nprobe; ++p) {
-      const uint32_t list = probed[q * nprobe + p];
-      const Segment& segment = *store.segments()[list];
-      if (!segment.rows()) continue;
-      const float* c = partition.centroid(list);
+    for (size_t v = first_visit[list]; v < first_visit[list + 1]; ++v) {
+      const uint32_t q = visitors[v];
+      const float* query = scored_queries + q * d;
       float offset = 0;  // added to the scorer's scores: q . c for ip residuals
       std::unique_ptr<CodeScorer> own;
-      if (residual && metric == Metric::l2) {
+      if (shifted_scorers) {
         for (size_t j = 0; j < d; ++j) shifted[j] = query[j] - c[j];
         own = codec.scorer(shifted.data(), 1, metric);
       } else if (residual) {
@@ -170,8 +192,8 @@ void scan_partition(const RowStore& store, const Partition& partition, const flo
         for (size_t j = 0; j < d; ++j) dot += double(query[j]) * c[j];
         offset = float(dot);
       }
-      const CodeScorer& scorer = own ? *own : *shared;
-      const ScanLayout* layout = segment.layout(quantizer, code_size);
+      const CodeScorer& scorer = own ? *own : *scorers[q];
+      TopK& top = heaps[worker][q];
       for (size_t row = 0; row < segment.rows(); row += block) {
         const ScanBlock scan_block{&segment, row, std::min(block, segment.rows() - row), layout};
         const float threshold = top.full() ? std::nextafter(top.threshold(), -INFINITY) - offset : -INFINITY;
@@ -180,8 +202,17 @@ void scan_partition(const RowStore& store, const Partition& partition, const flo
           top.push(candidates.scores[i] + offset, segment.id(row + candidates.rows[i]));
       }
     }
-    top.sorted_into(result.ids.data() + q * first_k, result.scores.data() + q * first_k);
   });
+  for (size_t q = 0; q < nq; ++q) {
+    if (threads == 1) {
+      heaps[0][q].sorted_into(out_ids + q * first_k, out_scores + q * first_k);
+      continue;
+    }
+    TopK merged(first_k);
+    for (unsigned w = 0; w < threads; ++w)
+      for (const auto& item : heaps[w][q].items()) merged.push(item.score, item.id);
+    merged.sorted_into(out_ids + q * first_k, out_scores + q * first_k);
+  }
 }
 
 }  // namespace
@@ -267,9 +298,13 @@ SearchResult search_store(const RowStore& store, const float* queries, size_t nq
     if (partition->metric() != metric && partition->residual())
       throw Error(std::string("search: the ivf residuals were encoded for metric ") + metric_name(partition->metric()) +
                   "; search with that metric");
-    scan_partition(store, *partition, prepared.data(), scored_queries, nq, d, metric,
-                   options.nprobe ? options.nprobe : partition->lists(), first_k,
-                   std::max<unsigned>(1, resolve_threads(options.threads)), result);
+    // Batches bound the heaps (a worker holds first_k items for each query of a batch).
+    constexpr size_t kPartitionBatch = 4096;
+    for (size_t q0 = 0; q0 < nq; q0 += kPartitionBatch)
+      scan_partition(store, *partition, prepared.data() + q0 * d, scored_queries + q0 * d, std::min(kPartitionBatch, nq - q0),
+                     d, metric, options.nprobe ? options.nprobe : partition->lists(), first_k,
+                     std::max<unsigned>(1, resolve_threads(options.threads)), result.ids.data() + q0 * first_k,
+                     result.scores.data() + q0 * first_k);
   } else if (nq > query_tile) {
     // Tiles of query_tile queries, each scanned over all rows by one worker: no heap is filled
     // twice and a worker's scorer holds only its tile's tables. The tiles, and so the shapes of
