@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <functional>
 #include <numeric>
 
 #include "block_scorer.h"
@@ -116,10 +117,12 @@ void Partition::assign(const float* x, size_t n, uint32_t* lists, unsigned threa
 
 std::vector<uint32_t> Partition::probe(const float* queries, size_t nq, size_t nprobe) const {
   nprobe = std::min(nprobe, lists_);
+  if (nprobe == 0) return {};
   std::vector<uint32_t> out(nq * nprobe);
   const size_t chunk = 256;  // queries whose centroid scores are held at once
   std::vector<float> scores(std::min(nq, chunk) * lists_);
-  std::vector<uint32_t> order(lists_);
+  std::vector<uint32_t> order;
+  order.reserve(nprobe);
   for (size_t q0 = 0; q0 < nq; q0 += chunk) {
     const size_t qn = std::min(chunk, nq - q0);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(qn), int(lists_), int(d_), 1.f, queries + q0 * d_, int(d_),
@@ -129,9 +132,20 @@ std::vector<uint32_t> Partition::probe(const float* queries, size_t nq, size_t n
       // l2: -|q - c|^2 = 2 (q.c - |c|^2 / 2) - |q|^2, ranked by q.c - |c|^2 / 2.
       if (metric_ == Metric::l2)
         for (size_t l = 0; l < lists_; ++l) s[l] -= half_sq_[l];
-      std::iota(order.begin(), order.end(), 0u);
+      // The best nprobe so far, kept sorted: a list enters only when it beats the worst of
+      // them, which after the first few is rare. Lists come in increasing order, so one that
+      // ties the worst loses (it has the larger index).
       auto better = [s](uint32_t a, uint32_t b) { return s[a] > s[b] || (s[a] == s[b] && a < b); };
-      std::partial_sort(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(nprobe), order.end(), better);
+      order.clear();
+      float worst = -INFINITY;
+      for (uint32_t l = 0; l < lists_; ++l) {
+        if (order.size() == nprobe) {
+          if (!(s[l] > worst)) continue;
+          order.pop_back();
+        }
+        order.insert(std::upper_bound(order.begin(), order.end(), l, better), l);
+        if (order.size() == nprobe) worst = s[order.back()];
+      }
       std::copy_n(order.begin(), nprobe, out.begin() + static_cast<std::ptrdiff_t>((q0 + q) * nprobe));
     }
   }

@@ -7,6 +7,7 @@
 
 #include "block_scorer.h"
 #include "funnel.h"
+#include "kernels/kernels.h"
 #include "parallel.h"
 #include "partition.h"
 #include "vecpack/errors.h"
@@ -64,8 +65,22 @@ void TopK::sorted_into(int64_t* ids, float* scores) const {
   }
 }
 
-namespace {
+void TopK::best_into(int64_t* ids, float* scores) const {
+  size_t count = std::min(k_, items_.size());
+  const Item* best = items_.data();
+  std::vector<Item> cut;
+  if (items_.size() > k_) {
+    cut = items_;
+    std::nth_element(cut.begin(), cut.begin() + static_cast<std::ptrdiff_t>(k_ - 1), cut.end(), better);
+    best = cut.data();
+  }
+  for (size_t i = 0; i < k_; ++i) {
+    ids[i] = i < count ? best[i].id : -1;
+    scores[i] = i < count ? best[i].score : NAN;
+  }
+}
 
+namespace {
 
 size_t block_rows_for(size_t d) {
   // Keep a decoded block around 256 KiB so it stays in L2 while the queries stream over it.
@@ -100,38 +115,70 @@ std::vector<ScanBlock> scan_blocks(const RowStore& store, size_t block) {
 }
 
 // Rescores each query's candidates from the rerank rows; scores stay "larger is better".
-// When the first-pass codec bounds its scores from above (Quantizer::upper_bound_scorer), a
-// candidate whose bound cannot beat the k-th rescored row is skipped without rescoring.
+// The candidates' codes are prefetched, decoded together and scored by one kernel call. When the
+// first-pass codec bounds its scores from above (Quantizer::upper_bound_scorer), candidates are
+// taken best first and one whose bound cannot beat the k-th rescored row is skipped.
 void rescore(const RowStore& rows, const float* prepared, size_t nq, size_t d, Metric metric, size_t shortlist,
-             const std::vector<int64_t>& candidate_ids, const RowStore& first_pass, const float* first_pass_queries,
+             const std::vector<int64_t>& candidate_ids, const std::vector<float>& candidate_scores, const RowStore& first_pass, const float* first_pass_queries,
              size_t k, unsigned threads, SearchResult& result) {
-  const size_t code_size = first_pass.codec().code_size();
+  const size_t code_size = first_pass.codec().code_size(), rerank_code_size = rows.codec().code_size();
+  const kernels::KernelTable& kernel = kernels::active();
   parallel_for(nq, threads, [&](size_t q, unsigned) {
     const float* query = prepared + q * d;
+    const int64_t* ids = candidate_ids.data() + q * shortlist;
+    thread_local std::vector<int64_t> best_first;
     const auto bounds = first_pass.codec().upper_bound_scorer(first_pass_queries + q * d, 1, metric);
-    std::vector<float> row(d);
+    thread_local std::vector<float> decoded, dot, sq;
+    thread_local std::vector<RowStore::Location> where;
+    size_t count = 0;
+    while (count < shortlist && ids[count] >= 0) ++count;
     TopK top(k);
-    for (size_t c = 0; c < shortlist; ++c) {
-      int64_t id = candidate_ids[q * shortlist + c];
-      if (id < 0) break;
-      if (bounds && top.full()) {
-        const RowStore::Location at = first_pass.locate(id);
-        float bound;
-        bounds->score({at.segment->codes() + at.row * code_size, 1, at.segment->position() + at.row}, &bound, 1);
-        if (bound < top.threshold()) continue;
+    double qq = 0;
+    for (size_t j = 0; j < d; ++j) qq += double(query[j]) * query[j];
+    auto score = [&](float dot_value, float sq_value) {
+      return metric == Metric::ip    ? dot_value
+             : metric == Metric::cos ? (sq_value > 0 ? dot_value / std::sqrt(sq_value) : 0.f)
+                                     : -std::max(0.f, float(qq - 2.0 * dot_value + sq_value));
+    };
+    if (bounds) {
+      // Best first, so that the k-th rescored score rises early and bounds skip the most.
+      const float* first_scores = candidate_scores.data() + q * shortlist;
+      std::vector<size_t> order(count);
+      std::iota(order.begin(), order.end(), size_t{0});
+      std::sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+        return first_scores[a] > first_scores[b] || (first_scores[a] == first_scores[b] && ids[a] < ids[b]);
+      });
+      best_first.resize(count);
+      for (size_t c = 0; c < count; ++c) best_first[c] = ids[order[c]];
+      ids = best_first.data();
+      std::vector<float> row(d);
+      for (size_t c = 0; c < count; ++c) {
+        if (top.full()) {
+          const RowStore::Location at = first_pass.locate(ids[c]);
+          float bound;
+          bounds->score({at.segment->codes() + at.row * code_size, 1, at.segment->position() + at.row}, &bound, 1);
+          if (bound < top.threshold()) continue;
+        }
+        rows.reconstruct(static_cast<size_t>(ids[c]), 1, row.data());
+        float one_dot, one_sq;
+        kernel.dot_f32_rows(query, row.data(), 1, d, &one_dot, &one_sq);
+        top.push(score(one_dot, one_sq), ids[c]);
       }
-      rows.reconstruct(static_cast<size_t>(id), 1, row.data());
-      double dot = 0, norm = 0, dist = 0;
-      for (size_t j = 0; j < d; ++j) {
-        dot += double(query[j]) * row[j];
-        norm += double(row[j]) * row[j];
-        double diff = double(query[j]) - row[j];
-        dist += diff * diff;
+    } else {
+      where.resize(count);
+      decoded.resize(count * d);
+      dot.resize(count);
+      sq.resize(count);
+      for (size_t c = 0; c < count; ++c) {
+        where[c] = rows.locate(ids[c]);
+        const uint8_t* code = where[c].segment->codes() + where[c].row * rerank_code_size;
+        for (size_t line = 0; line < rerank_code_size; line += 64) __builtin_prefetch(code + line);
       }
-      float score = metric == Metric::ip    ? float(dot)
-                    : metric == Metric::cos ? (norm > 0 ? float(dot / std::sqrt(norm)) : 0.f)
-                                            : float(-dist);
-      top.push(score, id);
+      for (size_t c = 0; c < count; ++c)
+        rows.codec().decode(where[c].segment->codes() + where[c].row * rerank_code_size, 1, decoded.data() + c * d,
+                            where[c].segment->position() + where[c].row);
+      kernel.dot_f32_rows(query, decoded.data(), count, d, dot.data(), metric == Metric::ip ? nullptr : sq.data());
+      for (size_t c = 0; c < count; ++c) top.push(score(dot[c], sq[c]), ids[c]);
     }
     top.sorted_into(result.ids.data() + q * k, result.scores.data() + q * k);
   });
@@ -140,13 +187,17 @@ void rescore(const RowStore& rows, const float* prepared, size_t nq, size_t d, M
 // The probed lists, grouped: each list that some query probes is scanned once per batch, by one
 // worker, for every query that probes it (its codes stay in cache from one query to the next).
 // Workers take lists, not queries, so a single query spreads over every core; each worker keeps
-// heaps of its own, merged at the end. A query's scorer (its tables) is built once; with l2
-// residuals it is built per list it probes, from the query minus the centroid. Lists hold rows in
-// id-map order, so ties at a heap's threshold are always selected and TopK decides by id; the
-// result does not depend on the number of threads.
+// heaps of its own, merged at the end. First every query scans its nearest list alone: the k-th
+// score found there is a floor below which no row can enter its result, and it lets the grouped
+// pass, which visits lists in no order of closeness, skip most rows from the start.
+// A query's scorer (its tables) is built once; with l2 residuals it is built per list it probes,
+// from the query minus the centroid. Lists hold rows in id-map order, so ties at a heap's
+// threshold are always selected and TopK decides by id; the result does not depend on the number
+// of threads. Each query's first_k are written best first when `sorted`, else in no order (a
+// shortlist to rescore).
 void scan_partition(const RowStore& store, const Partition& partition, const float* prepared,
                     const float* scored_queries, size_t nq, size_t d, Metric metric, size_t nprobe, size_t first_k,
-                    unsigned threads, int64_t* out_ids, float* out_scores) {
+                    unsigned threads, bool sorted, int64_t* out_ids, float* out_scores) {
   const Codec& codec = store.codec();
   const Quantizer& quantizer = codec.quantizer();
   const size_t code_size = codec.code_size(), block = block_rows_for(d), lists = partition.lists();
@@ -154,64 +205,85 @@ void scan_partition(const RowStore& store, const Partition& partition, const flo
   nprobe = probed.size() / std::max<size_t>(nq, 1);
   const bool residual = partition.residual(), shifted_scorers = residual && metric == Metric::l2;
 
-  // Who probes each list, in query order.
+  std::vector<std::unique_ptr<CodeScorer>> scorers(shifted_scorers ? 0 : nq);
+  std::vector<std::vector<TopK>> heaps(threads, std::vector<TopK>(nq, TopK(first_k)));
+  std::vector<float> floors(nq, -INFINITY);
+  // Scores list `list` for query q into `top`; rows below `floor` are never selected.
+  auto scan_list = [&](uint32_t list, size_t q, TopK& top, float floor, std::vector<float>& shifted,
+                       BlockCandidates& candidates) {
+    const Segment& segment = *store.segments()[list];
+    if (!segment.rows()) return;
+    const ScanLayout* layout = segment.layout(quantizer, code_size);
+    const float* query = scored_queries + q * d;
+    const float* c = partition.centroid(list);
+    float offset = 0;  // added to the scorer's scores: q . c for ip residuals
+    std::unique_ptr<CodeScorer> own;
+    if (shifted_scorers) {
+      shifted.resize(d);
+      for (size_t j = 0; j < d; ++j) shifted[j] = query[j] - c[j];
+      own = codec.scorer(shifted.data(), 1, metric);
+    } else if (residual) {
+      double dot = 0;
+      for (size_t j = 0; j < d; ++j) dot += double(query[j]) * c[j];
+      offset = float(dot);
+    }
+    const CodeScorer& scorer = own ? *own : *scorers[q];
+    for (size_t row = 0; row < segment.rows(); row += block) {
+      const ScanBlock scan_block{&segment, row, std::min(block, segment.rows() - row), layout};
+      const float threshold = std::max(floor, top.full() ? std::nextafter(top.threshold(), -INFINITY) : -INFINITY) - offset;
+      scorer.select_above(code_block(scan_block, code_size), 1, &threshold, candidates);
+      for (size_t i = candidates.offsets[0]; i < candidates.offsets[1]; ++i)
+        top.push(candidates.scores[i] + offset, segment.id(row + candidates.rows[i]));
+    }
+  };
+
+  // Each query's scorer, and its nearest list.
+  parallel_for(nq, threads, [&](size_t q, unsigned worker) {
+    if (!shifted_scorers) scorers[q] = codec.scorer(scored_queries + q * d, 1, metric);
+    if (nprobe == 0) return;
+    std::vector<float> shifted;
+    BlockCandidates candidates;
+    TopK& top = heaps[worker][q];
+    scan_list(probed[q * nprobe], q, top, -INFINITY, shifted, candidates);
+    // Ties with the k-th score may still enter (by id), hence the step below it.
+    if (top.full()) floors[q] = std::nextafter(top.threshold(), -INFINITY);
+  });
+
+  // Who probes each list after its nearest one, in query order.
   std::vector<size_t> first_visit(lists + 1, 0);
-  for (uint32_t list : probed) ++first_visit[list + 1];
+  for (size_t i = 0; i < probed.size(); ++i)
+    if (i % nprobe) ++first_visit[probed[i] + 1];
   std::partial_sum(first_visit.begin(), first_visit.end(), first_visit.begin());
-  std::vector<uint32_t> visitors(probed.size());
+  std::vector<uint32_t> visitors(first_visit.back());
   {
     std::vector<size_t> next(first_visit.begin(), first_visit.end() - 1);
-    for (size_t i = 0; i < probed.size(); ++i) visitors[next[probed[i]]++] = static_cast<uint32_t>(i / nprobe);
+    for (size_t i = 0; i < probed.size(); ++i)
+      if (i % nprobe) visitors[next[probed[i]]++] = static_cast<uint32_t>(i / nprobe);
   }
   std::vector<uint32_t> visited;  // the lists with rows and visitors
   for (size_t l = 0; l < lists; ++l)
     if (first_visit[l + 1] > first_visit[l] && store.segments()[l]->rows()) visited.push_back(static_cast<uint32_t>(l));
 
-  std::vector<std::unique_ptr<CodeScorer>> scorers(shifted_scorers ? 0 : nq);
-  parallel_for(scorers.size(), threads, [&](size_t q, unsigned) { scorers[q] = codec.scorer(scored_queries + q * d, 1, metric); });
-
-  threads = std::max<unsigned>(1, std::min<unsigned>(threads, unsigned(visited.size())));
-  std::vector<std::vector<TopK>> heaps(threads, std::vector<TopK>(nq, TopK(first_k)));
   parallel_for(visited.size(), threads, [&](size_t task, unsigned worker) {
     const uint32_t list = visited[task];
-    const Segment& segment = *store.segments()[list];
-    const ScanLayout* layout = segment.layout(quantizer, code_size);
-    const float* c = partition.centroid(list);
-    std::vector<float> shifted(shifted_scorers ? d : 0);
+    std::vector<float> shifted;
     BlockCandidates candidates;
     for (size_t v = first_visit[list]; v < first_visit[list + 1]; ++v) {
       const uint32_t q = visitors[v];
-      const float* query = scored_queries + q * d;
-      float offset = 0;  // added to the scorer's scores: q . c for ip residuals
-      std::unique_ptr<CodeScorer> own;
-      if (shifted_scorers) {
-        for (size_t j = 0; j < d; ++j) shifted[j] = query[j] - c[j];
-        own = codec.scorer(shifted.data(), 1, metric);
-      } else if (residual) {
-        double dot = 0;
-        for (size_t j = 0; j < d; ++j) dot += double(query[j]) * c[j];
-        offset = float(dot);
-      }
-      const CodeScorer& scorer = own ? *own : *scorers[q];
-      TopK& top = heaps[worker][q];
-      for (size_t row = 0; row < segment.rows(); row += block) {
-        const ScanBlock scan_block{&segment, row, std::min(block, segment.rows() - row), layout};
-        const float threshold = top.full() ? std::nextafter(top.threshold(), -INFINITY) - offset : -INFINITY;
-        scorer.select_above(code_block(scan_block, code_size), 1, &threshold, candidates);
-        for (size_t i = candidates.offsets[0]; i < candidates.offsets[1]; ++i)
-          top.push(candidates.scores[i] + offset, segment.id(row + candidates.rows[i]));
-      }
+      scan_list(list, q, heaps[worker][q], floors[q], shifted, candidates);
     }
   });
   for (size_t q = 0; q < nq; ++q) {
     if (threads == 1) {
-      heaps[0][q].sorted_into(out_ids + q * first_k, out_scores + q * first_k);
+      if (sorted) heaps[0][q].sorted_into(out_ids + q * first_k, out_scores + q * first_k);
+      else heaps[0][q].best_into(out_ids + q * first_k, out_scores + q * first_k);
       continue;
     }
     TopK merged(first_k);
     for (unsigned w = 0; w < threads; ++w)
       for (const auto& item : heaps[w][q].items()) merged.push(item.score, item.id);
-    merged.sorted_into(out_ids + q * first_k, out_scores + q * first_k);
+    if (sorted) merged.sorted_into(out_ids + q * first_k, out_scores + q * first_k);
+    else merged.best_into(out_ids + q * first_k, out_scores + q * first_k);
   }
 }
 
@@ -303,7 +375,8 @@ SearchResult search_store(const RowStore& store, const float* queries, size_t nq
     for (size_t q0 = 0; q0 < nq; q0 += kPartitionBatch)
       scan_partition(store, *partition, prepared.data() + q0 * d, scored_queries + q0 * d, std::min(kPartitionBatch, nq - q0),
                      d, metric, options.nprobe ? options.nprobe : partition->lists(), first_k,
-                     std::max<unsigned>(1, resolve_threads(options.threads)), result.ids.data() + q0 * first_k,
+                     std::max<unsigned>(1, resolve_threads(options.threads)), options.rerank == 0,
+                     result.ids.data() + q0 * first_k,
                      result.scores.data() + q0 * first_k);
   } else if (nq > query_tile) {
     // Tiles of query_tile queries, each scanned over all rows by one worker: no heap is filled
@@ -340,10 +413,11 @@ SearchResult search_store(const RowStore& store, const float* queries, size_t nq
   }
   if (options.rerank) {
     std::vector<int64_t> shortlist = std::move(result.ids);
+    std::vector<float> shortlist_scores = std::move(result.scores);
     result.k = k;
     result.ids.assign(nq * k, -1);
     result.scores.assign(nq * k, NAN);
-    rescore(*rerank_store, prepared.data(), nq, d, metric, first_k, shortlist, store, scored_queries, k,
+    rescore(*rerank_store, prepared.data(), nq, d, metric, first_k, shortlist, shortlist_scores, store, scored_queries, k,
             std::max<unsigned>(1, resolve_threads(options.threads)), result);
   }
   if (metric == Metric::l2)

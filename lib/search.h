@@ -41,6 +41,8 @@ class TopK {
   void push(float score, int64_t id);
   // Best first.
   void sorted_into(int64_t* ids, float* scores) const;
+  // The best k in no order (a shortlist to rescore needs no sort); padding (-1, NaN) last.
+  void best_into(int64_t* ids, float* scores) const;
   // The pairs kept, in no order; a reservoir may hold up to limit() of them, the best k among them.
   const std::vector<Item>& items() const { return items_; }
 
