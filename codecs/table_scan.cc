@@ -291,7 +291,9 @@ class FastScanScorer final : public CodeScorer {
     // A row can beat the threshold t only if scale * sum + bias > t (ip, l2), or, for cos,
     // > t * |x| >= t * (smaller |x| of its pair of rows): sum > slope * norm - offset, with norm
     // 1 for ip and l2. Two steps of margin cover rounding. cos with t <= 0 gets no bound.
-    std::vector<float> slope(nq), offset(nq);
+    thread_local std::vector<float> slope, offset;  // reused: ivf search calls this per list and query
+    slope.resize(nq);
+    offset.resize(nq);
     for (size_t q = 0; q < nq; ++q) {
       const float t = thresholds[q];
       const bool every_row = t == -INFINITY || (metric_ == Metric::cos && t <= 0);

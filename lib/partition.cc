@@ -95,6 +95,8 @@ Partition Partition::train(const float* x, size_t n, size_t d, Metric metric, co
   options.progress = settings.progress;
   options.progress_task = "ivf lists";
   options.want_assignments = false;
+  options.max_points_per_centroid = kTrainRowsPerList;
+  options.max_iterations = 12;  // coarse lists gain little from more; build time grows with each
   KMeansResult result = kmeans(x, n, d, spec.lists, options);
   if (metric == Metric::cos) normalize_rows(result.centroids.data(), spec.lists, d);
   return Partition(d, std::move(result.centroids), spec.residual, metric);
@@ -115,10 +117,12 @@ void Partition::assign(const float* x, size_t n, uint32_t* lists, unsigned threa
   });
 }
 
-std::vector<uint32_t> Partition::probe(const float* queries, size_t nq, size_t nprobe) const {
+std::vector<uint32_t> Partition::probe(const float* queries, size_t nq, size_t nprobe, std::vector<float>* dots) const {
   nprobe = std::min(nprobe, lists_);
+  if (dots) dots->clear();
   if (nprobe == 0) return {};
   std::vector<uint32_t> out(nq * nprobe);
+  if (dots) dots->resize(nq * nprobe);
   const size_t chunk = 256;  // queries whose centroid scores are held at once
   std::vector<float> scores(std::min(nq, chunk) * lists_);
   std::vector<uint32_t> order;
@@ -147,6 +151,9 @@ std::vector<uint32_t> Partition::probe(const float* queries, size_t nq, size_t n
         if (order.size() == nprobe) worst = s[order.back()];
       }
       std::copy_n(order.begin(), nprobe, out.begin() + static_cast<std::ptrdiff_t>((q0 + q) * nprobe));
+      if (dots)
+        for (size_t p = 0; p < nprobe; ++p)
+          (*dots)[(q0 + q) * nprobe + p] = s[order[p]] + (metric_ == Metric::l2 ? half_sq_[order[p]] : 0.f);
     }
   }
   return out;

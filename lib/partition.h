@@ -35,6 +35,8 @@ PartitionSpec split_partition_spec(std::string_view spec, std::string& codec_spe
 
 class Partition {
  public:
+  // Rows per list a partition trains on, when the table has them.
+  static constexpr size_t kTrainRowsPerList = 256;
   struct TrainSettings {
     uint64_t seed = 1234;
     unsigned threads = 0;
@@ -60,7 +62,8 @@ class Partition {
   // The nprobe lists each of nq queries probes, best first (nq x nprobe): the best centroid
   // scores for the metric (ip and cos: q . c, l2: -|q - c|^2). Queries as the engine prepares
   // them (unit length for cos).
-  std::vector<uint32_t> probe(const float* queries, size_t nq, size_t nprobe) const;
+  // When dots is not null it receives q . c for each probed list (nq x nprobe, same order).
+  std::vector<uint32_t> probe(const float* queries, size_t nq, size_t nprobe, std::vector<float>* dots = nullptr) const;
 
  private:
   size_t d_, lists_;

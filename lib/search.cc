@@ -187,9 +187,8 @@ void rescore(const RowStore& rows, const float* prepared, size_t nq, size_t d, M
 // The probed lists, grouped: each list that some query probes is scanned once per batch, by one
 // worker, for every query that probes it (its codes stay in cache from one query to the next).
 // Workers take lists, not queries, so a single query spreads over every core; each worker keeps
-// heaps of its own, merged at the end. First every query scans its nearest list alone: the k-th
-// score found there is a floor below which no row can enter its result, and it lets the grouped
-// pass, which visits lists in no order of closeness, skip most rows from the start.
+// heaps of its own, merged at the end. Lists are visited in rounds of closeness (below), so that
+// each query's heaps reach a high threshold early and most rows are skipped.
 // A query's scorer (its tables) is built once; with l2 residuals it is built per list it probes,
 // from the query minus the centroid. Lists hold rows in id-map order, so ties at a heap's
 // threshold are always selected and TopK decides by id; the result does not depend on the number
@@ -201,15 +200,16 @@ void scan_partition(const RowStore& store, const Partition& partition, const flo
   const Codec& codec = store.codec();
   const Quantizer& quantizer = codec.quantizer();
   const size_t code_size = codec.code_size(), block = block_rows_for(d), lists = partition.lists();
-  const std::vector<uint32_t> probed = partition.probe(prepared, nq, nprobe);
-  nprobe = probed.size() / std::max<size_t>(nq, 1);
   const bool residual = partition.residual(), shifted_scorers = residual && metric == Metric::l2;
+  std::vector<float> centroid_dots;  // q . c of each probed list: the offset of ip residuals
+  const std::vector<uint32_t> probed = partition.probe(prepared, nq, nprobe, residual ? &centroid_dots : nullptr);
+  nprobe = probed.size() / std::max<size_t>(nq, 1);
 
   std::vector<std::unique_ptr<CodeScorer>> scorers(shifted_scorers ? 0 : nq);
   std::vector<std::vector<TopK>> heaps(threads, std::vector<TopK>(nq, TopK(first_k)));
   std::vector<float> floors(nq, -INFINITY);
   // Scores list `list` for query q into `top`; rows below `floor` are never selected.
-  auto scan_list = [&](uint32_t list, size_t q, TopK& top, float floor, std::vector<float>& shifted,
+  auto scan_list = [&](uint32_t list, size_t q, float centroid_dot, TopK& top, float floor, std::vector<float>& shifted,
                        BlockCandidates& candidates) {
     const Segment& segment = *store.segments()[list];
     if (!segment.rows()) return;
@@ -223,9 +223,7 @@ void scan_partition(const RowStore& store, const Partition& partition, const flo
       for (size_t j = 0; j < d; ++j) shifted[j] = query[j] - c[j];
       own = codec.scorer(shifted.data(), 1, metric);
     } else if (residual) {
-      double dot = 0;
-      for (size_t j = 0; j < d; ++j) dot += double(query[j]) * c[j];
-      offset = float(dot);
+      offset = centroid_dot;
     }
     const CodeScorer& scorer = own ? *own : *scorers[q];
     for (size_t row = 0; row < segment.rows(); row += block) {
@@ -237,42 +235,43 @@ void scan_partition(const RowStore& store, const Partition& partition, const flo
     }
   };
 
-  // Each query's scorer, and its nearest list.
-  parallel_for(nq, threads, [&](size_t q, unsigned worker) {
-    if (!shifted_scorers) scorers[q] = codec.scorer(scored_queries + q * d, 1, metric);
-    if (nprobe == 0) return;
-    std::vector<float> shifted;
-    BlockCandidates candidates;
-    TopK& top = heaps[worker][q];
-    scan_list(probed[q * nprobe], q, top, -INFINITY, shifted, candidates);
-    // Ties with the k-th score may still enter (by id), hence the step below it.
-    if (top.full()) floors[q] = std::nextafter(top.threshold(), -INFINITY);
-  });
+  parallel_for(scorers.size(), threads, [&](size_t q, unsigned) { scorers[q] = codec.scorer(scored_queries + q * d, 1, metric); });
 
-  // Who probes each list after its nearest one, in query order.
-  std::vector<size_t> first_visit(lists + 1, 0);
-  for (size_t i = 0; i < probed.size(); ++i)
-    if (i % nprobe) ++first_visit[probed[i] + 1];
-  std::partial_sum(first_visit.begin(), first_visit.end(), first_visit.begin());
-  std::vector<uint32_t> visitors(first_visit.back());
-  {
+  // Rounds of probe ranks [0, 1), [1, 4), [4, 16), ...: every query scans its nearest lists
+  // first, and the k-th score its heaps hold after a round is a floor for the next. Within a
+  // round each list is scanned once, for every query that probes it at a rank of the round.
+  std::vector<size_t> first_visit(lists + 1);
+  std::vector<size_t> visitors;  // probe indices q * nprobe + rank
+  std::vector<uint32_t> visited;
+  for (size_t low = 0, high = 1; low < nprobe; low = high, high *= 4) {
+    const size_t top_rank = std::min(high, nprobe);
+    std::fill(first_visit.begin(), first_visit.end(), 0);
+    for (size_t q = 0; q < nq; ++q)
+      for (size_t r = low; r < top_rank; ++r) ++first_visit[probed[q * nprobe + r] + 1];
+    std::partial_sum(first_visit.begin(), first_visit.end(), first_visit.begin());
+    visitors.resize(first_visit.back());
     std::vector<size_t> next(first_visit.begin(), first_visit.end() - 1);
-    for (size_t i = 0; i < probed.size(); ++i)
-      if (i % nprobe) visitors[next[probed[i]]++] = static_cast<uint32_t>(i / nprobe);
-  }
-  std::vector<uint32_t> visited;  // the lists with rows and visitors
-  for (size_t l = 0; l < lists; ++l)
-    if (first_visit[l + 1] > first_visit[l] && store.segments()[l]->rows()) visited.push_back(static_cast<uint32_t>(l));
+    for (size_t q = 0; q < nq; ++q)
+      for (size_t r = low; r < top_rank; ++r) visitors[next[probed[q * nprobe + r]]++] = q * nprobe + r;
+    visited.clear();  // the lists with rows and visitors
+    for (size_t l = 0; l < lists; ++l)
+      if (first_visit[l + 1] > first_visit[l] && store.segments()[l]->rows()) visited.push_back(static_cast<uint32_t>(l));
 
-  parallel_for(visited.size(), threads, [&](size_t task, unsigned worker) {
-    const uint32_t list = visited[task];
-    std::vector<float> shifted;
-    BlockCandidates candidates;
-    for (size_t v = first_visit[list]; v < first_visit[list + 1]; ++v) {
-      const uint32_t q = visitors[v];
-      scan_list(list, q, heaps[worker][q], floors[q], shifted, candidates);
-    }
-  });
+    parallel_for(visited.size(), threads, [&](size_t task, unsigned worker) {
+      const uint32_t list = visited[task];
+      std::vector<float> shifted;
+      BlockCandidates candidates;
+      for (size_t v = first_visit[list]; v < first_visit[list + 1]; ++v) {
+        const size_t probe = visitors[v], q = probe / nprobe;
+        scan_list(list, q, residual ? centroid_dots[probe] : 0.f, heaps[worker][q], floors[q], shifted, candidates);
+      }
+    });
+    // Each full heap's k-th score bounds the result's from below; ties with it may still enter
+    // (by id), hence the step below it.
+    for (size_t q = 0; q < nq; ++q)
+      for (unsigned w = 0; w < threads; ++w)
+        if (heaps[w][q].full()) floors[q] = std::max(floors[q], std::nextafter(heaps[w][q].threshold(), -INFINITY));
+  }
   for (size_t q = 0; q < nq; ++q) {
     if (threads == 1) {
       if (sorted) heaps[0][q].sorted_into(out_ids + q * first_k, out_scores + q * first_k);

@@ -516,7 +516,28 @@ static std::shared_ptr<const RowStore> train_and_encode(const Table& table, cons
     settings.seed = options.seed;
     settings.threads = options.threads;
     settings.progress = options.progress;
-    trained_partition = std::make_shared<Partition>(Partition::train(sample.data(), kept, d, table.metric(), partition_spec, settings));
+    // Coarse centroids keep improving up to a few hundred rows per list, more than a codec
+    // needs: the partition trains on up to 256 rows per list (never fewer than the codec's).
+    const size_t wanted = std::min(n, std::max(kept, Partition::kTrainRowsPerList * partition_spec.lists));
+    std::vector<float> partition_rows;
+    size_t partition_kept = kept;
+    if (wanted > kept) {
+      std::vector<size_t> rows(n);
+      std::iota(rows.begin(), rows.end(), size_t(0));
+      std::mt19937_64 rng(options.seed ^ 0x9e3779b97f4a7c15ull);
+      for (size_t i = 0; i < wanted && wanted < n; ++i) std::swap(rows[i], rows[i + rng() % (n - i)]);
+      rows.resize(wanted);
+      std::sort(rows.begin(), rows.end());
+      partition_rows.resize(wanted * d);
+      partition_kept = 0;
+      for (size_t row : rows) {
+        float* out = partition_rows.data() + partition_kept * d;
+        table.reconstruct(row, 1, out);
+        if (first_non_finite(out, d) == d) ++partition_kept;
+      }
+    }
+    trained_partition = std::make_shared<Partition>(Partition::train(wanted > kept ? partition_rows.data() : sample.data(),
+                                                                     partition_kept, d, table.metric(), partition_spec, settings));
     if (trained_partition->residual()) {
       // The codec learns the residuals it will encode.
       std::vector<uint32_t> lists(kept);

@@ -105,6 +105,36 @@ TEST_CASE("ivf: recall grows with nprobe and reaches a floor at a fraction of th
   CHECK(previous == doctest::Approx(1.0));
 }
 
+TEST_CASE("ivf: the result is the same for any number of threads, batch size and rerank shortlist order") {
+  // Lists are scanned grouped by list, in rounds, split over workers: none of it may change
+  // which rows come back, their order or their scores.
+  const size_t n = 6000, d = 20, k = 10, nq = 40;
+  const auto x = test::clustered_rows(n, d, 48, 71);
+  const auto queries = test::clustered_rows(nq, d, 48, 72);
+  for (const char* spec : {"ivf:lists=48/pq:m=10,nbits=4", "ivf:lists=48,residual=on/pq:m=10,nbits=4", "ivf:lists=48/int8"}) {
+    CAPTURE(spec);
+    const Metric metric = std::string(spec).find("residual") != std::string::npos ? Metric::ip : Metric::cos;
+    CompressOptions compress;
+    compress.rerank_spec = "f32";
+    const Table ivf = table_of(x, d, metric).compress(spec, compress);
+    SearchOptions options;
+    options.k = k;
+    options.nprobe = 7;
+    options.rerank = 30;
+    options.threads = 1;
+    const SearchResult one = ivf.search(queries.data(), nq, options);
+    options.threads = 2;
+    const SearchResult two = ivf.search(queries.data(), nq, options);
+    CHECK(two.ids == one.ids);
+    CHECK(two.scores == one.scores);
+    for (size_t q = 0; q < nq; q += 13) {
+      const SearchResult single = ivf.search(queries.data() + q * d, 1, options);
+      CHECK(std::equal(single.ids.begin(), single.ids.end(), one.ids_of(q)));
+      CHECK(std::equal(single.scores.begin(), single.scores.end(), one.scores.begin() + static_cast<std::ptrdiff_t>(q * k)));
+    }
+  }
+}
+
 TEST_CASE("ivf residuals: scores are the decoded rows' exactly, and pq gains recall at equal bytes") {
   const size_t n = 6000, d = 32, k = 10;
   // Clusters far apart with small spread: what is left after the centroid is small.
