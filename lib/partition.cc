@@ -117,18 +117,20 @@ void Partition::assign(const float* x, size_t n, uint32_t* lists, unsigned threa
   });
 }
 
-std::vector<uint32_t> Partition::probe(const float* queries, size_t nq, size_t nprobe, std::vector<float>* dots) const {
+std::vector<uint32_t> Partition::probe(const float* queries, size_t nq, size_t nprobe, std::vector<float>* dots,
+                                       unsigned threads) const {
   nprobe = std::min(nprobe, lists_);
   if (dots) dots->clear();
   if (nprobe == 0) return {};
   std::vector<uint32_t> out(nq * nprobe);
   if (dots) dots->resize(nq * nprobe);
-  const size_t chunk = 256;  // queries whose centroid scores are held at once
-  std::vector<float> scores(std::min(nq, chunk) * lists_);
-  std::vector<uint32_t> order;
-  order.reserve(nprobe);
-  for (size_t q0 = 0; q0 < nq; q0 += chunk) {
-    const size_t qn = std::min(chunk, nq - q0);
+  const size_t chunk = 256;  // queries whose centroid scores are held at once (one GEMM)
+  parallel_for((nq + chunk - 1) / chunk, threads, [&](size_t c, unsigned) {
+    thread_local std::vector<float> scores;
+    thread_local std::vector<uint32_t> order;
+    const size_t q0 = c * chunk, qn = std::min(chunk, nq - q0);
+    scores.resize(qn * lists_);
+    order.reserve(nprobe);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(qn), int(lists_), int(d_), 1.f, queries + q0 * d_, int(d_),
                 centroids_.data(), int(d_), 0.f, scores.data(), int(lists_));
     for (size_t q = 0; q < qn; ++q) {
@@ -155,7 +157,7 @@ std::vector<uint32_t> Partition::probe(const float* queries, size_t nq, size_t n
         for (size_t p = 0; p < nprobe; ++p)
           (*dots)[(q0 + q) * nprobe + p] = s[order[p]] + (metric_ == Metric::l2 ? half_sq_[order[p]] : 0.f);
     }
-  }
+  });
   return out;
 }
 

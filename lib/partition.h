@@ -63,7 +63,8 @@ class Partition {
   // scores for the metric (ip and cos: q . c, l2: -|q - c|^2). Queries as the engine prepares
   // them (unit length for cos).
   // When dots is not null it receives q . c for each probed list (nq x nprobe, same order).
-  std::vector<uint32_t> probe(const float* queries, size_t nq, size_t nprobe, std::vector<float>* dots = nullptr) const;
+  std::vector<uint32_t> probe(const float* queries, size_t nq, size_t nprobe, std::vector<float>* dots = nullptr,
+                              unsigned threads = 1) const;
 
  private:
   size_t d_, lists_;

@@ -202,7 +202,10 @@ void scan_partition(const RowStore& store, const Partition& partition, const flo
   const size_t code_size = codec.code_size(), block = block_rows_for(d), lists = partition.lists();
   const bool residual = partition.residual(), shifted_scorers = residual && metric == Metric::l2;
   std::vector<float> centroid_dots;  // q . c of each probed list: the offset of ip residuals
-  const std::vector<uint32_t> probed = partition.probe(prepared, nq, nprobe, residual ? &centroid_dots : nullptr);
+  // A worker is worth waking for tens of thousands of rows; a query of a few lists runs alone.
+  const size_t rows_per_list = store.rows() / std::max<size_t>(lists, 1) + 1;
+  threads = std::max<unsigned>(1, std::min<size_t>(threads, nq * std::min(nprobe, lists) * rows_per_list / 32768));
+  const std::vector<uint32_t> probed = partition.probe(prepared, nq, nprobe, residual ? &centroid_dots : nullptr, threads);
   nprobe = probed.size() / std::max<size_t>(nq, 1);
 
   std::vector<std::unique_ptr<CodeScorer>> scorers(shifted_scorers ? 0 : nq);
@@ -272,18 +275,16 @@ void scan_partition(const RowStore& store, const Partition& partition, const flo
       for (unsigned w = 0; w < threads; ++w)
         if (heaps[w][q].full()) floors[q] = std::max(floors[q], std::nextafter(heaps[w][q].threshold(), -INFINITY));
   }
-  for (size_t q = 0; q < nq; ++q) {
-    if (threads == 1) {
-      if (sorted) heaps[0][q].sorted_into(out_ids + q * first_k, out_scores + q * first_k);
-      else heaps[0][q].best_into(out_ids + q * first_k, out_scores + q * first_k);
-      continue;
+  parallel_for((nq + 63) / 64, threads, [&](size_t chunk, unsigned) {
+    for (size_t q = chunk * 64; q < std::min(nq, chunk * 64 + 64); ++q) {
+      TopK merged(threads == 1 ? 0 : first_k);
+      const TopK& best = threads == 1 ? heaps[0][q] : merged;
+      for (unsigned w = 0; w < threads && threads > 1; ++w)
+        for (const auto& item : heaps[w][q].items()) merged.push(item.score, item.id);
+      if (sorted) best.sorted_into(out_ids + q * first_k, out_scores + q * first_k);
+      else best.best_into(out_ids + q * first_k, out_scores + q * first_k);
     }
-    TopK merged(first_k);
-    for (unsigned w = 0; w < threads; ++w)
-      for (const auto& item : heaps[w][q].items()) merged.push(item.score, item.id);
-    if (sorted) merged.sorted_into(out_ids + q * first_k, out_scores + q * first_k);
-    else merged.best_into(out_ids + q * first_k, out_scores + q * first_k);
-  }
+  });
 }
 
 }  // namespace

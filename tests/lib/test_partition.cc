@@ -107,8 +107,9 @@ TEST_CASE("ivf: recall grows with nprobe and reaches a floor at a fraction of th
 
 TEST_CASE("ivf: the result is the same for any number of threads, batch size and rerank shortlist order") {
   // Lists are scanned grouped by list, in rounds, split over workers: none of it may change
-  // which rows come back, their order or their scores.
-  const size_t n = 6000, d = 20, k = 10, nq = 40;
+  // which rows come back, their order or their scores. (40 queries x 7 lists x 250 rows is
+  // enough work for the search to use two workers.)
+  const size_t n = 12000, d = 20, k = 10, nq = 40;
   const auto x = test::clustered_rows(n, d, 48, 71);
   const auto queries = test::clustered_rows(nq, d, 48, 72);
   for (const char* spec : {"ivf:lists=48/pq:m=10,nbits=4", "ivf:lists=48,residual=on/pq:m=10,nbits=4", "ivf:lists=48/int8"}) {
