@@ -21,6 +21,10 @@ unsigned resolve_threads(unsigned requested) {
 
 namespace {
 
+// True on a thread while it runs tasks of a pooled batch: a parallel_for inside a task runs its
+// tasks in place, since every core is busy already.
+thread_local bool in_pooled_batch = false;
+
 // One batch of tasks handed out in order; a failing task stops the hand-out and its exception
 // is kept for the caller.
 struct Batch {
@@ -47,8 +51,8 @@ struct Batch {
 };
 
 // Threads kept between calls: a search of one query lasts tens of microseconds, less than
-// starting and joining a thread. One batch runs at a time; a call that finds the pool busy (from
-// another thread, or nested inside a task) starts threads of its own instead.
+// starting and joining a thread. One batch runs at a time; a call from another thread that finds
+// the pool busy starts threads of its own instead.
 class Pool {
  public:
   // The process's pool; a child of fork() (which inherits no threads) gets a new one.
@@ -84,7 +88,9 @@ class Pool {
       ++generation_;
     }
     wake_.notify_all();
+    in_pooled_batch = true;
     batch.work(0);
+    in_pooled_batch = false;
     std::unique_lock<std::mutex> lock(mutex_);
     done_.wait(lock, [this] { return running_ == 0; });
     batch_ = nullptr;
@@ -103,7 +109,9 @@ class Pool {
       if (index >= helpers_) continue;
       Batch* batch = batch_;
       lock.unlock();
+      in_pooled_batch = true;
       batch->work(index + 1);
+      in_pooled_batch = false;
       lock.lock();
       if (--running_ == 0) done_.notify_one();
     }
@@ -124,7 +132,7 @@ class Pool {
 void parallel_for(size_t tasks, unsigned threads, const std::function<void(size_t, unsigned)>& fn) {
   threads = resolve_threads(threads);
   if (threads > tasks) threads = static_cast<unsigned>(tasks ? tasks : 1);
-  if (threads <= 1) {
+  if (threads <= 1 || in_pooled_batch) {
     for (size_t t = 0; t < tasks; ++t) fn(t, 0);
     return;
   }

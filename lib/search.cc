@@ -126,7 +126,7 @@ void rescore(const RowStore& rows, const float* prepared, size_t nq, size_t d, M
   parallel_for(nq, threads, [&](size_t q, unsigned) {
     const float* query = prepared + q * d;
     const int64_t* ids = candidate_ids.data() + q * shortlist;
-    thread_local std::vector<int64_t> best_first;
+    thread_local std::vector<int64_t> best_first;  // the candidates in the order they are rescored
     const auto bounds = first_pass.codec().upper_bound_scorer(first_pass_queries + q * d, 1, metric);
     thread_local std::vector<float> decoded, dot, sq;
     thread_local std::vector<RowStore::Location> where;
@@ -165,6 +165,11 @@ void rescore(const RowStore& rows, const float* prepared, size_t nq, size_t d, M
         top.push(score(one_dot, one_sq), ids[c]);
       }
     } else {
+      // In id order: the kernel's rounding may depend on a row's place in the call, and the
+      // shortlist comes in no order (which would make scores depend on the thread count).
+      best_first.assign(ids, ids + count);
+      std::sort(best_first.begin(), best_first.end());
+      ids = best_first.data();
       where.resize(count);
       decoded.resize(count * d);
       dot.resize(count);
