@@ -122,6 +122,7 @@ Table Table::open(const std::string& path) {
   uint64_t subword_rows_count = 0;
   bool has_rerank = false;
   bool has_partition = false;
+  RecallCurve recall_curve;
   // Counts must be JSON integers: get<uint64_t>() of a fraction, a negative number or 1e99 would
   // convert a double that does not fit (undefined behaviour) instead of failing.
   auto count_field = [](const nlohmann::json& object, const char* name, uint64_t max) -> uint64_t {
@@ -156,6 +157,22 @@ Table Table::open(const std::string& path) {
     }
     has_rerank = j.contains("rerank");
     has_partition = j.contains("partition");
+    if (has_partition && j.at("partition").contains("recall")) {
+      const auto& r = j.at("partition").at("recall");
+      const uint64_t lists = count_field(j.at("partition"), "lists", UINT64_MAX);
+      recall_curve.k = count_field(r, "k", 1u << 20);
+      recall_curve.rerank = count_field(r, "rerank", 1u << 20);
+      recall_curve.queries = count_field(r, "queries", UINT64_MAX);
+      for (const auto& point : r.at("points")) {
+        const uint64_t nprobe = point.at(0).get<uint64_t>();
+        const double recall = point.at(1).get<double>();
+        if (nprobe == 0 || nprobe > lists || !(recall >= 0 && recall <= 1) ||
+            (!recall_curve.points.empty() && nprobe <= recall_curve.points.back().first))
+          throw std::domain_error("partition.recall: point (" + std::to_string(nprobe) + ", " + std::to_string(recall) +
+                    ") is not an nprobe of 1.." + std::to_string(lists) + " in increasing order with a recall in [0, 1]");
+        recall_curve.points.emplace_back(nprobe, recall);
+      }
+    }
   } catch (const std::exception& e) {
     meta_fail(std::string("missing or invalid field: ") + e.what());
   }
@@ -182,6 +199,7 @@ Table Table::open(const std::string& path) {
         reinterpret_cast<const int64_t*>(file.section("IVFI", /*verify=*/false).data), file.mapping(), file.mapping(),
         path + ": section IVFC");
     impl->partition = std::move(opened.partition);
+    impl->recall_curve = std::move(recall_curve);
     impl->store = stored->regrouped(std::move(opened.lists));
   } else {
     impl->store = RowStore::open(file, n, d, {}, keys);
@@ -389,11 +407,95 @@ const float* Table::float_rows() const {
   return reinterpret_cast<const float*>(impl_->store->contiguous_codes());
 }
 
-SearchResult Table::search(const float* queries, size_t nq, const SearchOptions& options, std::optional<Metric> metric) const {
+const RecallCurve& Table::recall_curve() const {
+  static const RecallCurve none;
+  return impl_ ? impl_->recall_curve : none;
+}
+
+namespace {
+
+// The search options a recall target stands for: the fewest lists whose measured recall reaches
+// it (every list when none does), and the curve's rerank depth when the search names none.
+SearchOptions options_for_recall(const SearchOptions& asked, const Table::Impl& impl) {
+  if (asked.recall == 0) return asked;
+  if (!(asked.recall > 0 && asked.recall <= 1))
+    throw Error("search: recall " + std::to_string(asked.recall) + " is not a target in (0, 1]");
+  if (!impl.partition)
+    throw Error("search: a recall target picks the lists an ivf table scans, and this table has no ivf partition "
+                "(it scans every row: its recall is the codec's)");
+  if (asked.nprobe) throw Error("search: give a recall target or nprobe, not both");
+  const RecallCurve& curve = impl.recall_curve;
+  if (curve.empty())
+    throw Error("search: this ivf table holds no recall curve (it was written before vecpack measured one); give nprobe, "
+                "or compress it again");
+  SearchOptions options = asked;
+  options.nprobe = impl.partition->lists();
+  for (const auto& [nprobe, recall] : curve.points)
+    if (recall >= asked.recall) {
+      options.nprobe = nprobe;
+      break;
+    }
+  if (options.rerank == 0 && impl.rerank) options.rerank = curve.rerank;
+  return options;
+}
+
+// Recall@10 against nprobe of `built` (an ivf table compressed from `source`), on held-out rows:
+// up to 500 rows of the source as queries, each one's own row dropped from its exact and its
+// ivf neighbours. nprobe doubles from 1 to every list.
+RecallCurve measure_recall_curve(const Table& source, const Table& built, size_t lists, bool reranks, uint64_t seed,
+                                 unsigned threads) {
+  RecallCurve curve;
+  const size_t n = source.size(), d = source.dim();
+  if (n < 20 || lists == 0) return curve;
+  curve.k = 10;
+  curve.rerank = reranks ? 100 : 0;
+  curve.queries = std::clamp<size_t>(n / 20, 1, 500);
+  std::vector<size_t> picked(n);
+  std::iota(picked.begin(), picked.end(), size_t(0));
+  std::mt19937_64 rng(seed ^ 0x5bd1e995u);
+  for (size_t i = 0; i < curve.queries; ++i) std::swap(picked[i], picked[i + rng() % (n - i)]);
+  std::vector<float> queries(curve.queries * d);
+  for (size_t i = 0; i < curve.queries; ++i) source.reconstruct(picked[i], 1, queries.data() + i * d);
+  // The k nearest other rows of each query.
+  auto others = [&](const SearchResult& r, size_t q) {
+    std::vector<int64_t> ids;
+    for (size_t i = 0; i < r.k && ids.size() < curve.k; ++i)
+      if (r.ids_of(q)[i] >= 0 && r.ids_of(q)[i] != static_cast<int64_t>(picked[q])) ids.push_back(r.ids_of(q)[i]);
+    return ids;
+  };
+  SearchOptions exact;
+  exact.k = curve.k + 1;
+  exact.threads = threads;
+  const SearchResult truth = source.search(queries.data(), curve.queries, exact);
+  std::vector<std::vector<int64_t>> want(curve.queries);
+  for (size_t q = 0; q < curve.queries; ++q) {
+    want[q] = others(truth, q);
+    std::sort(want[q].begin(), want[q].end());
+  }
+  for (size_t nprobe = 1;; nprobe = std::min(lists, nprobe * 2)) {
+    SearchOptions options = exact;
+    options.nprobe = nprobe;
+    options.rerank = curve.rerank;
+    const SearchResult found = built.search(queries.data(), curve.queries, options);
+    size_t hits = 0, total = 0;
+    for (size_t q = 0; q < curve.queries; ++q) {
+      for (int64_t id : others(found, q)) hits += std::binary_search(want[q].begin(), want[q].end(), id);
+      total += want[q].size();
+    }
+    curve.points.emplace_back(nprobe, total ? double(hits) / double(total) : 1.0);
+    if (nprobe == lists) break;
+  }
+  return curve;
+}
+
+}  // namespace
+
+SearchResult Table::search(const float* queries, size_t nq, const SearchOptions& asked, std::optional<Metric> metric) const {
   const auto& impl = require(impl_);
   const size_t d = dim();
   for (size_t q = 0; q < nq; ++q)
     if (first_non_finite(queries + q * d, d) != d) throw Error("query " + std::to_string(q) + " contains NaN or infinity");
+  const SearchOptions options = options_for_recall(asked, impl);
   return search_store(*impl.store, queries, nq, metric.value_or(meta_.metric), options, impl.rerank.get(),
                       impl.partition.get());
 }
@@ -622,7 +724,12 @@ Table Table::compress(std::string_view spec, const CompressOptions& options) con
   TableMeta meta = meta_;
   meta.tool_version.clear();
   meta.created.clear();
-  return Table(std::move(out), std::move(meta));
+  Impl* built = out.get();
+  Table table(std::move(out), std::move(meta));
+  if (built->partition)
+    built->recall_curve =
+        measure_recall_curve(*this, table, built->partition->lists(), built->rerank != nullptr, options.seed, options.threads);
+  return table;
 }
 
 std::string codec_chain_of(std::string_view spec) {
@@ -645,7 +752,12 @@ void Table::save(const std::string& path) const {
     j["source"] = {{"format", meta_.source_format}, {"path", meta_.source_path}};
   if (meta_.rows_by_frequency) j["source"]["rows_by_frequency"] = true;
   if (impl.rerank) j["rerank"] = {{"spec", impl.rerank->codec().spec()}, {"code_size", impl.rerank->codec().code_size()}};
-  if (impl.partition) j["partition"] = {{"spec", impl.partition->spec()}, {"lists", impl.partition->lists()}};
+  if (impl.partition) {
+    j["partition"] = {{"spec", impl.partition->spec()}, {"lists", impl.partition->lists()}};
+    const RecallCurve& curve = impl.recall_curve;
+    if (!curve.empty())
+      j["partition"]["recall"] = {{"k", curve.k}, {"rerank", curve.rerank}, {"queries", curve.queries}, {"points", curve.points}};
+  }
   if (impl.subwords) {
     const SubwordScheme& scheme = impl.subwords->scheme;
     j["subwords"] = {{"scheme", kSubwordHashName},

@@ -72,6 +72,7 @@ struct ShardCounts {
 struct Table::Impl {
   std::shared_ptr<const RowStore> store;
   std::shared_ptr<const Partition> partition;  // an inverted-file partition of store's rows; null: none
+  RecallCurve recall_curve;                     // the partition's, measured when it was built; empty: none
   KeyIndex keys;
   std::shared_ptr<const SubwordPool> subwords;  // null: none
   std::shared_ptr<const RowStore> rerank;       // the same rows, encoded again for rescoring; null: none

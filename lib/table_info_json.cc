@@ -29,6 +29,8 @@ std::string Table::info_json() const {
     j["rerank"] = {{"codec", info.rerank_spec}, {"bytes", info.rerank_bytes}};
     j["bytes"]["rerank"] = info.rerank_bytes;
   }
+  if (const RecallCurve& curve = t.recall_curve(); !curve.empty())
+    j["recall_curve"] = {{"k", curve.k}, {"rerank", curve.rerank}, {"queries", curve.queries}, {"points", curve.points}};
   if (t.has_subwords()) {
     const SubwordScheme& scheme = t.subword_scheme();
     j["subwords"] = {{"minn", scheme.minn},        {"maxn", scheme.maxn},

@@ -15,6 +15,7 @@ void add_eval(CLI::App& app, Globals&) {
     unsigned threads = 0;
     size_t rerank = 0;
     size_t nprobe = 0;
+    double recall = 0;
     std::string funnel;
     uint64_t seed = 1234;
     bool json = false;
@@ -30,6 +31,9 @@ void add_eval(CLI::App& app, Globals&) {
   cmd->add_option("--threads", o->threads, "Threads (0: one per core)");
   cmd->add_option("--rerank", o->rerank, "Rescore a shortlist of N candidates with the file's rerank rows");
   cmd->add_option("--nprobe", o->nprobe, "Lists each query scans in a table compressed with an ivf stage (0: all)");
+  cmd->add_option("--recall", o->recall,
+                  "Instead of --nprobe: a recall@10 to reach, e.g. 0.95 (an ivf table picks its lists from the recall it "
+                  "measured when compressed; see inspect)");
   cmd->add_option("--funnel", o->funnel, "Measure funnel search, e.g. 32:1000,full (see vecpack search --funnel)");
   cmd->add_option("--metric", o->metric, "ip, cos or l2 (default: the dataset's or the table's)");
   cmd->add_option("--runs", o->runs, "Timed search runs; the median is reported")->capture_default_str();
@@ -44,6 +48,7 @@ void add_eval(CLI::App& app, Globals&) {
     search.k = o->k;
     search.rerank = o->rerank;
     search.nprobe = o->nprobe;
+    search.recall = o->recall;
     Table t = Table::open(o->file);
     Metric metric = o->metric.empty() ? t.metric() : parse_metric(o->metric);
     if (!search.funnel.empty()) {  // fails now, not after computing the ground truth, when the table cannot funnel

@@ -31,6 +31,17 @@ void add_inspect(CLI::App& app, Globals&) {
     if (j.contains("rerank"))
       std::printf("  rerank      %s, %s\n", j["rerank"]["codec"].get<std::string>().c_str(),
                   human_bytes(j["rerank"]["bytes"].get<uint64_t>()).c_str());
+    if (j.contains("recall_curve")) {
+      const auto& curve = j["recall_curve"];
+      std::string points;
+      for (const auto& point : curve["points"])
+        points += (points.empty() ? "" : ", ") + std::to_string(point[0].get<size_t>()) + ": " +
+                  std::to_string(point[1].get<double>()).substr(0, 5);
+      std::printf("  recall@%zu    by nprobe (%zu held-out rows%s): %s\n", curve["k"].get<size_t>(),
+                  curve["queries"].get<size_t>(),
+                  curve["rerank"].get<size_t>() ? (", rerank " + std::to_string(curve["rerank"].get<size_t>())).c_str() : "",
+                  points.c_str());
+    }
     if (t.has_subwords()) {
       const auto& sw = j["subwords"];
       std::printf("  subwords    %llu n-gram rows (%u..%u characters, %llu buckets%s), %s, %s\n",

@@ -33,6 +33,7 @@ void add_search(CLI::App& app, Globals& globals) {
     unsigned threads = 0;
     size_t rerank = 0;
     size_t nprobe = 0;
+    double recall = 0;
     std::string funnel;
     bool json = false, include_self = false;
   };
@@ -47,6 +48,9 @@ void add_search(CLI::App& app, Globals& globals) {
   cmd->add_option("--threads", o->threads, "Threads (0: one per core)");
   cmd->add_option("--rerank", o->rerank, "Rescore a shortlist of N candidates with the file's rerank rows");
   cmd->add_option("--nprobe", o->nprobe, "Lists each query scans in a table compressed with an ivf stage (0: all)");
+  cmd->add_option("--recall", o->recall,
+                  "Instead of --nprobe: a recall@10 to reach, e.g. 0.95 (an ivf table picks its lists from the recall it "
+                  "measured when compressed; see inspect)");
   cmd->add_option("--funnel", o->funnel,
                   "Funnel search: shortlist on leading dimensions, rescore with more, e.g. 32:1000,128:100,full");
   cmd->add_flag("--include-self", o->include_self, "Keep a key's own row among its neighbours");
@@ -93,6 +97,7 @@ void add_search(CLI::App& app, Globals& globals) {
     options.threads = o->threads;
     options.rerank = o->rerank;
     options.nprobe = o->nprobe;
+    options.recall = o->recall;
     if (!o->funnel.empty()) options.funnel = parse_funnel(o->funnel);
     std::optional<Metric> metric;
     if (!o->metric.empty()) metric = parse_metric(o->metric);

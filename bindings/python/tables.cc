@@ -124,7 +124,7 @@ std::vector<FunnelStage> funnel_stages(const py::handle& funnel) {
 
 py::tuple search(const Table& table, const py::handle& queries, size_t k, std::optional<size_t> rerank,
                  std::optional<std::string> metric, unsigned threads, const py::handle& funnel = py::none(),
-                 size_t nprobe = 0) {
+                 size_t nprobe = 0, double recall = 0) {
   if (k == 0) throw py::value_error("k must be at least 1");
   Rows q = as_rows(queries, table.dim(), "queries");
   SearchOptions options;
@@ -132,6 +132,7 @@ py::tuple search(const Table& table, const py::handle& queries, size_t k, std::o
   options.threads = threads;
   options.rerank = rerank.value_or(0);
   options.nprobe = nprobe;
+  options.recall = recall;
   options.funnel = funnel_stages(funnel);
   std::optional<Metric> chosen;
   if (metric) chosen = parse_metric(*metric);
@@ -340,11 +341,12 @@ into a new array on each access; use t[i] or t[i:j] for a few rows.)doc")
       .def(
           "search",
           [](const TableHandle& self, const py::handle& queries, size_t k, std::optional<size_t> rerank,
-             std::optional<std::string> metric, unsigned threads, const py::object& funnel, size_t nprobe) {
-            return search(self.table, queries, k, rerank, std::move(metric), threads, funnel, nprobe);
+             std::optional<std::string> metric, unsigned threads, const py::object& funnel, size_t nprobe,
+             double recall) {
+            return search(self.table, queries, k, rerank, std::move(metric), threads, funnel, nprobe, recall);
           },
           py::arg("queries"), py::arg("k") = 10, py::arg("rerank") = py::none(), py::arg("metric") = py::none(),
-          py::arg("threads") = 0, py::arg("funnel") = py::none(), py::arg("nprobe") = 0,
+          py::arg("threads") = 0, py::arg("funnel") = py::none(), py::arg("nprobe") = 0, py::arg("recall") = 0.0,
           R"doc(Exact top-k rows for each query, scored on the stored codes.
 
 queries: one vector (1-D) or one per row (2-D), any float dtype.
@@ -356,7 +358,25 @@ funnel: shortlist on leading dimensions, then rescore with more and finally all 
 [(32, 1000), (128, 100)] or '32:1000,128:100,full' (codecs f32, f16, bf16, int8, after any
 transforms; a stage without a count keeps twice the next stage's, the last max(100, 10 k)).
 nprobe: for a table compressed with an ivf stage (e.g. 'ivf:lists=1024/pq:m=50,nbits=4'), the
-lists each query scans (0: all of them, the codec's exact result).)doc")
+lists each query scans (0: all of them, the codec's exact result).
+recall: instead of nprobe, a recall@10 to reach (e.g. 0.95): the fewest lists whose recall,
+measured when the table was compressed, reaches it (recall_curve() shows the measurements); with
+no rerank given, the table's rerank rows rescore the depth the curve was measured with.)doc")
+      .def(
+          "recall_curve",
+          [](const TableHandle& self) {
+            const RecallCurve& curve = self.table.recall_curve();
+            py::list points;
+            for (const auto& [nprobe, recall] : curve.points) points.append(py::make_tuple(nprobe, recall));
+            py::dict out;
+            out["k"] = curve.k;
+            out["rerank"] = curve.rerank;
+            out["queries"] = curve.queries;
+            out["points"] = points;
+            return out;
+          },
+          "An ivf table's recall@k against nprobe, measured on held-out rows when it was compressed: a dict of k, "
+          "rerank, queries and points [(nprobe, recall), ...]; points is empty for other tables.")
       .def(
           "info",
           [](const TableHandle& self) {

@@ -151,6 +151,9 @@ class Table {
   std::string spec() const;
   const Codec& codec() const;
   TableInfo info() const;
+  // An ivf table's recall@10 against nprobe, measured when its partition was built and kept in
+  // the file; empty for other tables (and ivf files written before it was measured).
+  const RecallCurve& recall_curve() const;
   // info() and the table's metadata as one JSON object (text): what `vecpack inspect --json`
   // prints and Table.info() returns in Python.
   std::string info_json() const;

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace vecpack {
@@ -38,9 +39,21 @@ struct SearchOptions {
   // Lists scanned per query in a table with an ivf partition (the nprobe lists whose centroids
   // score best); 0: every list, which gives the codec's exact result. Ignored by other tables.
   size_t nprobe = 0;
+  // A recall@10 to reach instead of nprobe, in (0, 1]: the table picks the fewest lists whose
+  // recall, measured when the partition was built (Table::recall_curve), reaches it. 0: off.
+  double recall = 0;
   // Funnel (adaptive) search on leading dimensions, for codecs whose codes decode dimension by
   // dimension (kPrefixDecodable). A final full stage is implied. Empty: off.
   std::vector<FunnelStage> funnel;
+};
+
+// Recall@k of an ivf table's search against the exact neighbours of the rows it was built from,
+// measured when the partition was built: held-out rows of the table as queries (each one's own
+// row left out of both sides), the table's rerank section at depth `rerank` (0: none).
+struct RecallCurve {
+  size_t k = 0, rerank = 0, queries = 0;
+  std::vector<std::pair<size_t, double>> points;  // (nprobe, recall), nprobe increasing
+  bool empty() const { return points.empty(); }
 };
 
 // Row-major nq x k. For ip and cos, scores are similarities in descending order; for l2 they

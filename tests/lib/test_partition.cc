@@ -217,6 +217,61 @@ TEST_CASE("ivf: bad specs and requests get clear errors") {
   CHECK_THROWS_WITH_AS(ivf.slice(0, 10), doctest::Contains("cannot be sliced"), Error);
 }
 
+TEST_CASE("ivf: a recall target picks nprobe from the curve measured at compression, kept in the file") {
+  // Queries from the rows' own distribution: rows generated beside the table's and left out.
+  const size_t n = 6000, d = 16, nq = 60;
+  auto x = test::clustered_rows(n + nq, d, 8, 111);
+  const std::vector<float> queries(x.begin() + static_cast<std::ptrdiff_t>(n * d), x.end());
+  x.resize(n * d);
+  CompressOptions options;
+  options.rerank_spec = "f32";
+  const Table base = table_of(x, d, Metric::cos);
+  const Table ivf = base.compress("ivf:lists=64/pq:m=8", options);
+  const RecallCurve& curve = ivf.recall_curve();
+  REQUIRE(!curve.empty());
+  CHECK(curve.k == 10);
+  CHECK(curve.rerank == 100);
+  CHECK(curve.queries == 300);  // n / 20
+  // nprobe doubles from 1 and ends at every list; recall grows with it.
+  std::vector<size_t> nprobes;
+  for (const auto& point : curve.points) nprobes.push_back(point.first);
+  CHECK(nprobes == std::vector<size_t>{1, 2, 4, 8, 16, 32, 64});
+  for (size_t i = 1; i < curve.points.size(); ++i) CHECK(curve.points[i].second >= curve.points[i - 1].second - 0.02);
+  CHECK(curve.points.front().second < 0.9);
+  CHECK(curve.points.back().second > 0.95);
+  for (double target : {0.5, 0.8, 0.95}) {
+    CAPTURE(target);
+    size_t want = 64;  // the fewest lists whose measured recall reaches the target
+    for (const auto& [nprobe, recall] : curve.points)
+      if (recall >= target) {
+        want = nprobe;
+        break;
+      }
+    SearchOptions by_recall, by_nprobe;
+    by_recall.recall = target;
+    by_nprobe.nprobe = want;
+    by_nprobe.rerank = 100;  // the curve's depth, used when the search names none
+    const SearchResult a = ivf.search(queries.data(), nq, by_recall), b = ivf.search(queries.data(), nq, by_nprobe);
+    CHECK(a.ids == b.ids);
+    CHECK(recall(a, x, d, queries, Metric::cos) >= target - 0.05);
+  }
+  test::TempDir dir;
+  ivf.save(dir.file("curve.vecpack"));
+  const Table opened = Table::open(dir.file("curve.vecpack"));
+  CHECK(opened.recall_curve().points == curve.points);
+  CHECK(opened.recall_curve().queries == curve.queries);
+  // Bad targets and tables without a curve are refused by name.
+  SearchOptions bad;
+  bad.recall = 1.5;
+  CHECK_THROWS_WITH_AS(ivf.search(queries.data(), 1, bad), doctest::Contains("not a target in (0, 1]"), Error);
+  bad.recall = 0.9;
+  bad.nprobe = 4;
+  CHECK_THROWS_WITH_AS(ivf.search(queries.data(), 1, bad), doctest::Contains("not both"), Error);
+  bad.nprobe = 0;
+  CHECK_THROWS_WITH_AS(base.search(queries.data(), 1, bad), doctest::Contains("no ivf partition"), Error);
+  CHECK(base.compress("pq:m=8").recall_curve().empty());
+}
+
 TEST_CASE("ivf: a saved table opens in place and searches as it did; damaged lists are refused") {
   const size_t n = 2500, d = 16;
   const auto x = test::clustered_rows(n, d, 25, 101);

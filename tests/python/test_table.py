@@ -261,3 +261,22 @@ def test_ivf_partition_nprobe_and_file(glove, tmp_path):
     found = [n["key"] for n in json.loads(out)[0]["neighbors"]]
     ids, _ = ivf.search(ivf["king"], k=4, nprobe=8, rerank=100)
     assert found == [ivf.keys[i] for i in ids[1:]]
+    # A recall target instead of nprobe: the table measured its recall by nprobe when compressed,
+    # keeps it in the file, and the CLI takes the same target.
+    curve = opened.recall_curve()
+    assert curve["k"] == 10 and curve["rerank"] == 100
+    assert [p[0] for p in curve["points"]] == [1, 2, 4, 8, 16, 32, 64]
+    assert curve["points"] == ivf.recall_curve()["points"]
+    target = 0.9
+    nprobe = next((p for p, r in curve["points"] if r >= target), 64)
+    by_recall, _ = opened.search(q, k=10, recall=target)
+    by_nprobe, _ = opened.search(q, k=10, nprobe=nprobe, rerank=100)
+    assert np.array_equal(by_recall, by_nprobe)
+    out = run_cli("search", path, "king", "--recall", str(target), "-k", "3", "--json")
+    found = [n["key"] for n in json.loads(out)[0]["neighbors"]]
+    ids, _ = ivf.search(ivf["king"], k=4, nprobe=nprobe, rerank=100)
+    assert found == [ivf.keys[i] for i in ids[1:]]
+    assert "recall@10" in run_cli("inspect", path)
+    with pytest.raises(vecpack.Error, match="not both"):
+        ivf.search(q, k=10, nprobe=4, recall=0.9)
+    assert flat.recall_curve()["points"] == []
