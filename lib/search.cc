@@ -333,7 +333,10 @@ SearchResult search_store(const RowStore& store, const float* queries, size_t nq
   const Codec& codec = store.codec();
   const float* scored_queries = (codec.capabilities() & kTransform) ? queries : prepared.data();
   const size_t code_size = codec.code_size();
-  const std::vector<ScanBlock> blocks = scan_blocks(store, block_rows_for(d));
+  // A partition probed for a few lists reads only those; the flat scan's blocks (and every
+  // segment's layout) are made for a flat scan alone.
+  const bool probing = partition && (partition->residual() || options.nprobe);
+  const std::vector<ScanBlock> blocks = probing ? std::vector<ScanBlock>{} : scan_blocks(store, block_rows_for(d));
   const unsigned threads = std::max<unsigned>(
       1, std::min<unsigned>({resolve_threads(options.threads), unsigned((n + 4095) / 4096), unsigned(std::max<size_t>(1, blocks.size()))}));
 
@@ -370,7 +373,6 @@ SearchResult search_store(const RowStore& store, const float* queries, size_t nq
   const size_t query_tile = std::max<size_t>(1, codec.quantizer().descriptor().query_tile);
   // A partition scans the probed lists. nprobe 0 (every list), without residuals, is the flat
   // scan below over the lists' segments: the codec's exact result, in one batch.
-  const bool probing = partition && (partition->residual() || options.nprobe);
   if (probing) {
     if (partition->metric() != metric && partition->residual())
       throw Error(std::string("search: the ivf residuals were encoded for metric ") + metric_name(partition->metric()) +
