@@ -225,6 +225,12 @@ class Seeds:
         rerank = self.tmp / "rerank.vecpack"
         self.vp("compress", f32, "-o", rerank, "--codec", "int8", "--rerank", "f16")
         made["int8-rerank.vecpack"] = rerank
+        # Inverted-file partitions: lists, row ids, centroids and offsets, and a recall curve.
+        for name, spec, extra in [("ivf-pq-rerank.vecpack", "ivf:lists=4/pq:m=2,nbits=4", ["--rerank", "int8"]),
+                                  ("ivf-residual-int8.vecpack", "ivf:lists=3,residual=on/int8", ["--metric", "ip"])]:
+            out = self.tmp / name
+            self.vp("compress", wide, "-o", out, "--codec", spec, *extra)
+            made[name] = out
         for name, model in {"subwords.vecpack": fasttext_model(bucket=4),
                             "subwords-pruned.vecpack": fasttext_model(prune=[(1, 0), (5, 1)])}.items():
             src = self.file(name + ".bin", model)

@@ -109,6 +109,8 @@ inline void exercise_table(const Table& t) {
       (void)t.search(query.data(), 1, options);
       options.rerank = 5;
       (void)t.search(query.data(), 1, options);
+      options.nprobe = 2;  // an ivf table's lists (others ignore it)
+      (void)t.search(query.data(), 1, options);
     });
   }
 }
