@@ -443,10 +443,14 @@ SearchOptions options_for_recall(const SearchOptions& asked, const Table::Impl& 
 // up to 500 rows of the source as queries, each one's own row dropped from its exact and its
 // ivf neighbours. nprobe doubles from 1 to every list.
 RecallCurve measure_recall_curve(const Table& source, const Table& built, size_t lists, bool reranks, uint64_t seed,
-                                 unsigned threads) {
+                                 unsigned threads, Progress* progress) {
   RecallCurve curve;
   const size_t n = source.size(), d = source.dim();
   if (n < 20 || lists == 0) return curve;
+  size_t steps = 2;  // the exact neighbours, then each nprobe
+  for (size_t nprobe = 1; nprobe < lists; nprobe *= 2) ++steps;
+  if (progress) progress->begin("recall by nprobe", steps);
+  size_t done = 0;
   curve.k = 10;
   curve.rerank = reranks ? 100 : 0;
   curve.queries = std::clamp<size_t>(n / 20, 1, 500);
@@ -467,6 +471,7 @@ RecallCurve measure_recall_curve(const Table& source, const Table& built, size_t
   exact.k = curve.k + 1;
   exact.threads = threads;
   const SearchResult truth = source.search(queries.data(), curve.queries, exact);
+  if (progress) progress->advance(++done);
   std::vector<std::vector<int64_t>> want(curve.queries);
   for (size_t q = 0; q < curve.queries; ++q) {
     want[q] = others(truth, q);
@@ -483,8 +488,10 @@ RecallCurve measure_recall_curve(const Table& source, const Table& built, size_t
       total += want[q].size();
     }
     curve.points.emplace_back(nprobe, total ? double(hits) / double(total) : 1.0);
+    if (progress) progress->advance(++done);
     if (nprobe == lists) break;
   }
+  if (progress) progress->end();
   return curve;
 }
 
@@ -728,7 +735,8 @@ Table Table::compress(std::string_view spec, const CompressOptions& options) con
   Table table(std::move(out), std::move(meta));
   if (built->partition)
     built->recall_curve =
-        measure_recall_curve(*this, table, built->partition->lists(), built->rerank != nullptr, options.seed, options.threads);
+        measure_recall_curve(*this, table, built->partition->lists(), built->rerank != nullptr, options.seed, options.threads,
+                             options.progress);
   return table;
 }
 
