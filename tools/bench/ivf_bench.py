@@ -29,6 +29,7 @@ import numpy as np
 
 TARGETS = (0.90, 0.95)
 K = 10
+LISTS = 1024  # lists (ScaNN: leaves) of the partitioned configurations; --lists
 
 
 def rss_mib() -> float:
@@ -80,17 +81,17 @@ class Library:
 class Vecpack(Library):
     name, module = "vecpack", "vecpack"
     configs = {
-        "ivf1024r,pq50x4+int8@50": ("ivf:lists=1024,residual=on/pq:m=50,nbits=4", "int8", 50),
-        "ivf1024r,pq50x4+int8@100": ("ivf:lists=1024,residual=on/pq:m=50,nbits=4", "int8", 100),
-        "ivf1024,pq50x4+int8@100": ("ivf:lists=1024/pq:m=50,nbits=4", "int8", 100),
+        "ivf{L}r,pq50x4+int8@50": ("ivf:lists={L},residual=on/pq:m=50,nbits=4", "int8", 50),
+        "ivf{L}r,pq50x4+int8@100": ("ivf:lists={L},residual=on/pq:m=50,nbits=4", "int8", 100),
+        "ivf{L},pq50x4+int8@100": ("ivf:lists={L}/pq:m=50,nbits=4", "int8", 100),
     }
-    knobs = (2, 4, 6, 8, 12, 16, 24, 32, 48, 64)
+    knobs = (2, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256)
     knob_name = "nprobe"
 
     def build(self, config, rows, path, threads):
         import vecpack
         spec, rerank, _ = self.configs[config]
-        table = vecpack.compress(rows, spec, metric="ip", rerank=rerank, threads=threads)
+        table = vecpack.compress(rows, spec.format(L=LISTS), metric="ip", rerank=rerank, threads=threads)
         table.save(path)
 
     def open(self, config, path):
@@ -107,19 +108,19 @@ class Vecpack(Library):
 class Faiss(Library):
     name, module = "faiss", "faiss"
     configs = {
-        "IVF1024,PQ25": 1,
-        "IVF1024,PQ50x4fs,RFlat": 10,
-        "IVF1024,SQ8": 1,
-        "IVF1024,RaBitQ,RFlat": 10,
+        "IVF{L},PQ25": 1,
+        "IVF{L},PQ50x4fs,RFlat": 10,
+        "IVF{L},SQ8": 1,
+        "IVF{L},RaBitQ,RFlat": 10,
         "HNSW32": 1,
     }
-    knobs = (2, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128)
+    knobs = (2, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256)
     knob_name = "nprobe (HNSW: efSearch)"
 
     def build(self, config, rows, path, threads):
         import faiss
         faiss.omp_set_num_threads(threads)
-        index = faiss.index_factory(rows.shape[1], config, faiss.METRIC_INNER_PRODUCT)
+        index = faiss.index_factory(rows.shape[1], config.format(L=LISTS), faiss.METRIC_INNER_PRODUCT)
         index.train(rows)
         index.add(rows)
         faiss.write_index(index, path)
@@ -199,13 +200,14 @@ class Usearch(Library):
 class Scann(Library):
     name, module = "scann", "scann"
     # ann-benchmarks' GloVe-100 settings: a tree of leaves, AH on 2-d blocks, exact reordering.
-    configs = {"tree1000,ah2,reorder100": (1000, 2, 100)}
-    knobs = (5, 10, 15, 20, 30, 40, 60, 80, 120)
+    configs = {"tree{L},ah2,reorder100": (None, 2, 100)}
+    knobs = (5, 10, 15, 20, 30, 40, 60, 80, 120, 160, 240)
     knob_name = "leaves_to_search"
 
     def build(self, config, rows, path, threads):
         from scann.scann_ops.py import scann_ops_pybind
-        leaves, dims, reorder = self.configs[config]
+        _, dims, reorder = self.configs[config]
+        leaves = LISTS
         searcher = (scann_ops_pybind.builder(rows, K, "dot_product")
                     .tree(num_leaves=leaves, num_leaves_to_search=20, training_sample_size=min(250_000, len(rows)))
                     .score_ah(dims, anisotropic_quantization_threshold=0.2)
@@ -311,6 +313,8 @@ def main():
     parser.add_argument("--build-threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--only", default="", help="libraries to run (comma separated); default all")
+    parser.add_argument("--configs", default="", help="run only configurations containing one of these (separated by ;)")
+    parser.add_argument("--lists", type=int, default=1024, help="lists of the partitioned configurations (ScaNN: leaves)")
     parser.add_argument("--json", help="also write every measured point here")
     parser.add_argument("--worker", choices=("build", "search"), help=argparse.SUPPRESS)
     parser.add_argument("--library", help=argparse.SUPPRESS)
@@ -319,6 +323,12 @@ def main():
     parser.add_argument("--workdir", help=argparse.SUPPRESS)
     args = parser.parse_args()
     args.threads = [int(t) for t in args.threads.split(",")]
+    global LISTS
+    LISTS = args.lists
+    if args.configs:
+        wanted = [c for c in args.configs.split(";") if c]
+        for lib in LIBRARIES.values():
+            lib.configs = {c: v for c, v in lib.configs.items() if any(w in c for w in wanted)}
     if args.worker == "build":
         return build_worker(args)
     if args.worker == "search":
@@ -326,7 +336,8 @@ def main():
 
     names = [n for n in args.only.split(",") if n] or list(LIBRARIES)
     me = [sys.executable, __file__, "--dataset", args.dataset, "--queries", str(args.queries),
-          "--threads", ",".join(map(str, args.threads)), "--runs", str(args.runs)]
+          "--threads", ",".join(map(str, args.threads)), "--runs", str(args.runs), "--lists", str(args.lists),
+          "--configs", args.configs]
     results = []
     with tempfile.TemporaryDirectory(prefix="ivf_bench.") as workdir:
         for name in names:
@@ -352,7 +363,7 @@ def main():
                 except RuntimeError as e:
                     print(f"{name} {config}: search failed: {e}", file=sys.stderr)
                     continue
-                results.append({"library": name, "config": config, "knob": lib.knob_name, **b, **s})
+                results.append({"library": name, "config": config.format(L=args.lists), "knob": lib.knob_name, **b, **s})
 
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1))
