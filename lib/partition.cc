@@ -164,10 +164,28 @@ std::vector<uint32_t> Partition::probe(const float* queries, size_t nq, size_t n
 // Layout (version 1): u32 version, u32 flags (bit 0: residuals), u64 d, u64 lists, then
 // lists x d f32 centroids and lists + 1 u64 offsets (the first row of each list in stored order,
 // then n).
+std::vector<size_t> list_rows(const RowStore& store, size_t lists) {
+  const auto& segments = store.segments();
+  if (lists == 0 || segments.size() % lists)
+    throw Error("a partitioned store has " + std::to_string(segments.size()) + " segments for " + std::to_string(lists) +
+                " lists");
+  std::vector<size_t> rows(lists, 0);
+  for (size_t s = 0; s < segments.size(); ++s) rows[list_of_segment(s, lists)] += segments[s]->rows();
+  return rows;
+}
+
+uint64_t partition_fingerprint(const Partition& partition) {
+  ByteWriter w;
+  w.put<uint32_t>(partition.residual() ? 1u : 0u);
+  w.put<uint64_t>(partition.dim());
+  w.put<uint64_t>(partition.lists());
+  w.put_bytes(partition.centroids().data(), partition.centroids().size() * sizeof(float));
+  const std::vector<uint8_t> bytes = w.take();
+  return xxh64(bytes.data(), bytes.size());
+}
+
 std::vector<uint8_t> partition_section(const Partition& partition, const RowStore& store) {
-  if (store.segments().size() != partition.lists())
-    throw Error("a partitioned store has " + std::to_string(store.segments().size()) + " segments for " +
-                std::to_string(partition.lists()) + " lists");
+  const std::vector<size_t> rows = list_rows(store, partition.lists());
   ByteWriter w;
   w.put<uint32_t>(1);
   w.put<uint32_t>(partition.residual() ? 1u : 0u);
@@ -176,7 +194,7 @@ std::vector<uint8_t> partition_section(const Partition& partition, const RowStor
   w.put_bytes(partition.centroids().data(), partition.centroids().size() * sizeof(float));
   uint64_t offset = 0;
   w.put<uint64_t>(0);
-  for (const auto& segment : store.segments()) w.put<uint64_t>(offset += segment->rows());
+  for (size_t count : rows) w.put<uint64_t>(offset += count);
   return w.take();
 }
 

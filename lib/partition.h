@@ -74,8 +74,16 @@ class Partition {
   Metric metric_;
 };
 
+// A partitioned store's segments are its lists in order, once per shard of a sharded table:
+// list l is segments l, l + lists, l + 2 * lists, ... (segments may be empty).
+inline size_t list_of_segment(size_t segment_index, size_t lists) { return segment_index % lists; }
+// Rows in each list, over every shard.
+std::vector<size_t> list_rows(const RowStore& store, size_t lists);
+// The identity of a trained partition (its centroids and residual flag), for sharded tables.
+uint64_t partition_fingerprint(const Partition& partition);
+
 // The IVFC section (docs/FORMAT.md): the partition and the list sizes of `store`, whose
-// segments are its lists in order.
+// segments are its lists (see list_of_segment).
 std::vector<uint8_t> partition_section(const Partition& partition, const RowStore& store);
 // A table's partition from its IVFC section, and the lists as segments of its stored codes
 // (n codes in list order, `ids` the row id of each, both kept alive by owner). where: for messages.

@@ -168,8 +168,7 @@ void RowStore::reconstruct(size_t begin, size_t count, float* out) const {
 std::shared_ptr<const RowStore> RowStore::slice(size_t begin, size_t count) const {
   if (begin > rows_ || count > rows_ - begin)
     throw NotFoundError(row_range(begin, count) + " are out of range (" + std::to_string(rows_) + " rows)");
-  if (!id_index().ranges)
-    throw Error(row_range(begin, count) + " of a store whose segments map their ids cannot be sliced");
+  if (!id_index().ranges) return slice_mapped(begin, count);
   // The pieces of the segments that hold ids [begin, begin + count), renumbered from 0.
   Segments pieces;
   const int64_t low = static_cast<int64_t>(begin), high = static_cast<int64_t>(begin + count);
@@ -178,6 +177,38 @@ std::shared_ptr<const RowStore> RowStore::slice(size_t begin, size_t count) cons
     if (first < last)
       pieces.push_back(sub_segment(*s, code_size_, -low, static_cast<size_t>(first - s->id_base()), static_cast<size_t>(last - first)));
   }
+  auto out = std::make_shared<RowStore>(codec_, std::move(pieces));
+  out->parameter_bytes_ = parameter_bytes_;
+  return out;
+}
+
+std::shared_ptr<const RowStore> RowStore::slice_mapped(size_t begin, size_t count) const {
+  // Every segment keeps its place (an empty one too: in a partitioned store it is a list), with
+  // the rows whose ids fall in the range, copied in their order.
+  struct Owned {
+    std::vector<uint8_t> codes;
+    std::vector<int64_t> ids;
+  };
+  auto owned = std::make_shared<Owned>();
+  owned->codes.resize(count * code_size_);
+  owned->ids.resize(count);
+  const int64_t low = static_cast<int64_t>(begin), high = static_cast<int64_t>(begin + count);
+  std::vector<size_t> starts;
+  size_t at = 0;
+  for (const auto& s : segments_) {
+    starts.push_back(at);
+    for (size_t r = 0; r < s->rows(); ++r) {
+      const int64_t id = s->id(r);
+      if (id < low || id >= high) continue;
+      std::copy_n(s->codes() + r * code_size_, code_size_, owned->codes.data() + at * code_size_);
+      owned->ids[at++] = id - low;
+    }
+  }
+  starts.push_back(at);
+  Segments pieces;
+  for (size_t i = 0; i < segments_.size(); ++i)
+    pieces.push_back(std::make_shared<Segment>(owned->codes.data() + starts[i] * code_size_, starts[i + 1] - starts[i], 0,
+                                               owned->ids.data() + starts[i], 0, owned));
   auto out = std::make_shared<RowStore>(codec_, std::move(pieces));
   out->parameter_bytes_ = parameter_bytes_;
   return out;

@@ -96,7 +96,8 @@ class RowStore {
   std::shared_ptr<const RowStore> regrouped(Segments segments) const;
   // Decodes the rows with ids begin .. begin + count - 1.
   void reconstruct(size_t begin, size_t count, float* out) const;
-  // Rows [begin, begin + count) as a store of their own, ids from 0, sharing this one's codes.
+  // Rows [begin, begin + count) as a store of their own, ids from 0, sharing this one's codes
+  // (with id maps: a copy of them that keeps every segment in its place).
   std::shared_ptr<const RowStore> slice(size_t begin, size_t count) const;
   // The codes of every row in id order when they lie in one run (one segment, ids 0..), else null.
   const uint8_t* contiguous_codes() const;
@@ -119,6 +120,7 @@ class RowStore {
     std::vector<uint64_t> dense;       // otherwise: segment << 40 | row of each id 0..rows-1
   };
   const IdIndex& id_index() const;
+  std::shared_ptr<const RowStore> slice_mapped(size_t begin, size_t count) const;
 
   std::shared_ptr<const Codec> codec_;
   Segments segments_;

@@ -217,11 +217,10 @@ void scan_partition(const RowStore& store, const Partition& partition, const flo
   std::vector<std::vector<TopK>> heaps(threads, std::vector<TopK>(nq, TopK(first_k)));
   std::vector<float> floors(nq, -INFINITY);
   // Scores list `list` for query q into `top`; rows below `floor` are never selected.
+  // A list is one segment per shard (list_of_segment).
+  const std::vector<size_t> rows_in_list = list_rows(store, lists);
   auto scan_list = [&](uint32_t list, size_t q, float centroid_dot, TopK& top, float floor, std::vector<float>& shifted,
                        BlockCandidates& candidates) {
-    const Segment& segment = *store.segments()[list];
-    if (!segment.rows()) return;
-    const ScanLayout* layout = segment.layout(quantizer, code_size);
     const float* query = scored_queries + q * d;
     const float* c = partition.centroid(list);
     float offset = 0;  // added to the scorer's scores: q . c for ip residuals
@@ -234,12 +233,17 @@ void scan_partition(const RowStore& store, const Partition& partition, const flo
       offset = centroid_dot;
     }
     const CodeScorer& scorer = own ? *own : *scorers[q];
-    for (size_t row = 0; row < segment.rows(); row += block) {
-      const ScanBlock scan_block{&segment, row, std::min(block, segment.rows() - row), layout};
-      const float threshold = std::max(floor, top.full() ? std::nextafter(top.threshold(), -INFINITY) : -INFINITY) - offset;
-      scorer.select_above(code_block(scan_block, code_size), 1, &threshold, candidates);
-      for (size_t i = candidates.offsets[0]; i < candidates.offsets[1]; ++i)
-        top.push(candidates.scores[i] + offset, segment.id(row + candidates.rows[i]));
+    for (size_t s = list; s < store.segments().size(); s += lists) {
+      const Segment& segment = *store.segments()[s];
+      if (!segment.rows()) continue;
+      const ScanLayout* layout = segment.layout(quantizer, code_size);
+      for (size_t row = 0; row < segment.rows(); row += block) {
+        const ScanBlock scan_block{&segment, row, std::min(block, segment.rows() - row), layout};
+        const float threshold = std::max(floor, top.full() ? std::nextafter(top.threshold(), -INFINITY) : -INFINITY) - offset;
+        scorer.select_above(code_block(scan_block, code_size), 1, &threshold, candidates);
+        for (size_t i = candidates.offsets[0]; i < candidates.offsets[1]; ++i)
+          top.push(candidates.scores[i] + offset, segment.id(row + candidates.rows[i]));
+      }
     }
   };
 
@@ -263,7 +267,7 @@ void scan_partition(const RowStore& store, const Partition& partition, const flo
       for (size_t r = low; r < top_rank; ++r) visitors[next[probed[q * nprobe + r]]++] = q * nprobe + r;
     visited.clear();  // the lists with rows and visitors
     for (size_t l = 0; l < lists; ++l)
-      if (first_visit[l + 1] > first_visit[l] && store.segments()[l]->rows()) visited.push_back(static_cast<uint32_t>(l));
+      if (first_visit[l + 1] > first_visit[l] && rows_in_list[l]) visited.push_back(static_cast<uint32_t>(l));
 
     parallel_for(visited.size(), threads, [&](size_t task, unsigned worker) {
       const uint32_t list = visited[task];

@@ -49,6 +49,7 @@ struct Manifest {
   Metric metric = Metric::cos;
   bool keys = false;
   std::string spec, fingerprint, rerank_spec;
+  std::string partition_fingerprint;  // empty: the shards have no ivf partition
   struct Shard {
     std::string file, checksum;
     uint64_t rows = 0, first_row = 0, bytes = 0;
@@ -78,6 +79,7 @@ Manifest read_manifest(const std::string& folder) {
     m.spec = j.at("spec").get<std::string>();
     m.fingerprint = j.at("codec_fingerprint").get<std::string>();
     m.rerank_spec = j.value("rerank_spec", "");
+    m.partition_fingerprint = j.value("partition_fingerprint", "");
     uint64_t next_row = 0;
     for (const auto& s : j.at("shards")) {
       Manifest::Shard shard{s.at("file").get<std::string>(), s.at("xxh64").get<std::string>(), s.at("rows").get<uint64_t>(),
@@ -104,9 +106,11 @@ Manifest read_manifest(const std::string& folder) {
 Table Table::slice(size_t begin, size_t count) const {
   if (!impl_) throw Error("the table is empty");
   const Impl& impl = *impl_;
-  if (impl.partition) throw Error("a table with an ivf partition cannot be sliced: its rows are stored list by list");
   auto out = std::make_shared<Impl>();
   out->store = impl.store->slice(begin, count);
+  // A slice of an ivf table keeps the partition (its rows in their lists), so slices are shards.
+  out->partition = impl.partition;
+  out->recall_curve = impl.recall_curve;
   if (impl.rerank) out->rerank = impl.rerank->slice(begin, count);
   if (const uint64_t* counts = impl.row_counts()) {
     out->counts = counts + begin;
@@ -155,6 +159,15 @@ void write_manifest(const std::string& folder, const std::vector<std::string>& s
       if (codec_fingerprint != first_fingerprint)
         differs("codec", "'" + shard.spec() + "' (fingerprint " + hex64(codec_fingerprint) + ")",
                 "'" + first->spec() + "', fingerprint " + hex64(first_fingerprint));
+      const auto& partition = shard.impl_->partition;
+      const auto& first_partition = first->impl_->partition;
+      if (!partition != !first_partition)
+        differs("ivf partition", partition ? "'" + partition->spec() + "'" : "(none)",
+                first_partition ? "'" + first_partition->spec() + "'" : "none");
+      if (partition && partition_fingerprint(*partition) != partition_fingerprint(*first_partition))
+        differs("ivf partition", "'" + partition->spec() + "' (fingerprint " + hex64(partition_fingerprint(*partition)) + ")",
+                "'" + first_partition->spec() + "', fingerprint " + hex64(partition_fingerprint(*first_partition)) +
+                    "; train the partition once and compress every shard with it");
       // Rerank codes are decoded shard by shard, so each shard may train its own (e.g. int8 ranges).
       if (info.rerank_spec != first->info().rerank_spec)
         differs("rerank codec", "'" + info.rerank_spec + "'", "'" + first->info().rerank_spec + "'");
@@ -183,6 +196,7 @@ void write_manifest(const std::string& folder, const std::vector<std::string>& s
                       {"codec_fingerprint", hex64(first_fingerprint)},
                       {"shards", std::move(shards)}};
   if (!first->info().rerank_spec.empty()) j["rerank_spec"] = first->info().rerank_spec;
+  if (const auto& partition = first->impl_->partition) j["partition_fingerprint"] = hex64(partition_fingerprint(*partition));
   const std::string text = j.dump(1) + "\n";
   AtomicFile out((std::filesystem::path(folder) / kManifestName).string());
   out.write(text.data(), text.size());
@@ -209,6 +223,13 @@ Table Table::open_shards(const std::string& folder) {
       mismatch("codec '" + shard.spec() + "' (fingerprint " + hex64(fingerprint(shard.codec())) + ")");
     if ((part.rerank ? part.rerank->codec().spec() : std::string()) != manifest.rerank_spec) mismatch("rerank section");
     if (part.subwords) mismatch("subword pool");
+    const std::string shard_partition = part.partition ? hex64(partition_fingerprint(*part.partition)) : "";
+    if (shard_partition != manifest.partition_fingerprint)
+      mismatch(part.partition ? "ivf partition (fingerprint " + shard_partition + ")" : "having no ivf partition");
+    if (part.partition && !impl->partition) {
+      impl->partition = part.partition;
+      impl->recall_curve = part.recall_curve;
+    }
     stores.push_back(part.store);
     if (part.rerank) reranks.push_back(part.rerank);
     for (const KeyIndex::Part& keys : part.keys.parts()) {

@@ -371,11 +371,12 @@ std::vector<float> Table::row(size_t index) const {
 void Table::reconstruct(size_t begin, size_t count, float* out) const {
   const Impl& impl = require(impl_);
   impl.store->reconstruct(begin, count, out);
-  // Residual codes decode to the row minus its list's centroid (a list is a segment).
+  // Residual codes decode to the row minus its list's centroid.
   if (impl.partition && impl.partition->residual()) {
     const size_t d = dim();
     for (size_t i = 0; i < count; ++i) {
-      const float* c = impl.partition->centroid(impl.store->locate(static_cast<int64_t>(begin + i)).segment_index);
+      const size_t segment = impl.store->locate(static_cast<int64_t>(begin + i)).segment_index;
+      const float* c = impl.partition->centroid(list_of_segment(segment, impl.partition->lists()));
       for (size_t j = 0; j < d; ++j) out[i * d + j] += c[j];
     }
   }
@@ -670,12 +671,14 @@ static std::shared_ptr<const RowStore> train_and_encode(const Table& table, cons
   return encode_rows(table, std::move(codec), options, report, trained_partition.get());
 }
 
-Table Table::compress(const Codec& trained, const CompressOptions& options) const {
-  const auto& impl = require(impl_);
+// This table's rows encoded with a codec (and a partition) trained elsewhere.
+static std::shared_ptr<Table::Impl> encode_with_trained(const Table& table, const Table::Impl& impl, const Codec& trained,
+                                                        std::shared_ptr<const Partition> partition,
+                                                        const CompressOptions& options) {
   if (!trained.trained()) throw Error("codec '" + trained.spec() + "' is not trained (train it, or pass a spec string)");
-  if (trained.dim() != dim())
+  if (trained.dim() != table.dim())
     throw Error("codec '" + trained.spec() + "' was trained for dimension " + std::to_string(trained.dim()) +
-                ", the table has " + std::to_string(dim()));
+                ", the table has " + std::to_string(table.dim()));
   if (impl.subwords) throw Error("a table with subwords is compressed from a spec string (its pool trains its own codec)");
   if (!options.row_tables.empty())
     throw Error("row tables are used when a codec is trained; '" + trained.spec() + "' is trained already");
@@ -687,12 +690,33 @@ Table Table::compress(const Codec& trained, const CompressOptions& options) cons
   auto loaded = std::make_shared<Codec>(Codec::load(parameters.data(), parameters.size()));
   bind_table_keys(*loaded, impl);
   std::shared_ptr<const Codec> codec = std::move(loaded);
-  auto out = std::make_shared<Impl>();
-  out->store = encode_rows(*this, std::move(codec), options, options.report);
+  auto out = std::make_shared<Table::Impl>();
+  out->store = encode_rows(table, std::move(codec), options, options.report, partition.get());
+  out->partition = std::move(partition);
   out->keys = impl.keys;
   out->counts = impl.row_counts();
   out->counts_owner = impl.row_counts_owner();
-  out->rerank = options.rerank_spec.empty() ? impl.rerank : train_and_encode(*this, impl, options.rerank_spec, options, nullptr);
+  out->rerank = options.rerank_spec.empty() ? impl.rerank : train_and_encode(table, impl, options.rerank_spec, options, nullptr);
+  return out;
+}
+
+Table Table::compress(const Codec& trained, const CompressOptions& options) const {
+  auto out = encode_with_trained(*this, require(impl_), trained, nullptr, options);
+  TableMeta meta = meta_;
+  meta.tool_version.clear();
+  meta.created.clear();
+  return Table(std::move(out), std::move(meta));
+}
+
+Table Table::compress(const Table& model, const CompressOptions& options) const {
+  const Impl& trained = require(model.impl_);
+  const auto& partition = trained.partition;
+  if (partition && partition->metric() != metric())
+    throw Error(std::string("the model's ivf partition was trained for metric ") + metric_name(partition->metric()) +
+                " and this table's metric is " + metric_name(metric()) + "; compress both with one metric");
+  auto out = encode_with_trained(*this, require(impl_), trained.store->codec(), partition, options);
+  // The curve measured on the model's rows stands for these rows too: same lists, same codec.
+  if (partition) out->recall_curve = trained.recall_curve;
   TableMeta meta = meta_;
   meta.tool_version.clear();
   meta.created.clear();
@@ -792,10 +816,14 @@ void Table::save(const std::string& path) const {
     std::vector<int64_t> ids;
     codes.reserve(impl.store->code_bytes());
     ids.reserve(size());
-    for (const auto& list : impl.store->segments()) {
-      codes.insert(codes.end(), list->codes(), list->codes() + list->rows() * cs);
-      for (size_t r = 0; r < list->rows(); ++r) ids.push_back(list->id(r));
-    }
+    const auto& segments = impl.store->segments();
+    const size_t lists = impl.partition->lists();
+    for (size_t l = 0; l < lists; ++l)
+      for (size_t s = l; s < segments.size(); s += lists) {  // a sharded table's list: one segment per shard
+        const Segment& part = *segments[s];
+        codes.insert(codes.end(), part.codes(), part.codes() + part.rows() * cs);
+        for (size_t r = 0; r < part.rows(); ++r) ids.push_back(part.id(r));
+      }
     writer.add("LIST", codes.data(), codes.size(), kCodeAlign);
     writer.add("IVFI", ids.data(), ids.size() * sizeof(int64_t));
     const std::vector<uint8_t> partition = partition_section(*impl.partition, *impl.store);

@@ -159,13 +159,11 @@ void add_compress(CLI::App& app, Globals& globals) {
   cmd->add_option("--threads", o->threads, "Threads (0: one per core)");
   cmd->add_option("--seed", o->seed, "Seed of the training sample and of training")->capture_default_str();
   cmd->add_option("--shard-rows", o->shard_rows,
-                  "Write a sharded table: a folder of .vecpack files of at most this many rows each, one trained codec, "
-                  "and manifest.json written last");
+                  "Write a sharded table: a folder of .vecpack files of at most this many rows each, one trained codec "
+                  "(and ivf partition), and manifest.json written last");
   cmd->callback([o, &globals, cmd] {
     // Validate the spec before reading a large input.
     Codec check(codec_chain_of(o->codec));
-    if (o->shard_rows && o->codec != codec_chain_of(o->codec))
-      throw Error("a sharded table cannot have an ivf partition yet (--shard-rows with '" + o->codec + "')");
     if (o->shard_rows && (check.capabilities() & kSharedParameters))
       throw Error("codec '" + check.spec() + "' places rows by their position in one table; it cannot be split into "
                   "shards (--shard-rows)");

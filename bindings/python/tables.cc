@@ -158,11 +158,29 @@ CompressOptions compress_options(std::optional<size_t> train_size, uint64_t seed
   return options;
 }
 
-// A spec string, or a trained Codec that encodes without training (e.g. shared by shards).
-const Codec* trained_codec(const py::object& codec) {
-  if (py::isinstance<py::str>(codec)) return nullptr;
-  if (!py::isinstance<Codec>(codec)) throw py::type_error("codec must be a spec string or a trained vecpack.Codec");
-  return &codec.cast<const Codec&>();
+// What compress() encodes with: a spec string to train, a trained Codec, or a model Table whose
+// codec and ivf partition encode without training (e.g. shared by the shards of one table).
+struct Encoding {
+  std::string spec;
+  const Codec* codec = nullptr;
+  const Table* model = nullptr;
+  bool trained() const { return codec || model; }
+  Table apply(const Table& rows, const CompressOptions& options) const {
+    if (model) return rows.compress(*model, options);
+    if (codec) return rows.compress(*codec, options);
+    return rows.compress(spec, options);
+  }
+};
+
+Encoding encoding_of(const py::object& codec) {
+  Encoding out;
+  if (py::isinstance<py::str>(codec)) out.spec = codec.cast<std::string>();
+  else if (py::isinstance<Codec>(codec)) out.codec = &codec.cast<const Codec&>();
+  else if (py::isinstance<TableHandle>(codec)) out.model = &codec.cast<const TableHandle&>().table;
+  else throw py::type_error("spec must be a spec string, a trained vecpack.Codec or a vecpack.Table to encode like");
+  if (out.codec && !out.codec->trained())
+    throw Error("codec '" + out.codec->spec() + "' is not trained (train it, or pass a spec string)");
+  return out;
 }
 
 TableHandle compress_array(const py::handle& x, const py::object& codec, std::optional<std::vector<std::string>> keys,
@@ -170,9 +188,9 @@ TableHandle compress_array(const py::handle& x, const py::object& codec, std::op
                            std::optional<std::string> rerank, uint64_t seed, unsigned threads,
                            std::optional<std::vector<uint64_t>> counts, std::optional<std::vector<uint32_t>> row_tables) {
   const Metric chosen_metric = parse_metric(metric);
-  const Codec* trained = trained_codec(codec);
-  const std::string spec = trained ? std::string() : codec.cast<std::string>();
-  if (trained && !trained->trained()) throw Error("codec '" + trained->spec() + "' is not trained (train it, or pass a spec string)");
+  const Encoding encoding = encoding_of(codec);
+  const bool trained = encoding.trained();
+  const std::string& spec = encoding.spec;
   // A codec that keeps float rows as they are (f32) takes the rows as given (checks the spec
   // before copying anything).
   const bool partitioned = !trained && codec_chain_of(spec) != spec;  // an ivf stage
@@ -196,8 +214,7 @@ TableHandle compress_array(const py::handle& x, const py::object& codec, std::op
   CompressOptions options = compress_options(train_size, seed, threads);
   options.rerank_spec = rerank.value_or("");
   if (row_tables) options.row_tables = std::move(*row_tables);
-  if (trained) return {uncompressed.compress(*trained, options), {}};
-  return {uncompressed.compress(spec, options), {}};
+  return {encoding.apply(uncompressed, options), {}};
 }
 
 }  // namespace
@@ -398,17 +415,17 @@ no rerank given, the table's rerank rows rescore the depth the curve was measure
             CompressOptions options = compress_options(train_size, seed, threads);
             options.rerank_spec = rerank.value_or("");
             if (row_tables) options.row_tables = std::move(*row_tables);
-            const Codec* trained = trained_codec(codec);
-            const std::string spec = trained ? std::string() : codec.cast<std::string>();
+            const Encoding encoding = encoding_of(codec);
             py::gil_scoped_release release;
-            return TableHandle{trained ? self.table.compress(*trained, options) : self.table.compress(spec, options), {}};
+            return TableHandle{encoding.apply(self.table, options), {}};
           },
           py::arg("spec"), py::arg("train_size") = py::none(), py::arg("seed") = 1234, py::arg("threads") = 0,
           py::arg("rerank") = py::none(), py::arg("row_tables") = py::none(),
           R"doc(This table's rows re-encoded with a codec spec such as 'f16' or 'int8'.
 
 The codec trains on a seeded sample of train_size rows (None: 100,000; 0: every row). spec may
-also be a trained vecpack.Codec, which encodes the rows as it is (no training).
+also be a trained vecpack.Codec, which encodes the rows as it is (no training), or a Table to
+encode like (its trained codec and ivf partition).
 rerank: a second codec spec (e.g. 'int8') every row is also stored with, so that
 search(rerank=N) rescores a shortlist of N candidates with it. row_tables: the feature table
 of each row (ints), for codecs that share one pool across tables (hash). The result is in
@@ -473,7 +490,9 @@ Error names the shard. open(folder) then maps every shard as one table.)doc");
         R"doc(Builds a table from an array (rows x dim, any float dtype) and encodes it with a codec spec.
 
 spec may also be a trained vecpack.Codec: the rows are encoded with it, without training, so
-that tables built apart (e.g. the shards of one table) share one codec.
+that tables built apart (e.g. the shards of one table) share one codec; or a Table to encode
+like: its trained codec and, for an ivf table, its partition (the same lists, so the tables can
+be shards of one ivf table; the metric must be the model's).
 keys: one unique str per row, or None. train_size: rows sampled for training the codec (None:
 100,000; 0: all). metric: 'cos', 'ip' or 'l2', kept with the table for search(). rerank: a
 second codec spec every row is also stored with, for search(rerank=N). counts: how often each

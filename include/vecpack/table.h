@@ -205,6 +205,11 @@ class Table {
   // Encodes this table's rows with a codec trained elsewhere (e.g. on a sample, once for all the
   // shards of a table); train_size and seed are unused, except by options.rerank_spec.
   Table compress(const Codec& trained, const CompressOptions& options = {}) const;
+  // Encodes this table's rows as `model` encodes its own: with its trained codec and, when it
+  // has one, its ivf partition (the same centroids, so the tables can be shards of one table,
+  // and its recall curve). Rerank codes follow options.rerank_spec as above. The metrics must agree
+  // when the model has a partition.
+  Table compress(const Table& model, const CompressOptions& options = {}) const;
   // Writes a .vecpack file atomically: a temporary file beside it, fsync, rename.
   void save(const std::string& path) const;
   // Rows [begin, begin + count) as a table of their own (codes shared, keys re-indexed).
@@ -213,6 +218,7 @@ class Table {
   struct Impl;  // internal
 
  private:
+  friend void write_manifest(const std::string& folder, const std::vector<std::string>& shard_files);
   static Table open_shards(const std::string& folder);
   static VerifyReport verify_shards(const std::string& folder);
   explicit Table(std::shared_ptr<const Impl> impl, TableMeta meta);

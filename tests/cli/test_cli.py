@@ -376,3 +376,18 @@ def test_compress_refuses_to_shard_a_shared_parameter_codec(vp, tmp_path, glove_
     r = vp("compress", glove_small[0], "-o", tmp_path / "shards", "-c", "qr:m=20", "--shard-rows", "100", check=False)
     assert r.code != 0 and "cannot be split into shards (--shard-rows)" in r.err
     assert not (tmp_path / "shards").exists()
+
+
+def test_compress_shards_an_ivf_table_with_one_partition(vp, tmp_path, glove_small):
+    path, words, x = glove_small
+    single, shards = tmp_path / "one.vecpack", tmp_path / "shards"
+    vp("compress", path, "-o", single, "-c", "ivf:lists=8/int8", "--seed", "3")
+    vp("compress", path, "-o", shards, "-c", "ivf:lists=8/int8", "--seed", "3", "--shard-rows", "200")
+    manifest = json.loads((shards / "manifest.json").read_text())
+    assert len(manifest["shards"]) == 3 and manifest["partition_fingerprint"]
+    vp("verify", shards)
+    for nprobe in ("1", "3"):
+        one = vp("search", single, "w7", "w420", "-k", "5", "--nprobe", nprobe).out
+        assert vp("search", shards, "w7", "w420", "-k", "5", "--nprobe", nprobe).out == one
+    # A recall target uses the curve the shards carry.
+    assert vp("search", shards, "w7", "-k", "5", "--recall", "0.9").out

@@ -214,7 +214,6 @@ TEST_CASE("ivf: bad specs and requests get clear errors") {
   SearchOptions options;
   options.nprobe = 5;
   CHECK_THROWS_WITH_AS(ivf.search(x.data(), 1, options), doctest::Contains("nprobe=5 exceeds the table's 4 lists"), Error);
-  CHECK_THROWS_WITH_AS(ivf.slice(0, 10), doctest::Contains("cannot be sliced"), Error);
 }
 
 TEST_CASE("ivf: a recall target picks nprobe from the curve measured at compression, kept in the file") {

@@ -143,3 +143,82 @@ TEST_CASE("shards: row counts and the source come through a sharded table") {
   CHECK(Table::open(dir.file("one.vecpack")).counts()[n - 1] == counts[n - 1]);
   CHECK(sharded.compress("mixdim:budget=24,order=counts").size() == n);
 }
+
+TEST_CASE("shards: a sharded ivf table searches, gets and saves exactly like the single file") {
+  test::TempDir dir;
+  const size_t n = 6000, d = 16, nq = 40;
+  const auto x = test::clustered_rows(n, d, 50, 13);
+  const auto q = test::clustered_rows(nq, d, 50, 14);
+  CompressOptions options;
+  options.rerank_spec = "int8";
+  for (const char* spec : {"ivf:lists=32/pq:m=8", "ivf:lists=32,residual=on/pq:m=8,nbits=4"}) {
+    CAPTURE(spec);
+    const Table whole = Table::from_rows(x, d, numbered_keys(n), Metric::ip).compress(spec, options);
+    std::filesystem::remove_all(dir.path());
+    std::filesystem::create_directories(dir.path());
+    write_shards(whole, dir.path(), 2500);  // 3 shards; every list spans them
+    const Table sharded = Table::open(dir.path());
+    REQUIRE(sharded.size() == n);
+    CHECK(sharded.spec() == whole.spec());
+    CHECK(sharded.recall_curve().points == whole.recall_curve().points);
+    for (size_t nprobe : {1, 4, 32})
+      for (size_t rerank : {0, 50}) {
+        CAPTURE(nprobe);
+        CAPTURE(rerank);
+        SearchOptions o;
+        o.nprobe = nprobe;
+        o.rerank = rerank;
+        const SearchResult a = sharded.search(q.data(), nq, o), b = whole.search(q.data(), nq, o);
+        CHECK(a.ids == b.ids);
+        CHECK(a.scores == b.scores);
+      }
+    for (size_t row : {size_t(0), size_t(2499), size_t(2500), n - 1}) {
+      CHECK(sharded.key(row) == whole.key(row));
+      CHECK(sharded.row(row) == whole.row(row));  // residuals decode against their own list
+    }
+    // Saved as one file, the sharded table is the single file again.
+    sharded.save(dir.file("joined.vecpack"));
+    const Table joined = Table::open(dir.file("joined.vecpack"));
+    SearchOptions o;
+    o.nprobe = 4;
+    CHECK(joined.search(q.data(), nq, o).ids == whole.search(q.data(), nq, o).ids);
+    CHECK(Table::verify(dir.path()).ok());
+  }
+}
+
+TEST_CASE("shards: ivf shards encoded with one model table share its partition; other partitions are refused") {
+  test::TempDir dir;
+  const size_t n = 4000, d = 16, nq = 20;
+  const auto x = test::clustered_rows(n, d, 40, 23);
+  const auto q = test::clustered_rows(nq, d, 40, 24);
+  const Table all = Table::from_rows(x, d, numbered_keys(n));
+  // The model: the partition and codec trained on a sample, as a sharded build trains them once.
+  const Table model = all.slice(0, 1500).compress("ivf:lists=16/int8");
+  std::vector<std::string> files;
+  for (size_t begin = 0; begin < n; begin += 1000) {
+    files.push_back("part-" + std::to_string(files.size()) + ".vecpack");
+    const Table shard = all.slice(begin, 1000).compress(model);
+    CHECK(shard.spec() == model.spec());
+    CHECK(shard.recall_curve().points == model.recall_curve().points);
+    shard.save(dir.file(files.back()));
+  }
+  write_manifest(dir.path(), files);
+  const Table sharded = Table::open(dir.path());
+  const Table single = all.compress(model);
+  SearchOptions o;
+  o.nprobe = 3;
+  const SearchResult a = sharded.search(q.data(), nq, o), b = single.search(q.data(), nq, o);
+  CHECK(a.ids == b.ids);
+  CHECK(a.scores == b.scores);
+  // A shard whose partition was trained on its own rows is refused by name (f32: one codec).
+  all.slice(0, 1000).compress("ivf:lists=16/f32").save(dir.file("mine.vecpack"));
+  all.slice(1000, 1000).compress("ivf:lists=16/f32").save(dir.file("other.vecpack"));
+  CHECK_THROWS_WITH_AS(write_manifest(dir.path(), {"mine.vecpack", "other.vecpack"}),
+                       doctest::Contains("other.vecpack: ivf partition 'ivf:lists=16' (fingerprint"), Error);
+  all.slice(0, 1000).compress(model.codec()).save(dir.file("flat.vecpack"));
+  CHECK_THROWS_WITH_AS(write_manifest(dir.path(), {files[0], "flat.vecpack"}),
+                       doctest::Contains("flat.vecpack: ivf partition (none)"), Error);
+  // A model of another metric is refused before encoding.
+  const Table ip_rows = Table::from_rows(x, d, {}, Metric::ip);
+  CHECK_THROWS_WITH_AS(ip_rows.compress(model), doctest::Contains("trained for metric cos"), Error);
+}

@@ -80,6 +80,37 @@ def test_sharded_search_equals_one_table(client, generated, tmp_path):
     assert np.array_equal(ids, expected_ids)
 
 
+def test_ivf_shards_share_one_partition_and_search_like_one_table(client, generated, tmp_path):
+    source, rows = generated
+    folder = tmp_path / "ivf"
+    manifest = vdask.compress(source, "ivf:lists=64,residual=on/pq:m=8", folder, metric="ip", sample=20_000,
+                              rerank="int8", client=client, progress=False)
+    assert manifest["spec"].startswith("ivf:lists=64,residual=on/") and "partition_fingerprint" in manifest
+    sharded = vecpack.open(folder)
+    assert len(sharded) == 200_000 and sharded.recall_curve()["points"]
+    # The shards hold the rows of one table encoded like the first shard: same codec, same lists.
+    first = vecpack.open(folder / "shard-00000.vecpack")
+    whole = vecpack.compress(rows, first, metric="ip")
+    queries = rows[::2000] + 0.1
+    for nprobe in (1, 8):
+        expected_ids, expected_scores = whole.search(queries, k=10, nprobe=nprobe)
+        for ids, scores in (sharded.search(queries, k=10, nprobe=nprobe),
+                            vdask.search(folder, queries, k=10, nprobe=nprobe, client=client)):
+            assert np.array_equal(ids, expected_ids)
+            assert np.array_equal(scores, expected_scores)
+    # Every list probed is the exact scan of the codes, and nprobe 8 of 64 finds most of it.
+    exact, _ = whole.search(queries, k=10, nprobe=64)
+    found, _ = vdask.search(folder, queries, k=10, nprobe=8, client=client)
+    overlap = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(exact, found)])
+    assert overlap > 0.8, overlap
+    # With rerank each shard rescores its own shortlist: at least the single table's recall.
+    truth = np.argsort(-(queries @ rows.T), axis=1)[:, :10]
+    reranked, _ = vdask.search(folder, queries, k=10, nprobe=8, rerank=50, client=client)
+    assert np.mean([len(set(a) & set(b)) / 10 for a, b in zip(truth, reranked)]) > 0.8
+    with pytest.raises(vecpack.Error, match="nprobe=65 exceeds"):
+        vdask.search(folder, queries, k=10, nprobe=65, client=client)
+
+
 def test_keys_l2_and_more_k_than_rows(client, tmp_path):
     x = clustered_rows(3_000, 16, seed=1)
     keys = [f"w{i}" for i in range(len(x))]

@@ -83,6 +83,7 @@ class Vecpack(Library):
     configs = {
         "ivf{L}r,pq50x4+int8@50": ("ivf:lists={L},residual=on/pq:m=50,nbits=4", "int8", 50),
         "ivf{L}r,pq50x4+int8@100": ("ivf:lists={L},residual=on/pq:m=50,nbits=4", "int8", 100),
+        "ivf{L}r,pq50x4+int8@200": ("ivf:lists={L},residual=on/pq:m=50,nbits=4", "int8", 200),
         "ivf{L},pq50x4+int8@100": ("ivf:lists={L}/pq:m=50,nbits=4", "int8", 100),
     }
     knobs = (2, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256)

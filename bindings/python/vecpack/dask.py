@@ -16,6 +16,8 @@ must be visible to every worker under the same path (a shared or local file syst
 search() runs one search per shard on the workers, which keep their shards mapped between
 calls, and merges the per-shard top-k on the client: the result equals a search of one
 table holding every row (row ids are global: the shard's first row plus the local id).
+With an ivf spec the partition is trained once on the sample and every shard keeps its rows in
+those lists, so search(nprobe=) probes the same lists in every shard.
 
 Needs `pip install "dask[array]" distributed`.
 """
@@ -24,6 +26,7 @@ import json
 import os
 import pickle
 import sys
+import tempfile
 
 import dask
 import numpy as np
@@ -105,18 +108,51 @@ def _take(block, rows):
     return np.asarray(x[rows], dtype=np.float32)
 
 
-_CODECS = {}  # on each worker: pickled codec bytes -> Codec, so each is unpickled once
+_CODECS = {}  # on each worker: shipped bytes -> Codec or model Table, so each is loaded once
+
+
+def _table_bytes(table):
+    """A table's .vecpack file as bytes (a model table is shipped to the workers so)."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, "model.vecpack")
+        table.save(path)
+        with open(path, "rb") as f:
+            return f.read()
+
+
+def _table_from_bytes(blob):
+    # Opened from a file that is then removed: the mapping keeps its bytes.
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, "model.vecpack")
+        with open(path, "wb") as f:
+            f.write(blob)
+        return vecpack.open(path)
 
 
 def _codec(blob):
+    """A shipped encoder: a pickled Codec, or ("table", bytes) of a model Table (an ivf partition)."""
     if blob is None:
         return None
-    codec = _CODECS.get(blob)
+    key = blob if isinstance(blob, bytes) else blob[1]
+    codec = _CODECS.get(key)
     if codec is None:
         if len(_CODECS) >= 4:
             _CODECS.clear()
-        codec = _CODECS[blob] = pickle.loads(blob)
+        codec = _CODECS[key] = pickle.loads(blob) if isinstance(blob, bytes) else _table_from_bytes(blob[1])
     return codec
+
+
+def _ivf_lists(spec):
+    """The lists of a spec's ivf stage, or 0 when it has none."""
+    for stage in spec.split("/"):
+        name, _, args = stage.strip().partition(":")
+        if name.strip() == "ivf":
+            for arg in args.split(","):
+                key, _, value = arg.partition("=")
+                if key.strip() == "lists" and value.strip().isdigit():
+                    return int(value)
+            return 1
+    return 0
 
 
 def _encode(block, name, codec_blob, rerank, path, metric, threads):
@@ -196,6 +232,10 @@ def compress(source, spec, out_folder, sample=100_000, keys=None, metric="cos", 
     drawn uniformly (seeded) from the whole source, on the client, and used for every shard.
     A trained vecpack.Codec is used as it is: no sample is drawn, and files or bags are read
     only once (an untrained Codec is trained in place).
+    With an ivf stage ('ivf:lists=4096/pq:m=50,nbits=4') the partition is trained once too, on
+    the sample (raised to 256 rows per list when it is smaller), and every shard stores its rows
+    in the same lists; search(nprobe=) then probes each shard's lists. A vecpack.Table is used as
+    the model: its codec and partition encode every shard as they are (Table.compress(model)).
     keys: for a Dask array, one unique str per row (or None). metric: 'cos', 'ip' or 'l2'.
     rerank: a second codec spec (e.g. 'int8') every row is also stored with, for
     search(rerank=N); each shard trains its own (write_manifest allows that).
@@ -215,10 +255,17 @@ def compress(source, spec, out_folder, sample=100_000, keys=None, metric="cos", 
     if not blocks:
         raise ValueError("the source has no rows")
 
-    codec = spec if isinstance(spec, vecpack.Codec) else vecpack.Codec(spec)
+    lists = _ivf_lists(spec) if isinstance(spec, str) else 0
+    if isinstance(spec, vecpack.Table):
+        codec = spec
+    elif lists:
+        codec = None  # a model table, trained on the sample below
+        sample = max(sample, 256 * lists)
+    else:
+        codec = spec if isinstance(spec, vecpack.Codec) else vecpack.Codec(spec)
     if rerank is not None:
         vecpack.Codec(rerank)  # a bad spec fails here, not in every task
-    if not codec.trained:
+    if codec is None or (isinstance(codec, vecpack.Codec) and not codec.trained):
         if counts is None:  # files and bags: one pass for sizes, to check dimensions and sample uniformly
             shapes = _run(client, [dask.delayed(_shape)(b) for b in blocks], False)
             counts = [n for n, _ in shapes]
@@ -234,11 +281,16 @@ def compress(source, spec, out_folder, sample=100_000, keys=None, metric="cos", 
         chosen = np.sort(rng.choice(total, size=sample, replace=False)) if sample < total else np.arange(total)
         cuts = np.searchsorted(chosen, starts)
         picks = [(b, chosen[cuts[i]:cuts[i + 1]] - starts[i]) for i, b in enumerate(blocks) if cuts[i + 1] > cuts[i]]
-        codec.train(np.concatenate(_run(client, [dask.delayed(_take)(b, rows) for b, rows in picks], False)), seed=seed)
+        rows = np.concatenate(_run(client, [dask.delayed(_take)(b, rows) for b, rows in picks], False))
+        if codec is None:  # the partition and the codec, trained once, shipped as a model table
+            codec = vecpack.compress(rows, spec, metric=metric, train_size=None, seed=seed, threads=0)
+        else:
+            codec.train(rows, seed=seed)
     # else: with a trained codec, blocks of another dimension are caught by the encoding tasks.
 
     _prepare_folder(out_folder, overwrite)
-    codec_blob = dask.delayed(pickle.dumps(codec), pure=True)  # one key in the graph, sent once per worker
+    shipped = ("table", _table_bytes(codec)) if isinstance(codec, vecpack.Table) else pickle.dumps(codec)
+    codec_blob = dask.delayed(shipped, pure=True)  # one key in the graph, sent once per worker
     files = [_shard_name(i) for i in range(len(blocks))]
     tasks = [dask.delayed(_encode, pure=True)(b, name, codec_blob, rerank, os.path.join(out_folder, f),
                                               metric, threads)
@@ -268,12 +320,13 @@ def _open_shard(path):
     return table
 
 
-def _search_shards(jobs, queries, k, metric, rerank, threads):
+def _search_shards(jobs, queries, k, metric, rerank, threads, nprobe=0):
     """One task: searches some shards (path, first row) of a worker; their merged top-k and metric."""
     results = []
     for path, first_row in jobs:
         table = _open_shard(path)
-        ids, scores = table.search(queries, k=min(k, len(table)), metric=metric, rerank=rerank, threads=threads)
+        ids, scores = table.search(queries, k=min(k, len(table)), metric=metric, rerank=rerank, threads=threads,
+                                   nprobe=nprobe)
         results.append((np.where(ids >= 0, ids + first_row, -1), scores))
         metric = metric or table.metric
     return _merge(results, k, metric) + (metric,)
@@ -304,7 +357,7 @@ def _shards(folder):
     return [(os.path.join(folder, s["file"]), int(s["first_row"])) for s in manifest["shards"]]
 
 
-def search(folder, queries, k=10, client=None, metric=None, rerank=None, threads=0):
+def search(folder, queries, k=10, client=None, metric=None, rerank=None, threads=0, nprobe=0):
     """Exact top-k over every shard of a folder written by compress() (or `vecpack compress --shard-rows`).
 
     Each worker searches a fixed share of the shards (the same share on every call while the
@@ -317,6 +370,9 @@ def search(folder, queries, k=10, client=None, metric=None, rerank=None, threads
     client: a distributed.Client; None uses the current one, else searches in this process.
     metric: 'ip', 'cos' or 'l2' instead of the table's. threads: per worker, 0 for one per core.
     rerank: as Table.search; each shard rescores its own shortlist of that many candidates.
+    nprobe: for shards of an ivf table, the lists each query scans (0: every list). The shards
+    share one partition, so every shard probes the same lists, and the merged result equals a
+    search of the single table with that nprobe (with rerank: each shard's own shortlist).
     """
     if k < 1:
         raise ValueError("k must be at least 1")
@@ -326,11 +382,11 @@ def search(folder, queries, k=10, client=None, metric=None, rerank=None, threads
     jobs = _shards(folder)
     client = _client(client)
     if client is None:
-        ids, scores, _ = _search_shards(jobs, batch, k, metric, rerank, threads)
+        ids, scores, _ = _search_shards(jobs, batch, k, metric, rerank, threads, nprobe)
     else:
         workers = sorted(client.scheduler_info()["workers"])
         [batch_future] = client.scatter([batch], broadcast=True, hash=False)
-        futures = [client.submit(_search_shards, jobs[i::len(workers)], batch_future, k, metric, rerank, threads,
+        futures = [client.submit(_search_shards, jobs[i::len(workers)], batch_future, k, metric, rerank, threads, nprobe,
                                  pure=False, workers=[worker], allow_other_workers=True)
                    for i, worker in enumerate(workers) if jobs[i::len(workers)]]
         results = client.gather(futures)
