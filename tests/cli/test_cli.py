@@ -381,8 +381,8 @@ def test_compress_refuses_to_shard_a_shared_parameter_codec(vp, tmp_path, glove_
 def test_compress_shards_an_ivf_table_with_one_partition(vp, tmp_path, glove_small):
     path, words, x = glove_small
     single, shards = tmp_path / "one.vecpack", tmp_path / "shards"
-    vp("compress", path, "-o", single, "-c", "ivf:lists=8/int8", "--seed", "3")
-    vp("compress", path, "-o", shards, "-c", "ivf:lists=8/int8", "--seed", "3", "--shard-rows", "200")
+    vp("compress", path, "-o", single, "-c", "ivf:lists=8/pq:m=4", "--seed", "3")
+    vp("compress", path, "-o", shards, "-c", "ivf:lists=8/pq:m=4", "--seed", "3", "--shard-rows", "200")
     manifest = json.loads((shards / "manifest.json").read_text())
     assert len(manifest["shards"]) == 3 and manifest["partition_fingerprint"]
     vp("verify", shards)

@@ -159,7 +159,19 @@ TEST_CASE("segments: ids that no segment holds, and what id maps rule out") {
   std::vector<float> row(d);
   CHECK_THROWS_AS(mapped->reconstruct(n, 1, row.data()), NotFoundError);
   CHECK_THROWS_AS(mapped->locate(-1), NotFoundError);
-  CHECK_THROWS_WITH_AS(mapped->slice(0, 10), doctest::Contains("map their ids"), Error);
+  // Slices of id-mapped segments keep every segment in its place, with the rows of the range.
+  const auto picked = mapped->slice(150, 300);
+  CHECK(picked->rows() == 300);
+  CHECK(picked->segments().size() == mapped->segments().size());
+  std::vector<float> expected(300 * d), sliced(300 * d);
+  flat->reconstruct(150, 300, expected.data());
+  picked->reconstruct(0, 300, sliced.data());
+  CHECK(expected == sliced);
+  for (size_t s = 0; s < picked->segments().size(); ++s)
+    for (size_t r = 0; r < picked->segments()[s]->rows(); ++r) {
+      const int64_t id = picked->segments()[s]->id(r);
+      CHECK((id >= 0 && id < 300));
+    }
   // Slices of ranged segments keep their rows and renumber their ids from 0.
   const auto ranged = ranged_segments(flat, {250});
   const auto slice = ranged->slice(200, 100);

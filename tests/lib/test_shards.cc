@@ -193,7 +193,8 @@ TEST_CASE("shards: ivf shards encoded with one model table share its partition; 
   const auto q = test::clustered_rows(nq, d, 40, 24);
   const Table all = Table::from_rows(x, d, numbered_keys(n));
   // The model: the partition and codec trained on a sample, as a sharded build trains them once.
-  const Table model = all.slice(0, 1500).compress("ivf:lists=16/int8");
+  // pq scores a row by table lookups, the same bits in any block (int8 rounds by block shape).
+  const Table model = all.slice(0, 1500).compress("ivf:lists=16/pq:m=4");
   std::vector<std::string> files;
   for (size_t begin = 0; begin < n; begin += 1000) {
     files.push_back("part-" + std::to_string(files.size()) + ".vecpack");
