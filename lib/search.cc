@@ -383,12 +383,24 @@ SearchResult search_store(const RowStore& store, const float* queries, size_t nq
                   "; search with that metric");
     // Batches bound the heaps (a worker holds first_k items for each query of a batch).
     constexpr size_t kPartitionBatch = 4096;
-    for (size_t q0 = 0; q0 < nq; q0 += kPartitionBatch)
-      scan_partition(store, *partition, prepared.data() + q0 * d, scored_queries + q0 * d, std::min(kPartitionBatch, nq - q0),
-                     d, metric, options.nprobe ? options.nprobe : partition->lists(), first_k,
-                     std::max<unsigned>(1, resolve_threads(options.threads)), options.rerank == 0,
-                     result.ids.data() + q0 * first_k,
-                     result.scores.data() + q0 * first_k);
+    const size_t nprobe = options.nprobe ? options.nprobe : partition->lists();
+    auto scan_queries = [&](size_t begin, size_t end, unsigned workers) {
+      for (size_t q0 = begin; q0 < end; q0 += kPartitionBatch)
+        scan_partition(store, *partition, prepared.data() + q0 * d, scored_queries + q0 * d,
+                       std::min(kPartitionBatch, end - q0), d, metric, nprobe, first_k, workers, options.rerank == 0,
+                       result.ids.data() + q0 * first_k, result.scores.data() + q0 * first_k);
+    };
+    // With queries enough for every worker, each takes a share of them and scans its lists
+    // alone, with no rounds to wait for; fewer queries share their lists among the workers. A
+    // query's result is the same either way (it does not depend on its batch).
+    const unsigned workers = std::max<unsigned>(1, resolve_threads(options.threads));
+    const size_t rows_per_list = n / partition->lists() + 1;
+    if (workers > 1 && nq >= 16 * size_t(workers) && nq * std::min(nprobe, partition->lists()) * rows_per_list >= 32768 * size_t(workers)) {
+      const size_t share = (nq + workers - 1) / workers;
+      parallel_for(workers, workers, [&](size_t w, unsigned) { scan_queries(w * share, std::min(nq, (w + 1) * share), 1); });
+    } else {
+      scan_queries(0, nq, workers);
+    }
   } else if (nq > query_tile) {
     // Tiles of query_tile queries, each scanned over all rows by one worker: no heap is filled
     // twice and a worker's scorer holds only its tile's tables. The tiles, and so the shapes of

@@ -163,6 +163,9 @@ Table Table::open(const std::string& path) {
       recall_curve.k = count_field(r, "k", 1u << 20);
       recall_curve.rerank = count_field(r, "rerank", 1u << 20);
       recall_curve.queries = count_field(r, "queries", UINT64_MAX);
+      recall_curve.measured_on = r.value("measured_on", "rows");
+      if (recall_curve.measured_on != "rows" && recall_curve.measured_on != "queries")
+        throw std::domain_error("partition.recall.measured_on '" + recall_curve.measured_on + "' is neither 'rows' nor 'queries'");
       for (const auto& point : r.at("points")) {
         const uint64_t nprobe = point.at(0).get<uint64_t>();
         const double recall = point.at(1).get<double>();
@@ -392,6 +395,27 @@ Table Table::with_counts(std::vector<uint64_t> counts) const {
   auto out = std::make_shared<Impl>(impl);
   out->counts = owned->data();
   out->counts_owner = owned;
+  out->sections.clear();
+  out->file_bytes = 0;
+  return Table(std::move(out), meta_);
+}
+
+Table Table::with_recall_curve(RecallCurve curve) const {
+  const auto& impl = require(impl_);
+  if (!impl.partition) throw Error("with_recall_curve: a recall curve belongs to an ivf table, and this table has no partition");
+  if (curve.k == 0 || curve.points.empty()) throw Error("with_recall_curve: the curve needs k >= 1 and at least one point");
+  if (curve.measured_on != "rows" && curve.measured_on != "queries")
+    throw Error("with_recall_curve: measured_on is 'rows' or 'queries', not '" + curve.measured_on + "'");
+  size_t last = 0;
+  for (const auto& [nprobe, recall] : curve.points) {
+    if (nprobe <= last || nprobe > impl.partition->lists() || !(recall >= 0 && recall <= 1))
+      throw Error("with_recall_curve: point (" + std::to_string(nprobe) + ", " + std::to_string(recall) +
+                  ") is out of order or out of range (nprobe rises within 1.." + std::to_string(impl.partition->lists()) +
+                  ", recall within 0..1)");
+    last = nprobe;
+  }
+  auto out = std::make_shared<Impl>(impl);
+  out->recall_curve = std::move(curve);
   out->sections.clear();
   out->file_bytes = 0;
   return Table(std::move(out), meta_);
@@ -788,7 +812,8 @@ void Table::save(const std::string& path) const {
     j["partition"] = {{"spec", impl.partition->spec()}, {"lists", impl.partition->lists()}};
     const RecallCurve& curve = impl.recall_curve;
     if (!curve.empty())
-      j["partition"]["recall"] = {{"k", curve.k}, {"rerank", curve.rerank}, {"queries", curve.queries}, {"points", curve.points}};
+      j["partition"]["recall"] = {{"k", curve.k},           {"rerank", curve.rerank},          {"queries", curve.queries},
+                                  {"points", curve.points}, {"measured_on", curve.measured_on}};
   }
   if (impl.subwords) {
     const SubwordScheme& scheme = impl.subwords->scheme;

@@ -30,7 +30,8 @@ std::string Table::info_json() const {
     j["bytes"]["rerank"] = info.rerank_bytes;
   }
   if (const RecallCurve& curve = t.recall_curve(); !curve.empty())
-    j["recall_curve"] = {{"k", curve.k}, {"rerank", curve.rerank}, {"queries", curve.queries}, {"points", curve.points}};
+    j["recall_curve"] = {{"k", curve.k},           {"rerank", curve.rerank},          {"queries", curve.queries},
+                         {"points", curve.points}, {"measured_on", curve.measured_on}};
   if (t.has_subwords()) {
     const SubwordScheme& scheme = t.subword_scheme();
     j["subwords"] = {{"minn", scheme.minn},        {"maxn", scheme.maxn},

@@ -37,8 +37,8 @@ void add_inspect(CLI::App& app, Globals&) {
       for (const auto& point : curve["points"])
         points += (points.empty() ? "" : ", ") + std::to_string(point[0].get<size_t>()) + ": " +
                   std::to_string(point[1].get<double>()).substr(0, 5);
-      std::printf("  recall@%zu    by nprobe (%zu held-out rows%s): %s\n", curve["k"].get<size_t>(),
-                  curve["queries"].get<size_t>(),
+      std::printf("  recall@%zu    by nprobe (%zu %s%s): %s\n", curve["k"].get<size_t>(), curve["queries"].get<size_t>(),
+                  curve["measured_on"] == "queries" ? "tuning queries" : "held-out rows",
                   curve["rerank"].get<size_t>() ? (", rerank " + std::to_string(curve["rerank"].get<size_t>())).c_str() : "",
                   points.c_str());
     }

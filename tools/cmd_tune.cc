@@ -12,6 +12,7 @@
 #include "bench_table.h"
 #include "cli_common.h"
 #include "measure.h"
+#include "tune_index.h"
 
 namespace vecpack::cli {
 namespace {
@@ -73,7 +74,9 @@ void add_tune(CLI::App& app, Globals& globals) {
     size_t queries = 1000, sample = 20000, finalists = 3;
     std::vector<std::string> apply;
     BenchSettings settings;
-    bool json = false;
+    bool json = false, index = false;
+    std::string index_codec, rerank_codec = "int8";
+    std::vector<size_t> lists;
   };
   auto o = std::make_shared<Options>();
   auto* cmd = app.add_subcommand("tune", "Pick the codec for a size budget or a recall target, measured on your data");
@@ -95,7 +98,37 @@ void add_tune(CLI::App& app, Globals& globals) {
   cmd->add_option("--table-metric", o->table_metric, "ip, cos or l2 for a dataset without one");
   cmd->add_option("--apply", o->apply, "IN OUT: compress IN with the winner into OUT")->expected(2);
   cmd->add_flag("--json", o->json, "JSON on stdout");
+  auto* index = cmd->add_flag("--index", o->index,
+                              "With --recall: the ivf table (lists, nprobe, rerank depth) that reaches it at the most "
+                              "queries/s, tuned on half the queries and confirmed on the other half");
+  cmd->add_option("--codec", o->index_codec, "With --index: the codec after the ivf stage (default pq:m=dim/2,nbits=4)")
+      ->needs(index);
+  cmd->add_option("--rerank-codec", o->rerank_codec, "With --index: the rerank rows' codec ('' for none)")
+      ->needs(index)
+      ->capture_default_str();
+  cmd->add_option("--lists", o->lists, "With --index: list counts to try (default: four around sqrt(rows))")
+      ->needs(index)
+      ->delimiter(',');
+  index->excludes(budget);
   cmd->callback([o, &globals] {
+    if (o->index) {
+      if (o->recall <= 0) throw Error("tune --index needs --recall R: the recall@10 the index must reach");
+      IndexTuneRequest request;
+      request.dataset = o->dataset;
+      request.queries_file = o->queries_file;
+      request.table_metric = o->table_metric;
+      request.codec = o->index_codec;
+      request.rerank_codec = o->rerank_codec;
+      request.recall = o->recall;
+      request.queries = o->queries;
+      request.lists = o->lists;
+      request.apply = o->apply;
+      request.settings = o->settings;
+      request.json = o->json;
+      request.chatty = !globals.quiet && ::isatty(STDERR_FILENO);
+      auto progress = make_progress(globals);
+      return tune_index(request, progress.get());
+    }
     if (o->budget <= 0 && o->recall <= 0) throw Error("tune needs --budget BYTES or --recall R");
     if (o->recall > 1) throw Error("--recall is a fraction between 0 and 1");
     const bool chatty = !globals.quiet && ::isatty(STDERR_FILENO);

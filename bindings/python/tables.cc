@@ -389,6 +389,7 @@ no rerank given, the table's rerank rows rescore the depth the curve was measure
             out["k"] = curve.k;
             out["rerank"] = curve.rerank;
             out["queries"] = curve.queries;
+            out["measured_on"] = curve.measured_on;
             out["points"] = points;
             return out;
           },

@@ -154,6 +154,10 @@ class Table {
   // An ivf table's recall@10 against nprobe, measured when its partition was built and kept in
   // the file; empty for other tables (and ivf files written before it was measured).
   const RecallCurve& recall_curve() const;
+  // This ivf table with a recall curve measured elsewhere, e.g. by `vecpack tune --index` on the
+  // caller's own queries, which a recall target (SearchOptions::recall) then reads. Error for a
+  // table without a partition or a curve whose nprobe values do not rise within 1..lists.
+  Table with_recall_curve(RecallCurve curve) const;
   // info() and the table's metadata as one JSON object (text): what `vecpack inspect --json`
   // prints and Table.info() returns in Python.
   std::string info_json() const;

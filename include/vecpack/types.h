@@ -53,6 +53,9 @@ struct SearchOptions {
 struct RecallCurve {
   size_t k = 0, rerank = 0, queries = 0;
   std::vector<std::pair<size_t, double>> points;  // (nprobe, recall), nprobe increasing
+  // The queries: "rows" (held-out rows of the table itself) or "queries" (the caller's, e.g. a
+  // dataset's test queries through `vecpack tune --index`).
+  std::string measured_on = "rows";
   bool empty() const { return points.empty(); }
 };
 

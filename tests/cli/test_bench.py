@@ -118,3 +118,35 @@ def test_tune_time_limit_reports_what_it_skipped(angular_dataset):
     result = json.loads(run("-q", "tune", angular_dataset, "--budget", "1000", "--time-limit", "0.000001", "--json").out)
     assert result["winner"]["spec"] == "f32"  # the first candidate is always measured
     assert result["skipped"][:3] == ["f16", "bf16", "int8"]  # then every other codec in the registry
+
+
+def test_tune_index_picks_lists_nprobe_and_rerank_for_a_recall(angular_dataset, tmp_path):
+    out = tmp_path / "tuned.vecpack"
+    result = json.loads(run("-q", "tune", angular_dataset, "--recall", "0.9", "--index", "--lists", "8,16",
+                            "--apply", angular_dataset, out, "--json").out)
+    assert result["queries"] == {"tune": 25, "confirm": 25}
+    winner, trials = result["winner"], result["trials"]
+    assert len(trials) == 2 * 5  # two list counts x rerank depths 0, 20, 50, 100, 200
+    assert winner["reached"] and winner["recall@10"] >= 0.9 and 1 <= winner["nprobe"] <= winner["lists"]
+    assert winner["spec"] == f"ivf:lists={winner['lists']}/pq:m=8,nbits=4"  # cos: no residuals
+    reached = [t for t in trials if t["reached"]]
+    assert winner["queries_per_second"] == max(t["queries_per_second"] for t in reached)
+    assert 0 <= winner["confirmed_recall@10"] <= 1
+    # The curve of the winner on every query: recall reaches the target at the chosen nprobe.
+    curve = dict((int(p), r) for p, r in result["curve"])
+    assert curve[winner["nprobe"]] >= 0.85 and max(curve) == winner["lists"]
+    # The applied table carries that curve, so a recall target picks the tuned nprobe and depth.
+    info = json.loads(run("inspect", "--json", out).out)
+    assert info["recall_curve"]["measured_on"] == "queries" and info["recall_curve"]["queries"] == 50
+    assert info["recall_curve"]["rerank"] == winner["rerank"]
+    assert "50 tuning queries" in run("inspect", out).out
+    assert run("search", out, "--recall", "0.9", "-k", "3", "--vector", ",".join(["0.1"] * 16)).code == 0
+
+
+def test_tune_index_errors(angular_dataset):
+    r = run("tune", angular_dataset, "--index", "--budget", "20", check=False)
+    assert r.code != 0 and "excludes" in r.err
+    r = run("tune", angular_dataset, "--index", check=False)
+    assert r.code != 0 and "tune --index needs --recall R" in r.err
+    r = run("tune", angular_dataset, "--index", "--recall", "0.9", "--lists", "5000", check=False)
+    assert r.code != 0 and "--lists 5000 must be within 1..2000" in r.err
