@@ -127,7 +127,9 @@ std::vector<uint32_t> Partition::probe(const float* queries, size_t nq, size_t n
   const size_t chunk = 256;  // queries whose centroid scores are held at once (one GEMM)
   parallel_for((nq + chunk - 1) / chunk, threads, [&](size_t c, unsigned) {
     thread_local std::vector<float> scores;
-    thread_local std::vector<uint32_t> order;
+    // Not thread_local: in a shared library each use of one may cost a call.
+    std::vector<uint32_t> order;
+    std::vector<float> run_maxima;
     const size_t q0 = c * chunk, qn = std::min(chunk, nq - q0);
     scores.resize(qn * lists_);
     order.reserve(nprobe);
@@ -138,20 +140,28 @@ std::vector<uint32_t> Partition::probe(const float* queries, size_t nq, size_t n
       // l2: -|q - c|^2 = 2 (q.c - |c|^2 / 2) - |q|^2, ranked by q.c - |c|^2 / 2.
       if (metric_ == Metric::l2)
         for (size_t l = 0; l < lists_; ++l) s[l] -= half_sq_[l];
-      // The best nprobe so far, kept sorted: a list enters only when it beats the worst of
-      // them, which after the first few is rare. Lists come in increasing order, so one that
-      // ties the worst loses (it has the larger index).
-      auto better = [s](uint32_t a, uint32_t b) { return s[a] > s[b] || (s[a] == s[b] && a < b); };
-      order.clear();
-      float worst = -INFINITY;
-      for (uint32_t l = 0; l < lists_; ++l) {
-        if (order.size() == nprobe) {
-          if (!(s[l] > worst)) continue;
-          order.pop_back();
-        }
-        order.insert(std::upper_bound(order.begin(), order.end(), l, better), l);
-        if (order.size() == nprobe) worst = s[order.back()];
+      // The best nprobe lists, ties to the smaller index (NaN scores last). A threshold first:
+      // the nprobe-th best of the maxima of short runs is at most the nprobe-th best score
+      // (nprobe runs hold a score at least that high), so only scores at or above it compete.
+      auto key = [s](uint32_t l) { return s[l] == s[l] ? s[l] : -INFINITY; };
+      auto better = [&key](uint32_t a, uint32_t b) {
+        const float ka = key(a), kb = key(b);
+        return ka > kb || (ka == kb && a < b);
+      };
+      const size_t run = std::clamp<size_t>(lists_ / (4 * nprobe), 1, 16);
+      run_maxima.clear();
+      for (size_t begin = 0; begin < lists_; begin += run) {
+        float most = -INFINITY;
+        for (size_t l = begin; l < std::min(lists_, begin + run); ++l) most = s[l] > most ? s[l] : most;
+        run_maxima.push_back(most);
       }
+      std::nth_element(run_maxima.begin(), run_maxima.begin() + static_cast<std::ptrdiff_t>(nprobe - 1), run_maxima.end(),
+                       std::greater<float>());
+      const float floor = run_maxima[nprobe - 1];
+      order.clear();
+      for (uint32_t l = 0; l < lists_; ++l)
+        if (!(s[l] < floor)) order.push_back(l);  // NaN passes: it sorts last
+      std::partial_sort(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(nprobe), order.end(), better);
       std::copy_n(order.begin(), nprobe, out.begin() + static_cast<std::ptrdiff_t>((q0 + q) * nprobe));
       if (dots)
         for (size_t p = 0; p < nprobe; ++p)
@@ -161,9 +171,6 @@ std::vector<uint32_t> Partition::probe(const float* queries, size_t nq, size_t n
   return out;
 }
 
-// Layout (version 1): u32 version, u32 flags (bit 0: residuals), u64 d, u64 lists, then
-// lists x d f32 centroids and lists + 1 u64 offsets (the first row of each list in stored order,
-// then n).
 std::vector<size_t> list_rows(const RowStore& store, size_t lists) {
   const auto& segments = store.segments();
   if (lists == 0 || segments.size() % lists)
@@ -184,6 +191,9 @@ uint64_t partition_fingerprint(const Partition& partition) {
   return xxh64(bytes.data(), bytes.size());
 }
 
+// Layout (version 1): u32 version, u32 flags (bit 0: residuals), u64 d, u64 lists, then
+// lists x d f32 centroids and lists + 1 u64 offsets (the first row of each list in stored order,
+// then n).
 std::vector<uint8_t> partition_section(const Partition& partition, const RowStore& store) {
   const std::vector<size_t> rows = list_rows(store, partition.lists());
   ByteWriter w;

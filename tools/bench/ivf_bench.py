@@ -84,6 +84,8 @@ class Vecpack(Library):
         "ivf{L}r,pq50x4+int8@50": ("ivf:lists={L},residual=on/pq:m=50,nbits=4", "int8", 50),
         "ivf{L}r,pq50x4+int8@100": ("ivf:lists={L},residual=on/pq:m=50,nbits=4", "int8", 100),
         "ivf{L}r,pq50x4+int8@200": ("ivf:lists={L},residual=on/pq:m=50,nbits=4", "int8", 200),
+        # What `vecpack tune --recall 0.95 --index` picks on GloVe-100.
+        "ivf512r,pq50x4+int8@50": ("ivf:lists=512,residual=on/pq:m=50,nbits=4", "int8", 50),
         "ivf{L},pq50x4+int8@100": ("ivf:lists={L}/pq:m=50,nbits=4", "int8", 100),
     }
     knobs = (2, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256)
@@ -201,14 +203,15 @@ class Usearch(Library):
 class Scann(Library):
     name, module = "scann", "scann"
     # ann-benchmarks' GloVe-100 settings: a tree of leaves, AH on 2-d blocks, exact reordering.
-    configs = {"tree{L},ah2,reorder100": (None, 2, 100)}
+    configs = {"tree{L},ah2,reorder100": (None, 2, 100),
+               "tree600,ah2,reorder100": (600, 2, 100)}  # the tree of ScaNN's own GloVe-100 example
     knobs = (5, 10, 15, 20, 30, 40, 60, 80, 120, 160, 240)
     knob_name = "leaves_to_search"
 
     def build(self, config, rows, path, threads):
         from scann.scann_ops.py import scann_ops_pybind
-        _, dims, reorder = self.configs[config]
-        leaves = LISTS
+        leaves, dims, reorder = self.configs[config]
+        leaves = leaves or LISTS
         searcher = (scann_ops_pybind.builder(rows, K, "dot_product")
                     .tree(num_leaves=leaves, num_leaves_to_search=20, training_sample_size=min(250_000, len(rows)))
                     .score_ah(dims, anisotropic_quantization_threshold=0.2)
