@@ -249,11 +249,7 @@ std::shared_ptr<const RowStore> partitioned_store(std::shared_ptr<const Codec> c
   std::vector<uint64_t> offsets(list_count + 1, 0);
   for (size_t i = 0; i < n; ++i) ++offsets[lists[i] + 1];
   std::partial_sum(offsets.begin(), offsets.end(), offsets.begin());
-  struct Owned {
-    std::vector<uint8_t> codes;
-    std::vector<int64_t> ids;
-  };
-  auto owned = std::make_shared<Owned>();
+  auto owned = std::make_shared<OwnedRows>();
   owned->codes.resize(n * cs);
   owned->ids.resize(n);
   std::vector<uint64_t> next(offsets.begin(), offsets.end() - 1);
@@ -262,11 +258,7 @@ std::shared_ptr<const RowStore> partitioned_store(std::shared_ptr<const Codec> c
     std::copy_n(codes + i * cs, cs, owned->codes.data() + at * cs);
     owned->ids[at] = static_cast<int64_t>(i);
   }
-  RowStore::Segments segments;
-  for (size_t l = 0; l < list_count; ++l)
-    segments.push_back(std::make_shared<Segment>(owned->codes.data() + offsets[l] * cs, offsets[l + 1] - offsets[l], 0,
-                                                 owned->ids.data() + offsets[l], 0, owned));
-  return std::make_shared<RowStore>(std::move(codec), std::move(segments));
+  return std::make_shared<RowStore>(std::move(codec), segments_of(owned, cs, offsets));
 }
 
 }  // namespace vecpack

@@ -182,18 +182,23 @@ std::shared_ptr<const RowStore> RowStore::slice(size_t begin, size_t count) cons
   return out;
 }
 
+std::vector<std::shared_ptr<const Segment>> segments_of(const std::shared_ptr<const OwnedRows>& rows, size_t code_size,
+                                                        const std::vector<uint64_t>& starts) {
+  std::vector<std::shared_ptr<const Segment>> segments;
+  for (size_t i = 0; i + 1 < starts.size(); ++i)
+    segments.push_back(std::make_shared<Segment>(rows->codes.data() + starts[i] * code_size, starts[i + 1] - starts[i], 0,
+                                                 rows->ids.data() + starts[i], 0, rows));
+  return segments;
+}
+
 std::shared_ptr<const RowStore> RowStore::slice_mapped(size_t begin, size_t count) const {
   // Every segment keeps its place (an empty one too: in a partitioned store it is a list), with
   // the rows whose ids fall in the range, copied in their order.
-  struct Owned {
-    std::vector<uint8_t> codes;
-    std::vector<int64_t> ids;
-  };
-  auto owned = std::make_shared<Owned>();
+  auto owned = std::make_shared<OwnedRows>();
   owned->codes.resize(count * code_size_);
   owned->ids.resize(count);
   const int64_t low = static_cast<int64_t>(begin), high = static_cast<int64_t>(begin + count);
-  std::vector<size_t> starts;
+  std::vector<uint64_t> starts;
   size_t at = 0;
   for (const auto& s : segments_) {
     starts.push_back(at);
@@ -205,10 +210,7 @@ std::shared_ptr<const RowStore> RowStore::slice_mapped(size_t begin, size_t coun
     }
   }
   starts.push_back(at);
-  Segments pieces;
-  for (size_t i = 0; i < segments_.size(); ++i)
-    pieces.push_back(std::make_shared<Segment>(owned->codes.data() + starts[i] * code_size_, starts[i + 1] - starts[i], 0,
-                                               owned->ids.data() + starts[i], 0, owned));
+  Segments pieces = segments_of(owned, code_size_, starts);
   auto out = std::make_shared<RowStore>(codec_, std::move(pieces));
   out->parameter_bytes_ = parameter_bytes_;
   return out;

@@ -56,6 +56,15 @@ class Segment {
   mutable std::shared_ptr<const ScanLayout> layout_;
 };
 
+// Codes and row ids held in memory, cut into segments with id maps: segment i holds rows
+// [starts[i], starts[i + 1]) and keeps the whole buffer alive.
+struct OwnedRows {
+  std::vector<uint8_t> codes;
+  std::vector<int64_t> ids;
+};
+std::vector<std::shared_ptr<const Segment>> segments_of(const std::shared_ptr<const OwnedRows>& rows, size_t code_size,
+                                                        const std::vector<uint64_t>& starts);
+
 // The section types that hold one set of rows: the table's own rows use CODC/CODE; other row
 // sets in the same file (a subword pool, rerank codes) use their own pair.
 struct StoreSections {

@@ -30,6 +30,17 @@ std::vector<std::string> write_shards(const Table& table, const std::string& fol
   return files;
 }
 
+// Both tables give the same ids and scores for every rerank depth (and the options given).
+void check_same_search(const Table& a, const Table& b, const std::vector<float>& q, size_t nq, SearchOptions o) {
+  for (size_t rerank : {0, 50}) {
+    CAPTURE(rerank);
+    o.rerank = rerank;
+    const SearchResult x = a.search(q.data(), nq, o), y = b.search(q.data(), nq, o);
+    CHECK(x.ids == y.ids);
+    CHECK(x.scores == y.scores);
+  }
+}
+
 }  // namespace
 
 TEST_CASE("shards: a sharded table searches, gets and decodes exactly like the single file") {
@@ -47,16 +58,10 @@ TEST_CASE("shards: a sharded table searches, gets and decodes exactly like the s
   CHECK(sharded.info().shards[3].first_row == 3900);
   CHECK(sharded.spec() == whole.spec());
   for (size_t k : {1, 10, 200}) {
-    for (size_t rerank : {0, 50}) {
-      CAPTURE(k);
-      CAPTURE(rerank);
-      SearchOptions o;
-      o.k = k;
-      o.rerank = rerank;
-      const SearchResult a = sharded.search(q.data(), nq, o), b = whole.search(q.data(), nq, o);
-      CHECK(a.ids == b.ids);
-      CHECK(a.scores == b.scores);
-    }
+    CAPTURE(k);
+    SearchOptions o;
+    o.k = k;
+    check_same_search(sharded, whole, q, nq, o);
   }
   // Keys route to their shard; rows decode across shard boundaries.
   CHECK(sharded.find("k3899") == size_t(3899));
@@ -161,17 +166,12 @@ TEST_CASE("shards: a sharded ivf table searches, gets and saves exactly like the
     REQUIRE(sharded.size() == n);
     CHECK(sharded.spec() == whole.spec());
     CHECK(sharded.recall_curve().points == whole.recall_curve().points);
-    for (size_t nprobe : {1, 4, 32})
-      for (size_t rerank : {0, 50}) {
-        CAPTURE(nprobe);
-        CAPTURE(rerank);
-        SearchOptions o;
-        o.nprobe = nprobe;
-        o.rerank = rerank;
-        const SearchResult a = sharded.search(q.data(), nq, o), b = whole.search(q.data(), nq, o);
-        CHECK(a.ids == b.ids);
-        CHECK(a.scores == b.scores);
-      }
+    for (size_t nprobe : {1, 4, 32}) {
+      CAPTURE(nprobe);
+      SearchOptions o;
+      o.nprobe = nprobe;
+      check_same_search(sharded, whole, q, nq, o);
+    }
     for (size_t row : {size_t(0), size_t(2499), size_t(2500), n - 1}) {
       CHECK(sharded.key(row) == whole.key(row));
       CHECK(sharded.row(row) == whole.row(row));  // residuals decode against their own list
