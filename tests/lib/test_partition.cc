@@ -269,6 +269,32 @@ TEST_CASE("ivf: a recall target picks nprobe from the curve measured at compress
   bad.nprobe = 0;
   CHECK_THROWS_WITH_AS(base.search(queries.data(), 1, bad), doctest::Contains("no ivf partition"), Error);
   CHECK(base.compress("pq:m=8").recall_curve().empty());
+
+  // A curve measured elsewhere (on the caller's queries) replaces it and is kept in the file.
+  RecallCurve tuned;
+  tuned.k = 10;
+  tuned.rerank = 20;
+  tuned.queries = 7;
+  tuned.measured_on = "queries";
+  tuned.points = {{3, 0.5}, {5, 0.97}};
+  const Table retuned = ivf.with_recall_curve(tuned);
+  retuned.save(dir.file("tuned.vecpack"));
+  const Table reopened = Table::open(dir.file("tuned.vecpack"));
+  const RecallCurve& kept = reopened.recall_curve();
+  CHECK(kept.points == tuned.points);
+  CHECK(kept.measured_on == "queries");
+  CHECK(kept.rerank == 20);
+  SearchOptions by_tuned, by_hand;
+  by_tuned.recall = 0.9;
+  by_hand.nprobe = 5;
+  by_hand.rerank = 20;
+  CHECK(retuned.search(queries.data(), nq, by_tuned).ids == ivf.search(queries.data(), nq, by_hand).ids);
+  RecallCurve unordered = tuned;
+  unordered.points = {{5, 0.5}, {3, 0.9}};
+  CHECK_THROWS_WITH_AS(ivf.with_recall_curve(unordered), doctest::Contains("out of order or out of range"), Error);
+  unordered.points = {{65, 0.9}};
+  CHECK_THROWS_WITH_AS(ivf.with_recall_curve(unordered), doctest::Contains("nprobe rises within 1..64"), Error);
+  CHECK_THROWS_WITH_AS(base.with_recall_curve(tuned), doctest::Contains("has no partition"), Error);
 }
 
 TEST_CASE("ivf: a saved table opens in place and searches as it did; damaged lists are refused") {
