@@ -280,3 +280,34 @@ def test_ivf_partition_nprobe_and_file(glove, tmp_path):
     with pytest.raises(vecpack.Error, match="not both"):
         ivf.search(q, k=10, nprobe=4, recall=0.9)
     assert flat.recall_curve()["points"] == []
+
+
+def test_gensim_keyed_vectors_round_trip_exactly():
+    gensim_models = pytest.importorskip("gensim.models", reason="from_gensim/to_gensim need gensim: pip install gensim")
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(300, 12)).astype(np.float32)
+    keys = [f"w{i}" for i in range(300)]
+    kv = gensim_models.KeyedVectors(12)
+    kv.add_vectors(keys, x)
+    for key, count in zip(keys, range(1000, 700, -1)):
+        kv.set_vecattr(key, "count", count)
+    t = vecpack.from_gensim(kv)
+    assert list(t.keys) == keys and t.metric == "cos"
+    assert np.array_equal(t.vectors, x)  # bit for bit
+    assert list(t.counts) == list(range(1000, 700, -1))
+    back = t.to_gensim()
+    assert back.index_to_key == keys
+    assert np.array_equal(back.vectors, x)
+    assert [back.get_vecattr(k, "count") for k in keys[:3]] == [1000, 999, 998]
+    # gensim and vecpack agree on the neighbours of the same rows.
+    assert [w for w, _ in t.most_similar("w5", topn=5)] == [w for w, _ in kv.most_similar("w5", topn=5)]
+    # A compressed table comes out as its decoded rows; one without keys, with row numbers.
+    small = t.compress("int8")
+    assert np.array_equal(small.to_gensim().vectors, small.vectors)
+    unkeyed = vecpack.compress(x, "f32").to_gensim()
+    assert unkeyed.index_to_key[:2] == ["0", "1"] and np.array_equal(unkeyed.vectors, x)
+    # Keys that are not unique as text are refused.
+    clash = gensim_models.KeyedVectors(12)
+    clash.add_vectors([1, "1"], x[:2])
+    with pytest.raises(ValueError, match="same text"):
+        vecpack.from_gensim(clash)

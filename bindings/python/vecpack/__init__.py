@@ -8,7 +8,7 @@
     t["king"], t.most_similar("king", topn=5)
     ids, scores = t.search(queries, k=10)              # exact top-k on the stored codes
 
-Tables: open(), read(), write(), compress(), Table. Codecs: Codec, codecs(). Formats:
+Tables: open(), read(), write(), compress(), Table; from_gensim(kv) and Table.to_gensim(). Codecs: Codec, codecs(). Formats:
 formats(). Errors: Error and its subclasses FormatError, ParseError, SpecError (ValueErrors),
 IoError (an OSError) and NotFoundError (a KeyError).
 """
@@ -18,6 +18,7 @@ from collections.abc import Sequence as _Sequence
 from ._errors import Error, FormatError, IoError, NotFoundError, ParseError, SpecError
 from ._vecpack import (Codec, KeyList, Table, codecs, compress, formats, kernel_isa, open, read, version, write,
                        write_manifest)
+from ._gensim import from_gensim
 from ._table import extend as _extend
 
 _extend(Table)
@@ -31,8 +32,8 @@ __version__ = version()
 
 # `open` is left out so that `from vecpack import *` does not hide the built-in open().
 __all__ = [
-    "Codec", "KeyList", "Table", "codecs", "compress", "formats", "kernel_isa", "read", "version", "write",
-    "write_manifest",
+    "Codec", "KeyList", "Table", "codecs", "compress", "formats", "from_gensim", "kernel_isa", "read", "version",
+    "write", "write_manifest",
     "Error", "FormatError", "IoError", "NotFoundError", "ParseError", "SpecError",
 ]
 

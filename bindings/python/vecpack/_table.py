@@ -94,6 +94,9 @@ def table_repr(self):
 
 def extend(table_class):
     """Adds the methods above to the compiled Table class."""
+    from ._gensim import to_gensim
+
+    table_class.to_gensim = to_gensim
     table_class.most_similar = most_similar
     table_class.similarity = similarity
     table_class.__repr__ = table_repr
