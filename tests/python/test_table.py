@@ -311,3 +311,40 @@ def test_gensim_keyed_vectors_round_trip_exactly():
     clash.add_vectors([1, "1"], x[:2])
     with pytest.raises(ValueError, match="same text"):
         vecpack.from_gensim(clash)
+
+
+def test_quantize_embeddings_speaks_sentence_transformers_precisions():
+    x = np.array([[0.5, -1.0, 0.0, 2.0, 0.1, -0.1, 3.0, -3.0],
+                  [1.0, 1.0, -1.0, -2.0, 0.2, 0.0, 0.0, 1.0]], dtype=np.float32)
+    # binary: bit set above 0, most significant first; int8 is the byte minus 128.
+    assert vecpack.quantize_embeddings(x, "ubinary").tolist() == [[0b10011010], [0b11001001]]
+    assert vecpack.quantize_embeddings(x, "binary").tolist() == [[0b10011010 - 128], [0b11001001 - 128]]
+    assert vecpack.quantize_embeddings(x[0], "ubinary").tolist() == [0b10011010]  # one row, 1-D
+    # uint8 / int8: 255 steps between each dimension's minimum and maximum.
+    ranges = np.array([[-1.0] * 8, [1.0] * 8], dtype=np.float32)
+    u = vecpack.quantize_embeddings(x, "uint8", ranges=ranges)
+    assert u.dtype == np.uint8 and u[0, :3].tolist() == [191, 0, 127]
+    assert u[0, 3] == 255 and u[0, 7] == 0  # outside the ranges: clipped
+    i = vecpack.quantize_embeddings(x, "int8", calibration_embeddings=np.vstack([ranges, x[:, :8] * 0]))
+    assert i.dtype == np.int8 and i[0, :3].tolist() == [63, -128, 0]  # truncated toward 0, as numpy casts
+    own = vecpack.quantize_embeddings(x, "uint8")  # ranges from the rows themselves
+    assert own.min(axis=0).tolist() == [0] * 8
+    assert vecpack.quantize_embeddings(x, "float32").dtype == np.float32
+    with pytest.raises(ValueError, match="not one of"):
+        vecpack.quantize_embeddings(x, "int4")
+    with pytest.raises(ValueError, match="not int8 or uint8"):
+        vecpack.quantize_embeddings(u, "binary")
+    with pytest.raises(ValueError, match="ranges must be 2 x 8"):
+        vecpack.quantize_embeddings(x, "int8", ranges=ranges[:, :4])
+
+
+def test_quantize_embeddings_bytes_equal_sentence_transformers():
+    st = pytest.importorskip("sentence_transformers.quantization",
+                             reason="comparing with sentence-transformers needs it: pip install sentence-transformers")
+    rng = np.random.default_rng(9)
+    x = rng.normal(size=(200, 64)).astype(np.float32)
+    calibration = rng.normal(size=(1000, 64)).astype(np.float32) * 4  # wide: every value inside the ranges
+    for precision in ("float32", "int8", "uint8", "binary", "ubinary"):
+        ours = vecpack.quantize_embeddings(x, precision, calibration_embeddings=calibration)
+        theirs = st.quantize_embeddings(x, precision, calibration_embeddings=calibration)
+        assert ours.dtype == theirs.dtype and np.array_equal(ours, theirs), precision

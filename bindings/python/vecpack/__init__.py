@@ -19,6 +19,7 @@ from ._errors import Error, FormatError, IoError, NotFoundError, ParseError, Spe
 from ._vecpack import (Codec, KeyList, Table, codecs, compress, formats, kernel_isa, open, read, version, write,
                        write_manifest)
 from ._gensim import from_gensim
+from ._quantize import quantize_embeddings
 from ._table import extend as _extend
 
 _extend(Table)
@@ -32,8 +33,8 @@ __version__ = version()
 
 # `open` is left out so that `from vecpack import *` does not hide the built-in open().
 __all__ = [
-    "Codec", "KeyList", "Table", "codecs", "compress", "formats", "from_gensim", "kernel_isa", "read", "version",
-    "write", "write_manifest",
+    "Codec", "KeyList", "Table", "codecs", "compress", "formats", "from_gensim", "kernel_isa", "quantize_embeddings", "read",
+    "version", "write", "write_manifest",
     "Error", "FormatError", "IoError", "NotFoundError", "ParseError", "SpecError",
 ]
 
