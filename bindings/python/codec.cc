@@ -46,9 +46,11 @@ void bind_codec(py::module_& m) {
 Train it on a sample, then encode rows to codes (uint8, code_size bytes per row) and decode
 them back. Codecs pickle (with their trained parameters), so they travel to worker processes.
 Training changes the codec: do not train while other threads encode with it.)doc")
-      .def(py::init<std::string_view>(), py::arg("spec"))
-      .def_property_readonly("spec", &Codec::spec)
-      .def_property_readonly("trained", &Codec::trained)
+      .def(py::init<std::string_view>(), py::arg("spec"),
+           "A codec chain from a spec string such as 'int8', 'pq:m=25' or 'pca:k=64/int8' (vecpack.codecs() lists "
+           "them); SpecError for a bad one. It is untrained until train() is called.")
+      .def_property_readonly("spec", &Codec::spec, "The canonical spec, every parameter spelled out.")
+      .def_property_readonly("trained", &Codec::trained, "Whether the codec has been trained (and can encode).")
       .def_property_readonly("dim", [](const Codec& c) { return codec_property(c, &Codec::dim); },
                              "Input dimension once trained, else None.")
       .def_property_readonly("code_size", [](const Codec& c) { return codec_property(c, &Codec::code_size); },

@@ -65,8 +65,8 @@ The base of HashEmbedding, QREmbedding and MixedDimEmbedding. A training step:
   table.backward(ids, grad)              # accumulates, sparse: only touched rows
   table.step(lr)                         # SGD or Adagrad on the touched rows; clears gradients
 `parameters` maps each parameter name to a writable float32 view of the table's own array.)doc")
-      .def("__len__", &SharedEmbedding::size)
-      .def_property_readonly("dim", &SharedEmbedding::dim)
+      .def("__len__", &SharedEmbedding::size, "The number of ids (rows).")
+      .def_property_readonly("dim", &SharedEmbedding::dim, "Values per row.")
       .def(
           "forward",
           [ids_of, row_shape](const SharedEmbedding& self, const py::handle& ids_in) {
@@ -145,7 +145,11 @@ table_ids to forward/backward (see vecpack/embeddings.h for how the table id is 
                                                     EmbeddingOptions{optimizer_of(optimizer), init_std});
            }),
            py::arg("n_ids"), py::arg("dim"), py::arg("buckets"), py::arg("k") = 2, py::arg("weights") = true,
-           py::arg("seed") = 1234, py::arg("tables") = 1, py::arg("optimizer") = "sgd", py::arg("init_std") = 0.0f)
+           py::arg("seed") = 1234, py::arg("tables") = 1, py::arg("optimizer") = "sgd", py::arg("init_std") = 0.0f,
+           R"doc(n_ids ids of dim values from a pool of buckets rows, k hashes per id, with per-id
+weights unless weights=False; tables id spaces share the pool. optimizer: 'sgd' or 'adagrad';
+init_std: the spread of each value of a row at the start (0: 1 / sqrt(dim)). Seeded: the same arguments give the
+same table.)doc")
       .def(
           "forward",
           [ids_of, table_ids_of, row_shape](const HashEmbedding& self, const py::handle& ids_in, const py::handle& tables_in) {
@@ -170,11 +174,13 @@ table_ids to forward/backward (see vecpack/embeddings.h for how the table id is 
             py::gil_scoped_release release;
             self.backward(ids.data(), tables ? tables->data() : nullptr, n, grad.data(), n, self.dim());
           },
-          py::arg("ids"), py::arg("grad"), py::arg("table_ids") = py::none())
-      .def_property_readonly("buckets", &HashEmbedding::buckets)
-      .def_property_readonly("k", &HashEmbedding::k)
-      .def_property_readonly("has_weights", &HashEmbedding::has_weights)
-      .def_property_readonly("tables", &HashEmbedding::tables)
+          py::arg("ids"), py::arg("grad"), py::arg("table_ids") = py::none(),
+          "Accumulates grad (ids.shape + (dim,)), the loss gradient for the rows of ids (of table_ids), "
+          "into the pool and weights they use; step() applies it.")
+      .def_property_readonly("buckets", &HashEmbedding::buckets, "Rows of the shared pool.")
+      .def_property_readonly("k", &HashEmbedding::k, "Hashes (pool rows) per id.")
+      .def_property_readonly("has_weights", &HashEmbedding::has_weights, "Whether each id weighs its k pool rows.")
+      .def_property_readonly("tables", &HashEmbedding::tables, "Id spaces sharing the pool.")
       .def("buckets_of", &HashEmbedding::buckets_of, py::arg("id"), py::arg("table") = 0,
            "The pool rows h_0(id) .. h_{k-1}(id).")
       .def("__repr__", [](const HashEmbedding& e) {
@@ -192,9 +198,12 @@ op: 'mult' (elementwise product), 'add' (sum) or 'concat' (Q gives ceil(dim/2) c
                                                   EmbeddingOptions{optimizer_of(optimizer), init_std});
            }),
            py::arg("n_ids"), py::arg("dim"), py::arg("m"), py::arg("op") = "mult", py::arg("seed") = 1234,
-           py::arg("optimizer") = "sgd", py::arg("init_std") = 0.0f)
-      .def_property_readonly("m", &QREmbedding::m)
-      .def_property_readonly("op", [](const QREmbedding& e) { return qr_op_name(e.op()); })
+           py::arg("optimizer") = "sgd", py::arg("init_std") = 0.0f,
+           "n_ids ids of dim values from ceil(n_ids / m) quotient rows and m remainder rows combined by op; "
+           "optimizer: 'sgd' or 'adagrad'.")
+      .def_property_readonly("m", &QREmbedding::m, "Remainder rows (the modulus).")
+      .def_property_readonly("op", [](const QREmbedding& e) { return qr_op_name(e.op()); },
+                             "How a quotient and a remainder row combine: 'mult', 'add' or 'concat'.")
       .def("__repr__", [](const QREmbedding& e) {
         return "<vecpack.QREmbedding " + std::to_string(e.size()) + " ids x " + std::to_string(e.dim()) + ", m " +
                std::to_string(e.m()) + ", op " + qr_op_name(e.op()) + ", " + std::to_string(e.parameter_bytes()) + " bytes>";
@@ -212,9 +221,11 @@ the sum of block_rows.)doc")
                                                         EmbeddingOptions{optimizer_of(optimizer), init_std});
            }),
            py::arg("block_rows"), py::arg("block_dims"), py::arg("dim"), py::arg("n_ids") = py::none(),
-           py::arg("seed") = 1234, py::arg("optimizer") = "sgd", py::arg("init_std") = 0.0f)
-      .def_property_readonly("block_rows", &MixedDimEmbedding::block_rows)
-      .def_property_readonly("block_dims", &MixedDimEmbedding::block_dims)
+           py::arg("seed") = 1234, py::arg("optimizer") = "sgd", py::arg("init_std") = 0.0f,
+           "Blocks of block_rows[b] ids in block_dims[b] dimensions, each projected to dim; optimizer: 'sgd' or "
+           "'adagrad'.")
+      .def_property_readonly("block_rows", &MixedDimEmbedding::block_rows, "Ids per block, most frequent block first.")
+      .def_property_readonly("block_dims", &MixedDimEmbedding::block_dims, "Dimensions per block.")
       .def("__repr__", [](const MixedDimEmbedding& e) {
         return "<vecpack.MixedDimEmbedding " + std::to_string(e.size()) + " ids x " + std::to_string(e.dim()) + ", " +
                std::to_string(e.block_rows().size()) + " blocks, " + std::to_string(e.parameter_bytes()) + " bytes>";

@@ -221,9 +221,10 @@ TableHandle compress_array(const py::handle& x, const py::object& codec, std::op
 
 void bind_tables(py::module_& m) {
   py::class_<KeyList>(m, "KeyList", "The keys of a table in row order: a lazy, read-only sequence of str.")
-      .def("__len__", [](const KeyList& self) { return self.table.size(); })
+      .def("__len__", [](const KeyList& self) { return self.table.size(); }, "The number of keys: one per row.")
       .def("__getitem__",
-           [](const KeyList& self, py::ssize_t index) { return key_text(self.table.key(row_index(self.table, index))); })
+           [](const KeyList& self, py::ssize_t index) { return key_text(self.table.key(row_index(self.table, index))); },
+           py::arg("index"), "The key of row index (negative counts from the end); keys[i:j] gives a list.")
       .def("__getitem__",
            [](const KeyList& self, const py::slice& slice) {
              py::ssize_t start = 0, stop = 0, step = 0, length = 0;
@@ -237,7 +238,8 @@ void bind_tables(py::module_& m) {
       .def("__contains__",
            [](const KeyList& self, const py::object& key) {
              return py::isinstance<py::str>(key) && self.table.find(key.cast<std::string>()).has_value();
-           })
+           },
+           py::arg("key"), "Whether key (a str) is one of the keys; O(1).")
       .def(
           "index",
           [](const KeyList& self, const std::string& key) {
@@ -253,18 +255,24 @@ void bind_tables(py::module_& m) {
 
 Open one with vecpack.open(), read one with vecpack.read(), or build one from an array with
 vecpack.compress(). Tables are immutable and safe to search from many threads at once.)doc")
-      .def("__len__", [](const TableHandle& self) { return self.table.size(); })
+      .def("__len__", [](const TableHandle& self) { return self.table.size(); }, "The number of rows.")
       .def("__contains__",
            [](const TableHandle& self, const py::object& key) {
              return py::isinstance<py::str>(key) && self.table.find(key.cast<std::string>()).has_value();
-           })
-      .def("__getitem__", &get_item, py::arg("item"))
-      .def_property_readonly("dim", [](const TableHandle& self) { return self.table.dim(); })
+           },
+           py::arg("key"), "Whether the table has a row keyed key (a str); O(1).")
+      .def("__getitem__", &get_item, py::arg("item"),
+           R"doc(Decoded rows as float32: t['king'] (a key; with subwords, also a word the table lacks),
+t[5] (a row; negative counts from the end), t[2:9] or t[::2] (rows x dim), and t[['a', 'b']] or
+t[[3, 7]] (a list of keys or of rows). KeyError for a key the table cannot answer, IndexError
+for a row out of range.)doc")
+      .def_property_readonly("dim", [](const TableHandle& self) { return self.table.dim(); }, "Values per row.")
       .def_property_readonly("spec", [](const TableHandle& self) { return self.table.spec(); },
                              "The codec spec, canonical (every argument spelled out).")
       .def_property_readonly("metric", [](const TableHandle& self) { return metric_name(self.table.metric()); },
                              "'ip', 'cos' or 'l2': how search() compares rows unless told otherwise.")
-      .def_property_readonly("has_keys", [](const TableHandle& self) { return self.table.has_keys(); })
+      .def_property_readonly("has_keys", [](const TableHandle& self) { return self.table.has_keys(); },
+                             "Whether the rows are keyed by strings (t.keys lists them).")
       .def_property_readonly("has_subwords", [](const TableHandle& self) { return self.table.has_subwords(); },
                              "True when unknown words get a vector from their character n-grams.")
       .def(
