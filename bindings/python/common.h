@@ -22,6 +22,9 @@ using ByteArray = py::array_t<uint8_t, py::array::c_style | py::array::forcecast
 struct TableHandle {
   Table table;
   std::string path;
+  // The decoded rows, once `vectors` has decoded them (read-only; null until then). Touched
+  // only with the GIL held.
+  mutable py::object decoded;
 };
 
 // The keys of a table as a lazy, read-only sequence of str.

@@ -49,6 +49,17 @@ py::array_t<float> rows_at(const Table& table, const std::vector<size_t>& rows) 
   return out;
 }
 
+// Every row of the table, decoded into a new array.
+py::array_t<float> decode_all(const Table& t) {
+  py::array_t<float> out({static_cast<py::ssize_t>(t.size()), static_cast<py::ssize_t>(t.dim())});
+  float* data = out.mutable_data();
+  {
+    py::gil_scoped_release release;
+    if (t.size()) t.reconstruct(0, t.size(), data);
+  }
+  return out;
+}
+
 py::object get_item(const TableHandle& self, const py::object& item) {
   const Table& t = self.table;
   if (py::isinstance<py::str>(item)) {
@@ -340,19 +351,23 @@ n-grams.)doc")
             const auto rows = static_cast<py::ssize_t>(t.size()), dim = static_cast<py::ssize_t>(t.dim());
             if (const float* stored = t.float_rows())
               return read_only_view(py::dtype::of<float>(), {rows, dim}, stored, self_object);
-            py::array_t<float> decoded({rows, dim});
-            float* out = decoded.mutable_data();
-            {
-              py::gil_scoped_release release;
-              if (rows) t.reconstruct(0, t.size(), out);
-            }
+            if (self.decoded) return self.decoded.cast<py::array>();
+            py::array_t<float> decoded = decode_all(t);
+            decoded.attr("setflags")(py::arg("write") = false);
+            self.decoded = decoded;
             return decoded;
           },
-          R"doc(Every row as a float32 array (rows x dim).
+          R"doc(Every row as a float32 array (rows x dim), read-only.
 
-For an f32 table this is a read-only view of the stored rows (of the memory mapping for an
-opened file): no copy, and the array keeps the table alive. Other codecs decode every row
-into a new array on each access; use t[i] or t[i:j] for a few rows.)doc")
+For an f32 table this is a view of the stored rows (of the memory mapping for an opened file):
+no copy, and the array keeps the table alive. For other codecs the first access decodes every
+row and the table keeps that array: later accesses return the same one, and it takes
+rows x dim x 4 bytes for as long as the table lives. decode() gives a new, writable array each
+time; t[i] or t[i:j] decode a few rows.)doc")
+      .def(
+          "decode",
+          [](const TableHandle& self) { return decode_all(self.table); },
+          "Every row decoded into a new, writable float32 array (rows x dim); the table keeps no copy.")
       .def_property_readonly(
           "codes",
           [](const py::object& self_object) -> py::object {

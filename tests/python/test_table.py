@@ -348,3 +348,17 @@ def test_quantize_embeddings_bytes_equal_sentence_transformers():
         ours = vecpack.quantize_embeddings(x, precision, calibration_embeddings=calibration)
         theirs = st.quantize_embeddings(x, precision, calibration_embeddings=calibration)
         assert ours.dtype == theirs.dtype and np.array_equal(ours, theirs), precision
+
+
+def test_vectors_of_a_compressed_table_decode_once():
+    x = np.random.default_rng(4).normal(size=(500, 16)).astype(np.float32)
+    small = vecpack.compress(x, "int8")
+    first = small.vectors
+    assert small.vectors is first and not first.flags.writeable  # kept, not decoded again
+    fresh = small.decode()
+    assert fresh is not first and fresh.flags.writeable and np.array_equal(fresh, first)
+    assert np.array_equal(small[10:20], first[10:20])
+    with pytest.raises(ValueError):
+        first[0, 0] = 1.0
+    exact = vecpack.compress(x, "f32")
+    assert np.array_equal(exact.decode(), exact.vectors) and exact.decode().flags.writeable

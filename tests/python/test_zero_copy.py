@@ -49,10 +49,12 @@ def test_codes_are_a_read_only_view(glove_int8_file, glove_file):
     codes = t.codes
     assert codes.shape == (15000, 100) and codes.dtype == np.uint8 and not codes.flags.writeable
     assert codes.base is t and mapping_of(codes.ctypes.data) == str(glove_int8_file)
-    # Other codecs decode into a new array each time.
+    # Other codecs decode once into an array the table keeps (read-only); decode() copies anew.
     decoded = t.vectors
-    assert decoded.flags.writeable and not np.shares_memory(decoded, t.vectors)
-    assert np.array_equal(decoded[10:20], t[10:20])
+    assert not decoded.flags.writeable and t.vectors is decoded
+    fresh = t.decode()
+    assert fresh.flags.writeable and not np.shares_memory(fresh, decoded)
+    assert np.array_equal(decoded[10:20], t[10:20]) and np.array_equal(fresh, decoded)
 
     f32 = vecpack.open(glove_file)
     assert np.array_equal(f32.codes.view(np.float32), f32.vectors) and np.shares_memory(f32.codes, f32.vectors)
