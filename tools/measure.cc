@@ -138,6 +138,24 @@ Spread spread_of(std::vector<double> values) {
   return {values[values.size() / 2], values.front(), values.back()};
 }
 
+double recall_of(const SearchResult& found, const GroundTruth& truth, size_t r) {
+  if (truth.nq == 0) return 0;
+  double total = 0;
+  for (size_t q = 0; q < truth.nq; ++q) {
+    const int64_t* want_begin = truth.neighbours.data() + q * truth.depth;
+    const std::unordered_set<int64_t> want(want_begin, want_begin + r);
+    size_t kept = 0, hits = 0;
+    for (size_t i = 0; i < found.k && kept < r; ++i) {
+      const int64_t id = found.ids_of(q)[i];
+      if (id < 0 || id == truth.exclude[q]) continue;
+      ++kept;
+      hits += want.count(id);
+    }
+    total += double(hits) / double(r);
+  }
+  return total / double(truth.nq);
+}
+
 Quality measure_quality(const Table& table, const GroundTruth& truth, Metric metric, const SearchOptions& search) {
   if (truth.originals.dim() != table.dim())
     throw Error("dimension " + std::to_string(table.dim()) + " differs from " + std::to_string(truth.originals.dim()) +
@@ -148,20 +166,7 @@ Quality measure_quality(const Table& table, const GroundTruth& truth, Metric met
   SearchResult found = table.search(truth.queries.data(), truth.nq, deep, metric);
   auto recall_at = [&](size_t r) -> std::optional<double> {
     if (r > truth.depth || truth.nq == 0) return std::nullopt;
-    double total = 0;
-    for (size_t q = 0; q < truth.nq; ++q) {
-      const int64_t* want_begin = truth.neighbours.data() + q * truth.depth;
-      std::unordered_set<int64_t> want(want_begin, want_begin + r);
-      size_t kept = 0, hits = 0;
-      for (size_t i = 0; i < found.k && kept < r; ++i) {
-        int64_t id = found.ids_of(q)[i];
-        if (id < 0 || id == truth.exclude[q]) continue;
-        ++kept;
-        hits += want.count(id);
-      }
-      total += double(hits) / double(r);
-    }
-    return total / double(truth.nq);
+    return recall_of(found, truth, r);
   };
   quality.recall1 = recall_at(1);
   quality.recall10 = recall_at(10);

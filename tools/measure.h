@@ -42,6 +42,10 @@ struct Quality {
   std::optional<double> recall1, recall10, recall100;  // absent when the truth is not that deep
   std::optional<double> mse;                           // absent when rows do not correspond
 };
+// recall@r of search results against the truth's first r neighbours (r <= truth.depth); each
+// query's excluded row is skipped, so found may hold one row more than r.
+double recall_of(const SearchResult& found, const GroundTruth& truth, size_t r);
+
 // `search` says how the table is searched (threads, rerank, funnel); its k is set here.
 Quality measure_quality(const Table& table, const GroundTruth& truth, Metric metric, const SearchOptions& search);
 

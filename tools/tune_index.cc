@@ -7,7 +7,6 @@
 #include <chrono>
 #include <cstdio>
 #include <optional>
-#include <unordered_set>
 
 #include "cli_common.h"
 #include "measure.h"
@@ -46,21 +45,7 @@ double recall_at_10(const Table& table, const GroundTruth& truth, SearchOptions 
   const bool excluding = std::any_of(truth.exclude.begin(), truth.exclude.end(), [](int64_t row) { return row >= 0; });
   options.k = kRecallAt + (excluding ? 1 : 0);
   if (options.rerank) options.rerank = std::max(options.rerank, options.k);
-  const SearchResult found = table.search(truth.queries.data(), truth.nq, options, truth.metric);
-  double total = 0;
-  for (size_t q = 0; q < truth.nq; ++q) {
-    const int64_t* want_begin = truth.neighbours.data() + q * truth.depth;
-    const std::unordered_set<int64_t> want(want_begin, want_begin + kRecallAt);
-    size_t kept = 0, hits = 0;
-    for (size_t i = 0; i < found.k && kept < kRecallAt; ++i) {
-      const int64_t id = found.ids_of(q)[i];
-      if (id < 0 || id == truth.exclude[q]) continue;
-      ++kept;
-      hits += want.count(id);
-    }
-    total += double(hits) / double(kRecallAt);
-  }
-  return truth.nq ? total / double(truth.nq) : 0;
+  return recall_of(table.search(truth.queries.data(), truth.nq, options, truth.metric), truth, kRecallAt);
 }
 
 // 1, 2, 3, 4, 6, 8, 12, ... and every list last.
