@@ -64,6 +64,11 @@ class PqCodebooks {
   // labels: n x m, the nearest centroid of each sub-vector. Single-threaded.
   void assign(const float* x, size_t n, uint32_t* labels) const;
   void encode(const float* x, size_t n, uint8_t* codes) const;
+  // Score-aware encoding (ScaNN's anisotropic loss): the codes minimise |r|^2 + (eta - 1)(r.u)^2,
+  // r the residual and u the row's direction, so that with eta > 1 the error that moves a row's
+  // inner products with queries near its own direction costs more. Starts from the nearest
+  // centroids, then runs rounds of coordinate descent over the sub-quantizers.
+  void encode_anisotropic(const float* x, size_t n, float eta, uint8_t* codes) const;
   void decode(const uint8_t* codes, size_t n, float* x) const;
   void decode_labels(const uint32_t* labels, size_t n, float* x) const;
 
@@ -73,6 +78,8 @@ class PqCodebooks {
   std::vector<size_t> offsets_;
   std::vector<float> centroids_;
   std::vector<CentroidTable> tables_;  // derived: one per sub-quantizer, for encoding
+  std::vector<float> transposed_;      // derived: per sub-quantizer, sub_dim x ksub (anisotropic encoding)
+  std::vector<float> squared_norms_;   // derived: m x ksub, |centroid|^2 (anisotropic encoding)
 };
 
 }  // namespace vecpack

@@ -55,6 +55,12 @@ struct KernelTable {
   // receives that minimum, so that |x_i - c|^2 = |x_i|^2 + 2 best[i].
   void (*nearest_centroids)(const float* x, size_t n, size_t stride, size_t d, const float* centroids_t,
                             const float* half_sq, size_t k, uint32_t* labels, float* best);
+  // out[c] = x . centroid c for one row of d values, centroids transposed as above (k a multiple
+  // of 16): the dot products score-aware pq encoding weighs.
+  void (*centroid_dots)(const float* x, size_t d, const float* centroids_t, size_t k, float* out);
+  // argmin over c < k (a multiple of 16) of norms[c] - 2 dots[c] + weight (along - dots[c])^2,
+  // the smallest c on ties: one coordinate-descent step of pq's anisotropic loss.
+  uint32_t (*anisotropic_argmin)(const float* dots, const float* norms, size_t k, float along, float weight);
   // Product-quantizer table scan over `rows` rows of m indices each (row i: indices[i * stride + j]):
   // out[i * lanes + l] = sum over j = 0..m-1, in that order, of tables[(j * ksub + index_ij) * lanes + l],
   // for lanes = 1, 2, 4, 8 or 16 (queries sharing each code read). Meanwhile it prefetches

@@ -95,5 +95,64 @@ void nearest_centroids(const float* x, size_t n, size_t stride, size_t d, const 
   }
 }
 
+// ------------------------------------------------------------------------- anisotropic encoding
+template <class Arch>
+void centroid_dots(const float* x, size_t d, const float* centroids_t, size_t k, float* out) {
+  using floats = xsimd::batch<float, Arch>;
+  constexpr size_t width = floats::size;
+  for (size_t c = 0; c < k; c += width) {
+    floats acc(0.0f);
+    for (size_t j = 0; j < d; ++j) acc = xsimd::fma(floats(x[j]), floats::load_unaligned(centroids_t + j * k + c), acc);
+    acc.store_unaligned(out + c);
+  }
+}
+
+// Two passes: the losses go to a buffer while two running minima (independent chains) find the
+// smallest value; then the first position holding it is the answer, the smallest c on ties.
+template <class Arch>
+uint32_t anisotropic_argmin(const float* dots, const float* norms, size_t k, float along, float weight) {
+  using floats = xsimd::batch<float, Arch>;
+  constexpr size_t width = floats::size;
+  constexpr size_t kChunk = 256;  // losses buffered per pass
+  const floats a(along), w(weight), two(2.0f);
+  const auto loss_at = [&](size_t c) {
+    const floats dot = floats::load_unaligned(dots + c);
+    const floats gap = a - dot;
+    return xsimd::fma(w * gap, gap, xsimd::fnma(two, dot, floats::load_unaligned(norms + c)));
+  };
+  float best_value = std::numeric_limits<float>::infinity();
+  uint32_t best = 0;
+  alignas(64) float losses[kChunk];
+  for (size_t base = 0; base < k; base += kChunk) {
+    const size_t count = std::min(kChunk, k - base);  // a multiple of 16
+    floats low0(std::numeric_limits<float>::infinity()), low1 = low0;
+    size_t c = 0;
+    for (; c + 2 * width <= count; c += 2 * width) {
+      const floats first = loss_at(base + c), second = loss_at(base + c + width);
+      first.store_aligned(losses + c);
+      second.store_aligned(losses + c + width);
+      low0 = xsimd::min(low0, first);
+      low1 = xsimd::min(low1, second);
+    }
+    for (; c < count; c += width) {
+      const floats loss = loss_at(base + c);
+      loss.store_aligned(losses + c);
+      low0 = xsimd::min(low0, loss);
+    }
+    const float value = isa_ops<Arch>::reduce_min(xsimd::min(low0, low1));
+    if (!(value < best_value)) continue;  // strict: an equal value in a later chunk keeps the earlier index
+    best_value = value;
+    const floats target(value);
+    for (c = 0; c < count; c += width) {
+      if (!xsimd::any(floats::load_aligned(losses + c) == target)) continue;
+      size_t i = c;
+      while (losses[i] != value) ++i;
+      best = static_cast<uint32_t>(base + i);
+      break;
+    }
+  }
+  return best;
+}
+
 }  // namespace
 }  // namespace vecpack::kernels

@@ -299,6 +299,8 @@ constexpr KernelTable make_table(Isa isa) {
       &max_f32<Arch>,
       &select_above<Arch>,
       &nearest_centroids<Arch>,
+      &centroid_dots<Arch>,
+      &anisotropic_argmin<Arch>,
       &pq_scan<Arch, uint8_t>,
       &pq_scan<Arch, uint16_t>,
       &pq4_fastscan_select<Arch>,

@@ -194,6 +194,25 @@ void nearest_centroids(const float* x, size_t n, size_t stride, size_t d, const 
   }
 }
 
+void centroid_dots(const float* x, size_t d, const float* centroids_t, size_t k, float* out) {
+  for (size_t c = 0; c < k; ++c) {
+    float acc = 0;
+    for (size_t j = 0; j < d; ++j) acc += x[j] * centroids_t[j * k + c];
+    out[c] = acc;
+  }
+}
+
+uint32_t anisotropic_argmin(const float* dots, const float* norms, size_t k, float along, float weight) {
+  float best_value = INFINITY;
+  uint32_t best = 0;
+  for (size_t c = 0; c < k; ++c) {
+    const float gap = along - dots[c];
+    const float loss = norms[c] - 2 * dots[c] + weight * gap * gap;
+    if (loss < best_value) best_value = loss, best = static_cast<uint32_t>(c);
+  }
+  return best;
+}
+
 template <class Index>
 void pq_scan(const Index* indices, size_t stride, size_t rows, size_t m, size_t ksub, const float* tables,
              size_t lanes, float* out, const void*, size_t) {
@@ -268,7 +287,7 @@ size_t select_above(const float* x, size_t n, float threshold, uint32_t* out) {
 constexpr KernelTable kScalarTable{
     Isa::scalar,     &dot_f32_rows, &dot_f16_rows, &dot_bf16_rows,    &dot_u8_affine_rows, &f16_to_f32,
     &bf16_to_f32,    &f32_to_f16,   &f32_to_bf16,  &u8_affine_decode, &max_f32,  &select_above, &nearest_centroids,
-    &pq_scan<uint8_t>, &pq_scan<uint16_t>, &pq4_fastscan_select, &hamming_rows, &bitplane_rows,
+    &centroid_dots,  &anisotropic_argmin, &pq_scan<uint8_t>, &pq_scan<uint16_t>, &pq4_fastscan_select, &hamming_rows, &bitplane_rows,
 };
 
 }  // namespace
