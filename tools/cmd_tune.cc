@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
@@ -47,6 +48,39 @@ std::vector<std::string> registry_grid() {
     if (d->tune_grid.empty()) specs.push_back(d->name);
     for (const char* spec : d->tune_grid) specs.push_back(spec);
   }
+  return specs;
+}
+
+// Candidates sized to a budget of `budget` bytes per vector (codes plus shared parameters
+// spread over `rows` rows, dimension d), so that the budget is used rather than left to the
+// fixed sizes of the registry's grid: pq and opq with as many 8-bit sub-quantizers as fit, fast
+// scan with twice as many 4-bit ones, fewer and larger 10-bit codebooks, the score-aware loss
+// for ip tables, and, when the budget holds an int8 rerank section (d bytes), a pq shortlist
+// rescored from it.
+std::vector<std::string> budget_grid(double budget, size_t d, size_t rows, Metric metric) {
+  std::vector<std::string> specs;
+  const double n = static_cast<double>(std::max<size_t>(rows, 1));
+  const auto codebook_bytes = [&](unsigned nbits) { return double(d) * double(size_t{1} << nbits) * 4 / n; };
+  const auto largest_m = [&](double bytes, unsigned nbits) -> size_t {
+    const double room = bytes - codebook_bytes(nbits);
+    if (room < 1) return 0;
+    return std::min<size_t>(d, static_cast<size_t>(std::floor(room * 8 / nbits)));
+  };
+  const auto m_spec = [](size_t m, const char* rest = "") { return "pq:m=" + std::to_string(m) + rest; };
+  if (const size_t m = largest_m(budget, 8); m >= 1) {
+    specs.push_back(m_spec(m));
+    specs.push_back("opq:m=" + std::to_string(m) + "/" + m_spec(m));
+    if (metric == Metric::ip) specs.push_back(m_spec(m, ",loss=aniso"));
+  }
+  if (size_t m = largest_m(budget, 4); m >= 2) {
+    m -= m % 2;  // whole bytes
+    specs.push_back(m_spec(m, ",nbits=4"));
+    if (metric == Metric::ip) specs.push_back(m_spec(m, ",nbits=4,loss=aniso"));
+  }
+  // 10-bit tables (m x 1,024 entries) still score by lookup up to m = 64.
+  if (const size_t m = largest_m(budget, 10); m >= 1 && m <= 64) specs.push_back(m_spec(m, ",nbits=10"));
+  const double rerank_bytes = double(d) + double(d) * 8 / n;  // int8 codes and their ranges
+  if (const size_t m = largest_m(budget - rerank_bytes, 8); m >= 4) specs.push_back(m_spec(m, "+int8@100"));
   return specs;
 }
 
@@ -151,7 +185,11 @@ void add_tune(CLI::App& app, Globals& globals) {
     std::vector<Candidate> tried;
     size_t measured = 0;
     std::vector<std::string> skipped;
-    for (const auto& spec : registry_grid()) {
+    std::vector<std::string> grid = registry_grid();
+    if (o->budget > 0)
+      for (auto& spec : budget_grid(o->budget, full.originals.dim(), n, full.metric))
+        if (std::find(grid.begin(), grid.end(), spec) == grid.end()) grid.push_back(std::move(spec));
+    for (const auto& spec : grid) {
       if (o->time_limit > 0 && measured > 0 && elapsed() > o->time_limit) {
         skipped.push_back(spec);
         continue;
