@@ -10,6 +10,7 @@
 #include "qr.h"
 #include "rabitq.h"
 #include "rbin.h"
+#include "rq.h"
 #include "subword.h"
 #include "transforms.h"
 #include "vecpack/registry.h"
@@ -24,6 +25,7 @@ const std::vector<const CodecDescriptor*>& codec_list() {
       &kInt8Codec,
       &kPqCodec,
       &kOpqCodec,
+      &kRqCodec,
       &kBinaryCodec,
       &kRbinCodec,
       &kRabitqCodec,

@@ -54,8 +54,8 @@ std::vector<std::string> registry_grid() {
 // Candidates sized to a budget of `budget` bytes per vector (codes plus shared parameters
 // spread over `rows` rows, dimension d), so that the budget is used rather than left to the
 // fixed sizes of the registry's grid: pq and opq with as many 8-bit sub-quantizers as fit, fast
-// scan with twice as many 4-bit ones, fewer and larger 10-bit codebooks, the score-aware loss
-// for ip tables, and, when the budget holds an int8 rerank section (d bytes), a pq shortlist
+// scan with twice as many 4-bit ones, fewer and larger 10-bit codebooks, residual quantization,
+// the score-aware loss for ip tables, and, when the budget holds an int8 rerank section (d bytes), a pq shortlist
 // rescored from it.
 std::vector<std::string> budget_grid(double budget, size_t d, size_t rows, Metric metric) {
   std::vector<std::string> specs;
@@ -79,6 +79,13 @@ std::vector<std::string> budget_grid(double budget, size_t d, size_t rows, Metri
   }
   // 10-bit tables (m x 1,024 entries) still score by lookup up to m = 64.
   if (const size_t m = largest_m(budget, 10); m >= 1 && m <= 64) specs.push_back(m_spec(m, ",nbits=10"));
+  // rq: one byte per stage and one for the norm, each stage a 256 x d codebook; cos tables put
+  // l2norm first, so that the stages spend nothing on row norms the cosine ignores.
+  const double per_stage = 1 + 256.0 * double(d) * 4 / n;
+  if (budget >= 1 + 2 * per_stage) {
+    const size_t m = std::min<size_t>(32, static_cast<size_t>(std::floor((budget - 1) / per_stage)));
+    specs.push_back(std::string(metric == Metric::cos ? "l2norm/" : "") + "rq:m=" + std::to_string(m));
+  }
   const double rerank_bytes = double(d) + double(d) * 8 / n;  // int8 codes and their ranges
   if (const size_t m = largest_m(budget - rerank_bytes, 8); m >= 4) specs.push_back(m_spec(m, "+int8@100"));
   return specs;
