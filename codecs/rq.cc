@@ -34,6 +34,10 @@ namespace {
 constexpr size_t kCentroids = 256;      // per stage: one byte
 constexpr size_t kEncodeBlock = 64;     // rows whose products with every centroid are one matrix product
 constexpr size_t kTrainIterations = 15;  // Lloyd iterations per stage
+// Stages whose residual products come from cross-stage tables; beyond, reading s rows of 1 KiB per
+// beam costs about as much as the matrix product of the residuals (GloVe-100: m=9 31k rows/s
+// from tables alone, 28k with the last stage multiplied; m=12 the same either way).
+constexpr size_t kTableStages = 10;
 constexpr float kNormLevels = 255;
 
 class RqQuantizer final : public Quantizer {
@@ -98,49 +102,76 @@ class RqQuantizer final : public Quantizer {
     log_high_ = std::max(std::log(high), log_low_ + 1e-6f);
   }
 
-  // Beam search without residual vectors: the dot product of beam b's residual with centroid c
-  // of stage s is x . c - sum over earlier stages s' of c_s'[path_b(s')] . c, read from x's
-  // products with every centroid (one matrix product per block of rows) and from the tables of
-  // products between the centroids of every two stages (cross_tables). A beam is then its path
-  // and its squared error, and each step costs s additions per centroid instead of d
-  // multiplications.
+  // The dot product of beam b's residual with centroid c of stage s is x . c minus, for each
+  // earlier stage s', c_s'[path_b(s')] . c. For the first kTableStages stages it is read from x's
+  // products with their centroids (one matrix product per block of rows) and from tables of
+  // products between the centroids of every two of them (cross_tables), so that a step costs s
+  // additions per centroid instead of d multiplications; later stages, where the s table rows to
+  // read cost more than that, form the beams' residuals and multiply them by the codebook.
   void encode(const float* x, size_t n, uint8_t* codes, size_t) const override {
     keep_blas_single_threaded();
     const std::vector<float>& cross = cross_tables();
-    const size_t d = d_, width = beam_, entries = m_ * kCentroids;
+    const size_t d = d_, width = beam_, table_entries = std::min(m_, kTableStages) * kCentroids;
     const kernels::KernelTable& kernel = kernels::active();
-    std::vector<float> products(kEncodeBlock * entries), gains(kCentroids);
+    // Per row of the block, up to `width` beams: path (stage indices) and squared error, best first.
+    std::vector<float> products(kEncodeBlock * table_entries), gains(kCentroids);
+    std::vector<float> residuals(kEncodeBlock * width * d), dots(kEncodeBlock * width * kCentroids);
     std::vector<uint32_t> chosen(kCentroids);
-    std::vector<float> errors(width), next_errors(width), best_error(width), row(d);
-    std::vector<uint8_t> paths(width * m_), next_paths(width * m_);
+    std::vector<float> errors(kEncodeBlock * width), next_errors(errors.size()), best_error(width), row(d);
+    std::vector<uint8_t> paths(kEncodeBlock * width * m_), next_paths(paths.size());
     std::vector<uint32_t> best_from(width);
     for (size_t begin = 0; begin < n; begin += kEncodeBlock) {
       const size_t rows = std::min(kEncodeBlock, n - begin);
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(rows), static_cast<int>(entries),
-                  static_cast<int>(d), 1.0f, x + begin * d, static_cast<int>(d), centroids_.data(), static_cast<int>(d),
-                  0.0f, products.data(), static_cast<int>(entries));
+      const float* block = x + begin * d;
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(rows), static_cast<int>(table_entries),
+                  static_cast<int>(d), 1.0f, block, static_cast<int>(d), centroids_.data(), static_cast<int>(d), 0.0f,
+                  products.data(), static_cast<int>(table_entries));
       for (size_t i = 0; i < rows; ++i) {
-        const float* xc = products.data() + i * entries;
         float sq = 0;
-        for (size_t t = 0; t < d; ++t) sq += x[(begin + i) * d + t] * x[(begin + i) * d + t];
-        errors[0] = sq;
-        size_t beams = 1;
-        for (size_t s = 0; s < m_; ++s) {
-          const float* book_sq = centroid_sq_.data() + s * kCentroids;
-          const size_t kept = std::min(width, beams * kCentroids);
+        for (size_t t = 0; t < d; ++t) sq += block[i * d + t] * block[i * d + t];
+        errors[i * width] = sq;
+      }
+      size_t beams = 1;  // per row, at this stage
+      for (size_t s = 0; s < m_; ++s) {
+        const float* book = centroids_.data() + s * kCentroids * d;
+        const float* book_sq = centroid_sq_.data() + s * kCentroids;
+        const bool from_tables = s < kTableStages;
+        if (!from_tables) {  // every beam's residual, then one product with the codebook
+          for (size_t i = 0; i < rows; ++i)
+            for (size_t b = 0; b < beams; ++b) {
+              float* r = residuals.data() + (i * beams + b) * d;
+              std::copy_n(block + i * d, d, r);
+              const uint8_t* path = paths.data() + (i * width + b) * m_;
+              for (size_t earlier = 0; earlier < s; ++earlier) {
+                const float* centroid = centroids_.data() + (earlier * kCentroids + path[earlier]) * d;
+                for (size_t t = 0; t < d; ++t) r[t] -= centroid[t];
+              }
+            }
+          cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(rows * beams), static_cast<int>(kCentroids),
+                      static_cast<int>(d), 1.0f, residuals.data(), static_cast<int>(d), book, static_cast<int>(d), 0.0f,
+                      dots.data(), static_cast<int>(kCentroids));
+        }
+        const size_t kept = std::min(width, beams * kCentroids);
+        for (size_t i = 0; i < rows; ++i) {
           // The `kept` smallest errors |r_b - c|^2 = |r_b|^2 - 2 r_b . c + |c|^2 over beams b and
           // centroids c, in order; on ties the earlier beam, then the smaller centroid.
           std::fill_n(best_error.begin(), kept, std::numeric_limits<float>::infinity());
           for (size_t b = 0; b < beams; ++b) {
-            const uint8_t* path = paths.data() + b * m_;
-            // gains[c] = -(error of c) / 2 - |r_b|^2 / 2, so that the kernel picks the few
-            // centroids that can still enter the beam: gain above -(worst kept error) / 2.
-            for (size_t c = 0; c < kCentroids; ++c) gains[c] = xc[s * kCentroids + c] - 0.5f * book_sq[c];
-            for (size_t earlier = 0; earlier < s; ++earlier) {
-              const float* table = cross.data() + (pair_index(earlier, s) * kCentroids + path[earlier]) * kCentroids;
-              for (size_t c = 0; c < kCentroids; ++c) gains[c] -= table[c];
+            const uint8_t* path = paths.data() + (i * width + b) * m_;
+            // gains[c] = r_b . c - |c|^2 / 2 = (|r_b|^2 - error of c) / 2, so that the kernel
+            // picks the few centroids that can still enter the beam.
+            if (from_tables) {
+              const float* xc = products.data() + i * table_entries + s * kCentroids;
+              for (size_t c = 0; c < kCentroids; ++c) gains[c] = xc[c] - 0.5f * book_sq[c];
+              for (size_t earlier = 0; earlier < s; ++earlier) {
+                const float* table = cross.data() + (pair_index(earlier, s) * kCentroids + path[earlier]) * kCentroids;
+                for (size_t c = 0; c < kCentroids; ++c) gains[c] -= table[c];
+              }
+            } else {
+              const float* dot = dots.data() + (i * beams + b) * kCentroids;
+              for (size_t c = 0; c < kCentroids; ++c) gains[c] = dot[c] - 0.5f * book_sq[c];
             }
-            const float base = errors[b];
+            const float base = errors[i * width + b];
             const float worst = best_error[kept - 1];
             const size_t count = std::isinf(worst) ? kCentroids
                                                    : kernel.select_above(gains.data(), kCentroids, 0.5f * (base - worst), chosen.data());
@@ -160,16 +191,18 @@ class RqQuantizer final : public Quantizer {
           }
           for (size_t e = 0; e < kept; ++e) {
             const size_t b = best_from[e] / kCentroids;
-            std::copy_n(paths.data() + b * m_, s, next_paths.data() + e * m_);
-            next_paths[e * m_ + s] = static_cast<uint8_t>(best_from[e] % kCentroids);
-            next_errors[e] = best_error[e];
+            std::copy_n(paths.data() + (i * width + b) * m_, s, next_paths.data() + (i * width + e) * m_);
+            next_paths[(i * width + e) * m_ + s] = static_cast<uint8_t>(best_from[e] % kCentroids);
+            next_errors[i * width + e] = best_error[e];
           }
-          std::swap(paths, next_paths);
-          std::swap(errors, next_errors);
-          beams = kept;
         }
+        std::swap(paths, next_paths);
+        std::swap(errors, next_errors);
+        beams = kept;
+      }
+      for (size_t i = 0; i < rows; ++i) {
         uint8_t* code = codes + (begin + i) * code_size();  // beam 0 is the best
-        std::copy_n(paths.data(), m_, code);
+        std::copy_n(paths.data() + i * width * m_, m_, code);
         decode(code, 1, row.data(), 0);
         float norm = 0;
         for (size_t t = 0; t < d; ++t) norm += row[t] * row[t];
@@ -260,13 +293,14 @@ class RqQuantizer final : public Quantizer {
   // Table of stage pair (earlier, later), earlier < later: 256 x 256 products c_earlier[a] . c_later[c].
   static size_t pair_index(size_t earlier, size_t later) { return later * (later - 1) / 2 + earlier; }
 
-  // Built on the first encode and kept: m (m - 1) / 2 tables of 256 KiB (9 MiB for m = 9, 124 MiB
-  // at m = 32, the most the spec allows).
+  // Built on the first encode and kept: for the stages scored from tables, k (k - 1) / 2 tables
+  // of 256 KiB, k = min(m, kTableStages) (11 MiB at most).
   const std::vector<float>& cross_tables() const {
     std::call_once(cross_once_, [this] {
       keep_blas_single_threaded();
-      cross_.assign(m_ * (m_ - 1) / 2 * kCentroids * kCentroids, 0.0f);
-      for (size_t later = 1; later < m_; ++later)
+      const size_t stages = std::min(m_, kTableStages);
+      cross_.assign(stages * (stages - 1) / 2 * kCentroids * kCentroids, 0.0f);
+      for (size_t later = 1; later < stages; ++later)
         for (size_t earlier = 0; earlier < later; ++earlier)
           cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(kCentroids), static_cast<int>(kCentroids),
                       static_cast<int>(d_), 1.0f, centroids_.data() + earlier * kCentroids * d_, static_cast<int>(d_),
