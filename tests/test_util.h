@@ -59,6 +59,18 @@ inline void check_round_trip(const Codec& a, const std::vector<float>& x, size_t
 }
 
 // A codec built from spec and trained on the rows x (dimension d).
+// Mean over rows of the squared error of encoding and decoding x (rows of dimension d).
+inline double mean_squared_error(const Codec& codec, const std::vector<float>& x, size_t d) {
+  const size_t n = x.size() / d;
+  std::vector<uint8_t> codes(n * codec.code_size());
+  codec.encode(x.data(), n, codes.data());
+  std::vector<float> y(n * d);
+  codec.decode(codes.data(), n, y.data());
+  double s = 0;
+  for (size_t i = 0; i < n * d; ++i) s += (double(x[i]) - y[i]) * (double(x[i]) - y[i]);
+  return s / double(n);
+}
+
 inline Codec trained(const std::string& spec, const std::vector<float>& x, size_t d, unsigned threads = 0) {
   Codec c(spec);
   TrainOptions options;

@@ -19,17 +19,6 @@ using namespace vecpack;
 
 namespace {
 
-double mean_squared_error(const Codec& codec, const std::vector<float>& x, size_t d) {
-  const size_t n = x.size() / d;
-  std::vector<uint8_t> codes(n * codec.code_size());
-  codec.encode(x.data(), n, codes.data());
-  std::vector<float> y(n * d);
-  codec.decode(codes.data(), n, y.data());
-  double s = 0;
-  for (size_t i = 0; i < n * d; ++i) s += (double(x[i]) - y[i]) * (double(x[i]) - y[i]);
-  return s / double(n);
-}
-
 // A CODC section holding one pq stage with the given codebook.
 std::vector<uint8_t> pq_section(size_t d, size_t m, unsigned nbits, const std::vector<float>& centroids) {
   ByteWriter params;
@@ -466,7 +455,7 @@ TEST_CASE("opq: the rotation is orthogonal and lowers the error of pq on correla
   Codec plain = test::trained("pq:m=4,nbits=6", x, d);
   Codec rotated = test::trained("opq:m=4,iterations=8/pq:m=4,nbits=6", x, d);
   CHECK(rotated.spec() == "opq:m=4,iterations=8/pq:m=4,nbits=6");
-  const double plain_error = mean_squared_error(plain, x, d), rotated_error = mean_squared_error(rotated, x, d);
+  const double plain_error = test::mean_squared_error(plain, x, d), rotated_error = test::mean_squared_error(rotated, x, d);
   CAPTURE(plain_error);
   CAPTURE(rotated_error);
   CHECK(rotated_error < 0.9 * plain_error);

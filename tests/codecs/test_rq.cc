@@ -14,17 +14,6 @@ using namespace vecpack;
 
 namespace {
 
-double mean_squared_error(const Codec& codec, const std::vector<float>& x, size_t d) {
-  const size_t n = x.size() / d;
-  std::vector<uint8_t> codes(n * codec.code_size());
-  codec.encode(x.data(), n, codes.data());
-  std::vector<float> y(n * d);
-  codec.decode(codes.data(), n, y.data());
-  double s = 0;
-  for (size_t i = 0; i < n * d; ++i) s += (double(x[i]) - y[i]) * (double(x[i]) - y[i]);
-  return s / double(n);
-}
-
 // The parameter blob as docs/FORMAT.md lays it out.
 struct RqBlob {
   uint64_t d = 0;
@@ -90,13 +79,13 @@ TEST_CASE("rq: the error falls with every stage, and the beam lowers it further"
   double previous = INFINITY;
   for (int m = 1; m <= 5; ++m) {
     CAPTURE(m);
-    const double error = mean_squared_error(test::trained("rq:m=" + std::to_string(m) + ",beam=1", x, d), x, d);
+    const double error = test::mean_squared_error(test::trained("rq:m=" + std::to_string(m) + ",beam=1", x, d), x, d);
     CHECK(error < 0.97 * previous);
     previous = error;
   }
   // Same codebooks (training does not depend on the beam): only the encoding differs.
-  const double greedy = mean_squared_error(test::trained("rq:m=4,beam=1", x, d), x, d);
-  const double beam = mean_squared_error(test::trained("rq:m=4,beam=8", x, d), x, d);
+  const double greedy = test::mean_squared_error(test::trained("rq:m=4,beam=1", x, d), x, d);
+  const double beam = test::mean_squared_error(test::trained("rq:m=4,beam=8", x, d), x, d);
   CAPTURE(greedy);
   CAPTURE(beam);
   CHECK(beam < 0.995 * greedy);  // measured 0.991 on this data
