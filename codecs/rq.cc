@@ -25,6 +25,7 @@
 #include "kernels/kernels.h"
 #include "kmeans.h"
 #include "parallel.h"
+#include "sparse_least_squares.h"
 #include "table_scan.h"
 #include "vecpack/errors.h"
 
@@ -34,6 +35,8 @@ namespace {
 constexpr size_t kCentroids = 256;      // per stage: one byte
 constexpr size_t kEncodeBlock = 64;     // rows whose products with every centroid are one matrix product
 constexpr size_t kTrainIterations = 15;  // Lloyd iterations per stage
+constexpr double kRefineRidge = 1e-4;      // of the joint least-squares fit, relative (sparse_least_squares.h)
+constexpr size_t kRefineIterations = 20;   // conjugate-gradient steps of that fit
 // Stages whose residual products come from cross-stage tables; beyond, reading s rows of 1 KiB per
 // beam costs about as much as the matrix product of the residuals (GloVe-100: m=9 31k rows/s
 // from tables alone, 28k with the last stage multiplied; m=12 the same either way).
@@ -85,16 +88,44 @@ class RqQuantizer final : public Quantizer {
       if (options.progress) options.progress->advance(s + 1);
     }
     if (options.progress) options.progress->end();
+
+    // Each stage was fitted alone, to what the greedy choice of the stages before left. Encode
+    // the training rows with the beam, then fit all codebooks at once to those codes by least
+    // squares: row i ~ sum over s of centroid (s, code_is).
+    std::vector<float> rebuilt(n * d);
+    if (n > kCentroids) {
+      RqQuantizer draft(m_, beam_);
+      draft.set_codebooks(d, centroids);
+      std::vector<uint8_t> codes(n * code_size());
+      const size_t blocks = (n + kEncodeBlock - 1) / kEncodeBlock;
+      parallel_for(blocks, threads, [&](size_t b, unsigned) {
+        const size_t begin = b * kEncodeBlock, rows = std::min(kEncodeBlock, n - begin);
+        draft.encode(x + begin * d, rows, codes.data() + begin * code_size(), 0);
+      });
+      SparseRows design;
+      design.begin.resize(n + 1);
+      design.column.resize(n * m_);
+      design.weight.assign(n * m_, 1.0f);
+      for (size_t i = 0; i <= n; ++i) design.begin[i] = i * m_;
+      for (size_t i = 0; i < n; ++i)
+        for (size_t s = 0; s < m_; ++s) design.column[i * m_ + s] = static_cast<uint32_t>(s * kCentroids + codes[i * code_size() + s]);
+      SparseFitOptions fit;
+      fit.ridge = kRefineRidge;
+      fit.max_iterations = kRefineIterations;
+      fit.threads = threads;
+      fit_sparse_rows(design, x, d, m_ * kCentroids, centroids, fit);
+      draft.set_codebooks(d, centroids);
+      draft.decode(codes.data(), n, rebuilt.data(), 0);
+    } else {
+      for (size_t i = 0; i < n * d; ++i) rebuilt[i] = x[i] - residual[i];
+    }
     set_codebooks(d, std::move(centroids));
 
-    // The norm scale: the squared norms of the training rows as the stages rebuild them.
+    // The norm scale: the squared norms of the training rows as the codes rebuild them.
     float low = std::numeric_limits<float>::infinity(), high = 0;
     for (size_t i = 0; i < n; ++i) {
       float sq = 0;
-      for (size_t t = 0; t < d; ++t) {
-        const float value = x[i * d + t] - residual[i * d + t];
-        sq += value * value;
-      }
+      for (size_t t = 0; t < d; ++t) sq += rebuilt[i * d + t] * rebuilt[i * d + t];
       if (sq > 0) low = std::min(low, sq), high = std::max(high, sq);
     }
     if (!(high > 0)) low = high = 1;  // every row rebuilt as zero: any scale will do
