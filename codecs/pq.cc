@@ -75,13 +75,11 @@ PqCodebooks::PqCodebooks(size_t d, size_t m, unsigned nbits, std::vector<float> 
   tables_.reserve(m);
   for (size_t j = 0; j < m; ++j) tables_.emplace_back(this->centroids(j), ksub(), sub_dim(j));
   const size_t k = ksub();
-  transposed_.resize(d * k);
   squared_norms_.assign(m * k, 0.0f);
   for (size_t j = 0; j < m; ++j)
     for (size_t c = 0; c < k; ++c)
       for (size_t t = 0; t < sub_dim(j); ++t) {
         const float value = this->centroids(j)[c * sub_dim(j) + t];
-        transposed_[(offsets_[j] + t) * k + c] = value;
         squared_norms_[j * k + c] += value * value;
       }
 }
@@ -171,7 +169,8 @@ void PqCodebooks::encode_anisotropic(const float* x, size_t n, float eta, uint8_
       const kernels::KernelTable& kernel = kernels::active();
       double row_sq = 0;
       for (size_t j = 0; j < m_; ++j) {
-        kernel.centroid_dots(row + offsets_[j], sub_dim(j), transposed_.data() + offsets_[j] * k, k, dots.data() + j * k);
+        // ksub is a multiple of 16, so the encoding tables' transposed centroids carry no padding.
+        kernel.centroid_dots(row + offsets_[j], sub_dim(j), tables_[j].transposed(), k, dots.data() + j * k);
         float sq = 0;
         for (size_t t = offsets_[j]; t < offsets_[j + 1]; ++t) sq += row[t] * row[t];
         sub_sq[j] = sq;
@@ -227,22 +226,6 @@ namespace {
 // Per-query tables beyond this many entries (m x 2^nbits) cost more to build and to keep in
 // cache than decoding the rows and multiplying: such codecs score through the GEMM path.
 constexpr size_t kMaxTableEntries = size_t{1} << 16;
-
-// |centroid|^2 for every sub-quantizer and centroid, m x ksub: the squared norm of a decoded row
-// is a sum of these, one per sub-vector.
-std::vector<float> centroid_squared_norms(const PqCodebooks& books) {
-  std::vector<float> sq(books.m() * books.ksub());
-  for (size_t j = 0; j < books.m(); ++j) {
-    const size_t dsub = books.sub_dim(j);
-    for (size_t c = 0; c < books.ksub(); ++c) {
-      const float* centroid = books.centroids(j) + c * dsub;
-      float s = 0;
-      for (size_t t = 0; t < dsub; ++t) s += centroid[t] * centroid[t];
-      sq[j * books.ksub() + c] = s;
-    }
-  }
-  return sq;
-}
 
 // A query's table for sub-quantizer j, entry c: q_j . c (ip, cos) or -|q_j - c|^2 (l2), so a
 // row's score is the sum of its entries.
@@ -342,7 +325,7 @@ class PqQuantizer final : public Quantizer {
     }
     if (books_.m() * books_.ksub() > kMaxTableEntries) return Quantizer::scorer(queries, nq, metric);
     const FillTables fill = [&](size_t q, float* tables) { fill_query_tables(books_, queries + q * d, metric, tables); };
-    std::vector<float> row_sq = metric == Metric::cos ? centroid_squared_norms(books_) : std::vector<float>();
+    std::vector<float> row_sq = metric == Metric::cos ? books_.squared_norms() : std::vector<float>();
     const TableCodes codes{books_.m(), books_.nbits()};
     if (books_.nbits() == 4 && books_.m() <= kFastScanMaxM) return fastscan_scorer(codes, nq, metric, fill, std::move(row_sq));
     return table_scorer(codes, nq, metric, fill, std::move(row_sq));
@@ -350,7 +333,7 @@ class PqQuantizer final : public Quantizer {
 
   std::shared_ptr<const ScanLayout> scan_layout(const uint8_t* codes, size_t n) const override {
     if (books_.nbits() != 4 || symmetric_ || books_.m() > kFastScanMaxM) return nullptr;
-    return fastscan_layout({books_.m(), books_.nbits()}, codes, n, centroid_squared_norms(books_));
+    return fastscan_layout({books_.m(), books_.nbits()}, codes, n, books_.squared_norms());
   }
 
   // Layout (version 1): u32 version, u64 d, u32 m, u32 nbits, then u64 d * 2^nbits and the

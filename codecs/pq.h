@@ -60,6 +60,9 @@ class PqCodebooks {
   // ksub x sub_dim(j) floats.
   const float* centroids(size_t j) const { return centroids_.data() + offsets_[j] * ksub(); }
   const std::vector<float>& all_centroids() const { return centroids_; }
+  // m x ksub: |centroid|^2 of every sub-quantizer's centroids (a decoded row's squared norm is a
+  // sum of m of these).
+  const std::vector<float>& squared_norms() const { return squared_norms_; }
 
   // labels: n x m, the nearest centroid of each sub-vector. Single-threaded.
   void assign(const float* x, size_t n, uint32_t* labels) const;
@@ -78,8 +81,7 @@ class PqCodebooks {
   std::vector<size_t> offsets_;
   std::vector<float> centroids_;
   std::vector<CentroidTable> tables_;  // derived: one per sub-quantizer, for encoding
-  std::vector<float> transposed_;      // derived: per sub-quantizer, sub_dim x ksub (anisotropic encoding)
-  std::vector<float> squared_norms_;   // derived: m x ksub, |centroid|^2 (anisotropic encoding)
+  std::vector<float> squared_norms_;   // derived: m x ksub, |centroid|^2
 };
 
 }  // namespace vecpack

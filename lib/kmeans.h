@@ -61,6 +61,9 @@ class CentroidTable {
 
   size_t k() const { return k_; }
   size_t d() const { return d_; }
+  // Coordinate j of centroid c at transposed()[j * padded_k() + c] (padded_k: k rounded up to 16).
+  const float* transposed() const { return transposed_.data(); }
+  size_t padded_k() const { return padded_k_; }
   // For n rows starting at x, `stride` floats apart, each using its first d values:
   // labels[i] = nearest centroid (smallest index on ties); distances (may be null) = squared
   // distance to it. Single-threaded; callers split rows across threads.
