@@ -1,6 +1,7 @@
 #include "row_store.h"
 
 #include <algorithm>
+#include <bit>
 
 #include "bytes.h"
 #include "mapped_file.h"
@@ -178,6 +179,47 @@ std::shared_ptr<const RowStore> RowStore::slice(size_t begin, size_t count) cons
       pieces.push_back(sub_segment(*s, code_size_, -low, static_cast<size_t>(first - s->id_base()), static_cast<size_t>(last - first)));
   }
   auto out = std::make_shared<RowStore>(codec_, std::move(pieces));
+  out->parameter_bytes_ = parameter_bytes_;
+  return out;
+}
+
+std::shared_ptr<const RowStore> RowStore::gathered(const std::vector<int64_t>& ids) const {
+  auto owned = std::make_shared<OwnedRows>();
+  owned->codes.resize(ids.size() * code_size_);
+  for (size_t i = 0; i < ids.size();) {
+    const Location at = locate(ids[i]);
+    // Ids that follow each other in a segment without an id map are copied as one run.
+    size_t run = 1;
+    if (!at.segment->has_id_map())
+      while (i + run < ids.size() && at.row + run < at.segment->rows() && ids[i + run] == ids[i] + static_cast<int64_t>(run)) ++run;
+    std::copy_n(at.segment->codes() + at.row * code_size_, run * code_size_, owned->codes.data() + i * code_size_);
+    i += run;
+  }
+  const uint8_t* codes = owned->codes.data();
+  auto out = std::make_shared<RowStore>(codec_, codes, ids.size(), std::shared_ptr<const void>(owned));
+  out->parameter_bytes_ = parameter_bytes_;
+  return out;
+}
+
+std::shared_ptr<const RowStore> RowStore::kept(const RowFilter& keep) const {
+  // The new id of an allowed id is the number of allowed ids below it.
+  const uint64_t* words = keep.words();
+  std::vector<uint64_t> ranks((rows_ + 63) / 64 + 1, 0);
+  for (size_t w = 0; w + 1 < ranks.size(); ++w) ranks[w + 1] = ranks[w] + (words ? std::popcount(words[w]) : 64);
+  auto owned = std::make_shared<OwnedRows>();
+  std::vector<uint64_t> starts{0};
+  for (const auto& s : segments_) {
+    for (size_t r = 0; r < s->rows(); ++r) {
+      const int64_t id = s->id(r);
+      if (!keep.allows(id)) continue;
+      const uint64_t u = static_cast<uint64_t>(id);
+      const uint64_t below = words ? std::popcount(words[u >> 6] & ((uint64_t{1} << (u & 63)) - 1)) : (u & 63);
+      owned->ids.push_back(static_cast<int64_t>(ranks[u >> 6] + below));
+      owned->codes.insert(owned->codes.end(), s->codes() + r * code_size_, s->codes() + (r + 1) * code_size_);
+    }
+    starts.push_back(owned->ids.size());
+  }
+  auto out = std::make_shared<RowStore>(codec_, segments_of(owned, code_size_, starts));
   out->parameter_bytes_ = parameter_bytes_;
   return out;
 }

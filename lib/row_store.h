@@ -108,6 +108,11 @@ class RowStore {
   // Rows [begin, begin + count) as a store of their own, ids from 0, sharing this one's codes
   // (with id maps: a copy of them that keeps every segment in its place).
   std::shared_ptr<const RowStore> slice(size_t begin, size_t count) const;
+  // The rows with these ids (each stored) as a store of one segment, ids 0.. in the given order.
+  std::shared_ptr<const RowStore> gathered(const std::vector<int64_t>& ids) const;
+  // The rows a filter allows, renumbered 0.. in id order, every segment in its place (an ivf
+  // list stays a list); the codes are copied.
+  std::shared_ptr<const RowStore> kept(const RowFilter& keep) const;
   // The codes of every row in id order when they lie in one run (one segment, ids 0..), else null.
   const uint8_t* contiguous_codes() const;
 

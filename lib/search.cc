@@ -201,7 +201,7 @@ void rescore(const RowStore& rows, const float* prepared, size_t nq, size_t d, M
 // shortlist to rescore).
 void scan_partition(const RowStore& store, const Partition& partition, const float* prepared,
                     const float* scored_queries, size_t nq, size_t d, Metric metric, size_t nprobe, size_t first_k,
-                    unsigned threads, bool sorted, int64_t* out_ids, float* out_scores) {
+                    unsigned threads, bool sorted, const RowFilter& filter, int64_t* out_ids, float* out_scores) {
   const Codec& codec = store.codec();
   const Quantizer& quantizer = codec.quantizer();
   const size_t code_size = codec.code_size(), block = block_rows_for(d), lists = partition.lists();
@@ -241,8 +241,10 @@ void scan_partition(const RowStore& store, const Partition& partition, const flo
         const ScanBlock scan_block{&segment, row, std::min(block, segment.rows() - row), layout};
         const float threshold = std::max(floor, top.full() ? std::nextafter(top.threshold(), -INFINITY) : -INFINITY) - offset;
         scorer.select_above(code_block(scan_block, code_size), 1, &threshold, candidates);
-        for (size_t i = candidates.offsets[0]; i < candidates.offsets[1]; ++i)
-          top.push(candidates.scores[i] + offset, segment.id(row + candidates.rows[i]));
+        for (size_t i = candidates.offsets[0]; i < candidates.offsets[1]; ++i) {
+          const int64_t id = segment.id(row + candidates.rows[i]);
+          if (filter.allows(id)) top.push(candidates.scores[i] + offset, id);
+        }
       }
     }
   };
@@ -296,7 +298,33 @@ void scan_partition(const RowStore& store, const Partition& partition, const flo
   });
 }
 
+// Below this share of a table's rows allowed, a filtered search gathers them (search_gathered):
+// copying a row's codes costs about what scanning a few rows does, and gathered 4-bit codes
+// are scanned in a layout built per search.
+constexpr double kGatherShare = 0.25;
+
 }  // namespace
+
+// The allowed rows of a filtered search copied into a store of their own (ids 0..m-1 in the
+// order of their table ids, so ties still break by table id), searched there without the
+// filter, and their ids mapped back.
+// Residual codes are read against their list's centroid, so an ivf table with residuals keeps its
+// lists (RowStore::kept) and every list is scanned.
+static SearchResult search_gathered(const RowStore& store, const float* queries, size_t nq, Metric metric,
+                                    const SearchOptions& options, const RowStore* rerank_store, const Partition* partition) {
+  const std::vector<int64_t> ids = options.filter.ids();
+  SearchOptions inner = options;
+  inner.filter = RowFilter();
+  inner.nprobe = 0;
+  const bool residual = partition && partition->residual();
+  const auto gathered = residual ? store.kept(options.filter) : store.gathered(ids);
+  const auto gathered_rerank = rerank_store ? rerank_store->gathered(ids) : nullptr;
+  SearchResult result =
+      search_store(*gathered, queries, nq, metric, inner, gathered_rerank.get(), residual ? partition : nullptr);
+  for (int64_t& id : result.ids)
+    if (id >= 0) id = ids[static_cast<size_t>(id)];
+  return result;
+}
 
 SearchResult search_store(const RowStore& store, const float* queries, size_t nq, Metric metric,
                           const SearchOptions& options, const RowStore* rerank_store, const Partition* partition) {
@@ -305,6 +333,22 @@ SearchResult search_store(const RowStore& store, const float* queries, size_t nq
     throw Error("search: nprobe=" + std::to_string(options.nprobe) + " exceeds the table's " +
                 std::to_string(partition->lists()) + " lists (nprobe must be 1.." + std::to_string(partition->lists()) +
                 ", or 0 for every list)");
+  if (options.filter.active()) {
+    // A filter allowing few rows is answered from those rows alone, gathered into a store of
+    // their own: less to scan than the table, or than the lists an ivf partition would probe,
+    // and exact. Codecs that place rows by position cannot have their rows moved.
+    const RowFilter& filter = options.filter;
+    const bool movable = !(store.codec().capabilities() & kSharedParameters);
+    const size_t n = store.rows();
+    const bool probing = partition && (partition->residual() || options.nprobe);
+    const double probed_share = probing ? double(options.nprobe ? options.nprobe : partition->lists()) / partition->lists() : 1.0;
+    const double gather_share = std::min(kGatherShare, probed_share);
+    if (movable && (filter.allowed() <= gather_share * double(n) || !options.funnel.empty()))
+      return search_gathered(store, queries, nq, metric, options, rerank_store, partition);
+    if (!options.funnel.empty())
+      throw Error("search: codec '" + store.codec().spec() + "' places rows by their position, so a filtered search "
+                  "cannot gather them for a funnel; search without the funnel");
+  }
   if (!options.funnel.empty()) {
     if (partition && (partition->residual() || options.nprobe))
       throw Error("search: funnel search scans every row; it cannot be combined with an ivf partition's nprobe or residuals");
@@ -345,6 +389,7 @@ SearchResult search_store(const RowStore& store, const float* queries, size_t nq
       1, std::min<unsigned>({resolve_threads(options.threads), unsigned((n + 4095) / 4096), unsigned(std::max<size_t>(1, blocks.size()))}));
 
   // Pushes the rows of blocks [begin, end) into heaps (one per query of the scorer).
+  const RowFilter& filter = options.filter;
   auto scan = [&](const CodeScorer& scorer, size_t queries, size_t begin, size_t end, TopK* heaps) {
     std::vector<float> thresholds(queries);
     BlockCandidates candidates;
@@ -357,6 +402,12 @@ SearchResult search_store(const RowStore& store, const float* queries, size_t nq
       // can enter and the scorer may skip rows at or below the threshold; otherwise (id maps)
       // ties are selected too and TopK decides by id.
       const bool ids_after = !segment.has_id_map() && segment.id(block.row) > largest_id;
+      // A filter is checked per row only in blocks that hold both allowed and excluded rows.
+      bool check_rows = false;
+      if (filter.active()) {
+        if (!segment.has_id_map() && !filter.any_in(segment.id(block.row), block.count)) continue;
+        check_rows = segment.has_id_map() || !filter.all_in(segment.id(block.row), block.count);
+      }
       for (size_t q = 0; q < queries; ++q)
         thresholds[q] = !heaps[q].full() ? -INFINITY
                         : ids_after      ? heaps[q].threshold()
@@ -365,8 +416,10 @@ SearchResult search_store(const RowStore& store, const float* queries, size_t nq
       for (size_t q = 0; q < queries; ++q) {
         TopK& top = heaps[q];
         for (size_t p = candidates.offsets[q]; p < candidates.offsets[q + 1]; ++p)
-          if (!ids_after || !top.full() || candidates.scores[p] > top.threshold())
-            top.push(candidates.scores[p], segment.id(block.row + candidates.rows[p]));
+          if (!ids_after || !top.full() || candidates.scores[p] > top.threshold()) {
+            const int64_t id = segment.id(block.row + candidates.rows[p]);
+            if (!check_rows || filter.allows(id)) top.push(candidates.scores[p], id);
+          }
       }
       for (size_t r = ids_after ? block.count - 1 : 0; r < block.count; ++r)
         largest_id = std::max(largest_id, segment.id(block.row + r));
@@ -388,7 +441,7 @@ SearchResult search_store(const RowStore& store, const float* queries, size_t nq
       for (size_t q0 = begin; q0 < end; q0 += kPartitionBatch)
         scan_partition(store, *partition, prepared.data() + q0 * d, scored_queries + q0 * d,
                        std::min(kPartitionBatch, end - q0), d, metric, nprobe, first_k, workers, options.rerank == 0,
-                       result.ids.data() + q0 * first_k, result.scores.data() + q0 * first_k);
+                       options.filter, result.ids.data() + q0 * first_k, result.scores.data() + q0 * first_k);
     };
     // With queries enough for every worker, each takes a share of them and scans its lists
     // alone, with no rounds to wait for; fewer queries share their lists among the workers. A

@@ -3,6 +3,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -32,6 +33,40 @@ struct FunnelStage {
 // Throws SpecError.
 std::vector<FunnelStage> parse_funnel(std::string_view text);
 
+// The rows a search may return, as a bitmap over row ids [0, rows()). The engine checks it inside
+// the scan: a block with no allowed row is not scored, and when few rows are allowed they are
+// gathered and scanned alone (exactly, even in an ivf table). Copies share the bits.
+class RowFilter {
+ public:
+  RowFilter() = default;  // no filter: every row may be returned
+  // Only these ids, or every id in [0, rows) but these. An id outside [0, rows) is an Error.
+  static RowFilter allow(const int64_t* ids, size_t count, size_t rows);
+  static RowFilter deny(const int64_t* ids, size_t count, size_t rows);
+  // Every id in [0, rows): the identity of intersect().
+  static RowFilter all(size_t rows);
+
+  bool active() const { return words_ != nullptr; }
+  size_t rows() const { return rows_; }
+  size_t allowed() const { return allowed_; }  // ids allowed (active filters only)
+  bool allows(int64_t id) const {
+    return !words_ || (static_cast<uint64_t>(id) < rows_ && ((*words_)[static_cast<uint64_t>(id) >> 6] >> (id & 63)) & 1);
+  }
+  // True when some id in [first, first + count) is allowed.
+  bool any_in(int64_t first, size_t count) const;
+  // True when every id in [first, first + count) is allowed.
+  bool all_in(int64_t first, size_t count) const;
+  // The ids both allow; an inactive filter allows everything.
+  RowFilter intersect(const RowFilter& other) const;
+  // The allowed ids, ascending.
+  std::vector<int64_t> ids() const;
+  const uint64_t* words() const { return words_ ? words_->data() : nullptr; }
+
+ private:
+  RowFilter(std::shared_ptr<const std::vector<uint64_t>> words, size_t rows);
+  std::shared_ptr<const std::vector<uint64_t>> words_;
+  size_t rows_ = 0, allowed_ = 0;
+};
+
 struct SearchOptions {
   size_t k = 10;
   unsigned threads = 0;  // 0: one per core
@@ -45,6 +80,8 @@ struct SearchOptions {
   // Funnel (adaptive) search on leading dimensions, for codecs whose codes decode dimension by
   // dimension (kPrefixDecodable). A final full stage is implied. Empty: off.
   std::vector<FunnelStage> funnel;
+  // Rows the search may return (inactive: all). A table with deleted rows adds its own.
+  RowFilter filter;
 };
 
 // Recall@k of an ivf table's search against the exact neighbours of the rows it was built from,
