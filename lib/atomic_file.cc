@@ -72,7 +72,11 @@ void AtomicFile::commit() {
   if (::rename(temp_path_.c_str(), path_.c_str()) != 0) throw IoError(path_, "rename the temporary file to", errno);
   committed_ = true;
   // The rename is durable only once the folder entry is on disk.
-  int dir = ::open(folder_of(path_).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  fsync_folder(folder_of(path_));
+}
+
+void fsync_folder(const std::string& folder) {
+  int dir = ::open(folder.empty() ? "." : folder.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dir >= 0) {
     ::fsync(dir);
     ::close(dir);

@@ -30,4 +30,7 @@ class AtomicFile {
   bool committed_ = false;
 };
 
+// Makes renames and removals in a folder durable.
+void fsync_folder(const std::string& folder);
+
 }  // namespace vecpack

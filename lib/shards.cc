@@ -9,6 +9,7 @@
 #include <optional>
 
 #include "atomic_file.h"
+#include "manifest.h"
 #include "bytes.h"
 #include "mapped_file.h"
 #include "table_impl.h"
@@ -17,9 +18,23 @@
 namespace vecpack {
 namespace {
 
-constexpr const char* kManifestName = "manifest.json";
 constexpr const char* kManifestFormat = "vecpack-shards";
 constexpr uint64_t kMaxManifestBytes = 64u << 20;
+constexpr const char* kChangesSuffix = ".changes";
+
+// A shard's file name must stay inside the folder, except for a changes folder's base file.
+void check_shard_name(const std::string& name, const std::string& folder, const std::string& where) {
+  const std::string base = std::filesystem::path(folder).lexically_normal().filename().string();
+  if (name.rfind("../", 0) == 0 && base.size() > std::string(kChangesSuffix).size() &&
+      base.ends_with(kChangesSuffix) && name.substr(3) == base.substr(0, base.size() - std::string(kChangesSuffix).size()))
+    return;
+  if (name.empty() || name.find('/') != std::string::npos || name == "." || name == ".." || name == kManifestName)
+    throw FormatError(where + ": shard file name '" + name + "' is not a plain file name in the folder");
+}
+
+}  // namespace
+
+std::string changes_folder_of(const std::string& file) { return file + kChangesSuffix; }
 
 std::string hex64(uint64_t value) {
   char text[17];
@@ -27,35 +42,15 @@ std::string hex64(uint64_t value) {
   return text;
 }
 
-// The identity of a trained codec: its parameters as stored in a file.
 uint64_t fingerprint(const Codec& codec) {
   const std::vector<uint8_t> parameters = codec.serialize();
   return xxh64(parameters.data(), parameters.size());
-}
-
-// A shard's file name must stay inside the folder.
-void check_shard_name(const std::string& name, const std::string& where) {
-  if (name.empty() || name.find('/') != std::string::npos || name == "." || name == ".." || name == kManifestName)
-    throw FormatError(where + ": shard file name '" + name + "' is not a plain file name in the folder");
 }
 
 uint64_t file_checksum(const std::string& path) {
   MappedFile file(path);
   return xxh64(file.data(), file.size());
 }
-
-struct Manifest {
-  uint64_t rows = 0, dim = 0;
-  Metric metric = Metric::cos;
-  bool keys = false;
-  std::string spec, fingerprint, rerank_spec;
-  std::string partition_fingerprint;  // empty: the shards have no ivf partition
-  struct Shard {
-    std::string file, checksum;
-    uint64_t rows = 0, first_row = 0, bytes = 0;
-  };
-  std::vector<Shard> shards;
-};
 
 Manifest read_manifest(const std::string& folder) {
   const std::string path = (std::filesystem::path(folder) / kManifestName).string();
@@ -71,7 +66,8 @@ Manifest read_manifest(const std::string& folder) {
   try {
     const nlohmann::json j = nlohmann::json::parse(text);
     if (j.at("format").get<std::string>() != kManifestFormat) throw std::domain_error("format is not '" + std::string(kManifestFormat) + "'");
-    if (j.at("version").get<int>() != 1) throw std::domain_error("version " + j.at("version").dump() + " is not supported");
+    const int version = j.at("version").get<int>();
+    if (version != 1 && version != 2) throw std::domain_error("version " + j.at("version").dump() + " is not supported");
     m.rows = j.at("rows").get<uint64_t>();
     m.dim = j.at("dim").get<uint64_t>();
     m.metric = parse_metric(j.at("metric").get<std::string>());
@@ -80,11 +76,22 @@ Manifest read_manifest(const std::string& folder) {
     m.fingerprint = j.at("codec_fingerprint").get<std::string>();
     m.rerank_spec = j.value("rerank_spec", "");
     m.partition_fingerprint = j.value("partition_fingerprint", "");
+    m.generation = j.value("generation", uint64_t{0});
+    if (j.contains("deleted")) {
+      const auto& deleted = j.at("deleted");
+      m.deleted = {deleted.at("file").get<std::string>(), deleted.at("xxh64").get<std::string>(), deleted.at("count").get<uint64_t>()};
+      check_shard_name(m.deleted.file, folder, path);
+      if (m.deleted.count > m.rows) throw std::domain_error("more deleted rows than rows");
+    }
     uint64_t next_row = 0;
     for (const auto& s : j.at("shards")) {
-      Manifest::Shard shard{s.at("file").get<std::string>(), s.at("xxh64").get<std::string>(), s.at("rows").get<uint64_t>(),
+      Manifest::Shard shard{s.at("file").get<std::string>(), s.value("xxh64", ""), s.at("rows").get<uint64_t>(),
                             s.at("first_row").get<uint64_t>(), s.at("bytes").get<uint64_t>()};
-      check_shard_name(shard.file, path);
+      if (s.contains("key_range")) {
+        shard.low_key = s.at("key_range").at(0).get<std::string>();
+        shard.high_key = s.at("key_range").at(1).get<std::string>();
+      }
+      check_shard_name(shard.file, folder, path);
       if (shard.first_row != next_row)
         throw std::domain_error("shard " + shard.file + " starts at row " + std::to_string(shard.first_row) + ", expected " +
                                 std::to_string(next_row));
@@ -101,7 +108,33 @@ Manifest read_manifest(const std::string& folder) {
   return m;
 }
 
-}  // namespace
+void write_manifest_file(const std::string& folder, const Manifest& m) {
+  nlohmann::json shards = nlohmann::json::array();
+  for (const Manifest::Shard& shard : m.shards) {
+    nlohmann::json entry = {{"file", shard.file}, {"rows", shard.rows}, {"first_row", shard.first_row}, {"bytes", shard.bytes}};
+    if (!shard.checksum.empty()) entry["xxh64"] = shard.checksum;
+    if (m.keys && shard.rows && !(shard.low_key.empty() && shard.high_key.empty())) entry["key_range"] = {shard.low_key, shard.high_key};
+    shards.push_back(std::move(entry));
+  }
+  const bool changed = m.generation > 0 || !m.deleted.file.empty();
+  nlohmann::json j = {{"format", kManifestFormat},
+                      {"version", changed ? 2 : 1},
+                      {"rows", m.rows},
+                      {"dim", m.dim},
+                      {"metric", metric_name(m.metric)},
+                      {"keys", m.keys},
+                      {"spec", m.spec},
+                      {"codec_fingerprint", m.fingerprint},
+                      {"shards", std::move(shards)}};
+  if (!m.rerank_spec.empty()) j["rerank_spec"] = m.rerank_spec;
+  if (!m.partition_fingerprint.empty()) j["partition_fingerprint"] = m.partition_fingerprint;
+  if (changed) j["generation"] = m.generation;
+  if (!m.deleted.file.empty()) j["deleted"] = {{"file", m.deleted.file}, {"count", m.deleted.count}, {"xxh64", m.deleted.checksum}};
+  const std::string text = j.dump(1) + "\n";
+  AtomicFile out((std::filesystem::path(folder) / kManifestName).string());
+  out.write(text.data(), text.size());
+  out.commit();
+}
 
 Table Table::slice(size_t begin, size_t count) const {
   if (!impl_) throw Error("the table is empty");
@@ -128,13 +161,13 @@ Table Table::slice(size_t begin, size_t count) const {
 
 void write_manifest(const std::string& folder, const std::vector<std::string>& shard_files) {
   if (shard_files.empty()) throw Error("write_manifest: no shard files given for " + folder);
-  nlohmann::json shards = nlohmann::json::array();
+  Manifest manifest;
   uint64_t rows = 0;
   std::optional<Table> first;
   std::string first_name;
   uint64_t first_fingerprint = 0;
   for (const std::string& name : shard_files) {
-    check_shard_name(name, folder);
+    check_shard_name(name, folder, folder);
     const std::string path = (std::filesystem::path(folder) / name).string();
     Table shard = Table::open(path);
     const TableInfo info = shard.info();
@@ -172,8 +205,7 @@ void write_manifest(const std::string& folder, const std::vector<std::string>& s
       if (info.rerank_spec != first->info().rerank_spec)
         differs("rerank codec", "'" + info.rerank_spec + "'", "'" + first->info().rerank_spec + "'");
     }
-    nlohmann::json entry = {{"file", name}, {"rows", shard.size()}, {"first_row", rows}, {"bytes", info.file_bytes},
-                            {"xxh64", hex64(file_checksum(path))}};
+    Manifest::Shard entry{name, hex64(file_checksum(path)), shard.size(), rows, info.file_bytes};
     if (shard.has_keys() && shard.size()) {
       std::string_view low = shard.key(0), high = low;
       for (size_t i = 1; i < shard.size(); ++i) {
@@ -181,37 +213,44 @@ void write_manifest(const std::string& folder, const std::vector<std::string>& s
         low = std::min(low, k);
         high = std::max(high, k);
       }
-      entry["key_range"] = {std::string(low), std::string(high)};
+      entry.low_key = low;
+      entry.high_key = high;
     }
-    shards.push_back(std::move(entry));
+    manifest.shards.push_back(std::move(entry));
     rows += shard.size();
   }
-  nlohmann::json j = {{"format", kManifestFormat},
-                      {"version", 1},
-                      {"rows", rows},
-                      {"dim", first->dim()},
-                      {"metric", metric_name(first->metric())},
-                      {"keys", first->has_keys()},
-                      {"spec", first->spec()},
-                      {"codec_fingerprint", hex64(first_fingerprint)},
-                      {"shards", std::move(shards)}};
-  if (!first->info().rerank_spec.empty()) j["rerank_spec"] = first->info().rerank_spec;
-  if (const auto& partition = first->impl_->partition) j["partition_fingerprint"] = hex64(partition_fingerprint(*partition));
-  const std::string text = j.dump(1) + "\n";
-  AtomicFile out((std::filesystem::path(folder) / kManifestName).string());
-  out.write(text.data(), text.size());
-  out.commit();
+  manifest.rows = rows;
+  manifest.dim = first->dim();
+  manifest.metric = first->metric();
+  manifest.keys = first->has_keys();
+  manifest.spec = first->spec();
+  manifest.fingerprint = hex64(first_fingerprint);
+  manifest.rerank_spec = first->info().rerank_spec;
+  if (const auto& partition = first->impl_->partition) manifest.partition_fingerprint = hex64(partition_fingerprint(*partition));
+  write_manifest_file(folder, manifest);
 }
 
 Table Table::open_shards(const std::string& folder) {
-  const Manifest manifest = read_manifest(folder);
+  // A writer may replace the manifest and remove the files of the generation it replaced while
+  // this reader opens them: then the newer generation is opened instead.
+  for (int attempt = 0;; ++attempt) {
+    const Manifest manifest = read_manifest(folder);
+    try {
+      return open_generation(folder, manifest);
+    } catch (const Error&) {
+      if (attempt >= 8 || read_manifest(folder).generation == manifest.generation) throw;
+    }
+  }
+}
+
+Table Table::open_generation(const std::string& folder, const Manifest& manifest) {
   std::vector<std::shared_ptr<const RowStore>> stores, reranks;
   auto impl = std::make_shared<Impl>();
   impl->shard_counts = std::make_shared<ShardCounts>();
   TableMeta meta;
   for (const Manifest::Shard& entry : manifest.shards) {
     const std::string path = (std::filesystem::path(folder) / entry.file).string();
-    Table shard = Table::open(path);
+    Table shard = Table::open_file(path);
     const Impl& part = *shard.impl_;
     auto mismatch = [&](const std::string& what) {
       throw FormatError(path + ": " + what + " disagrees with " + folder + "/" + kManifestName);
@@ -249,6 +288,10 @@ Table Table::open_shards(const std::string& folder) {
   }
   impl->store = RowStore::concatenate(stores);
   if (!reranks.empty()) impl->rerank = RowStore::concatenate(reranks);
+  impl->generation = manifest.generation;
+  for (const Manifest::Shard& entry : manifest.shards)
+    if (entry.file.rfind(kDeltaPrefix, 0) == 0) impl->added_rows += entry.rows;
+  if (!manifest.deleted.file.empty()) impl->set_deleted(read_deleted(folder, manifest));
   meta.metric = manifest.metric;
   return Table(std::move(impl), std::move(meta));
 }
@@ -268,10 +311,10 @@ VerifyReport Table::verify_shards(const std::string& folder) {
       const uint64_t bytes = std::filesystem::file_size(path);
       if (bytes != entry.bytes)
         report.problems.push_back(entry.file + ": " + std::to_string(bytes) + " bytes, the manifest says " + std::to_string(entry.bytes));
-      else if (hex64(file_checksum(path)) != entry.checksum)
+      else if (!entry.checksum.empty() && hex64(file_checksum(path)) != entry.checksum)
         report.problems.push_back(entry.file + ": xxh64 checksum differs from the manifest's " + entry.checksum);
       // Problems name their shard; the shards' section checks are not listed (they would not).
-      for (const auto& problem : verify(path).problems) report.problems.push_back(entry.file + ": " + problem);
+      for (const auto& problem : verify_file(path).problems) report.problems.push_back(entry.file + ": " + problem);
     } catch (const std::exception& e) {
       report.problems.push_back(entry.file + ": " + e.what());
     }

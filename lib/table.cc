@@ -16,6 +16,7 @@
 #include "parallel.h"
 #include "search.h"
 #include "subwords.h"
+#include "manifest.h"
 #include "table_impl.h"
 #include "vecpack/errors.h"
 
@@ -100,6 +101,13 @@ Table Table::from_rows(std::vector<float> rows, size_t dim, std::vector<std::str
 Table Table::open(const std::string& path) {
   std::error_code error;
   if (std::filesystem::is_directory(path, error)) return open_shards(path);
+  // A file that has changed: its newest generation is described in the folder beside it.
+  const std::string changes = changes_folder_of(path);
+  if (std::filesystem::exists(std::filesystem::path(changes) / kManifestName, error)) return open_shards(changes);
+  return open_file(path);
+}
+
+Table Table::open_file(const std::string& path) {
   ContainerReader file(path);
   ByteSpan meta_bytes = file.section("META", /*verify=*/false);
   if (meta_bytes.size > kMaxMetaBytes)
@@ -240,10 +248,16 @@ Table Table::open(const std::string& path) {
 VerifyReport Table::verify(const std::string& path) {
   std::error_code error;
   if (std::filesystem::is_directory(path, error)) return verify_shards(path);
+  const std::string changes = changes_folder_of(path);
+  if (std::filesystem::exists(std::filesystem::path(changes) / kManifestName, error)) return verify_shards(changes);
+  return verify_file(path);
+}
+
+VerifyReport Table::verify_file(const std::string& path) {
   VerifyReport report = ContainerReader::verify(path);
   if (!report.ok()) return report;
   try {
-    Table t = open(path);
+    Table t = open_file(path);
     // Structural checks beyond checksums: every key offset is inside the blob.
     if (t.has_keys())
       for (size_t i = 0; i < t.size(); ++i) t.impl_->keys.key(i);
@@ -287,6 +301,9 @@ TableInfo Table::info() const {
   info.file_bytes = impl_->file_bytes;
   info.sections = impl_->sections;
   info.shards = impl_->shards;
+  info.generation = impl_->generation;
+  info.deleted_rows = impl_->deleted.size();
+  info.added_rows = impl_->added_rows;
   if (impl_->rerank) {
     info.rerank_spec = impl_->rerank->codec().spec();
     info.rerank_bytes = impl_->rerank->code_bytes() + impl_->rerank->parameter_bytes();
@@ -304,7 +321,7 @@ bool Table::has_keys() const { return impl_ && !impl_->keys.empty(); }
 
 std::optional<size_t> Table::find(std::string_view key) const {
   if (!has_keys()) return std::nullopt;
-  auto row = impl_->keys.find(key);
+  auto row = impl_->keys.find(key, impl_->live);
   if (!row) return std::nullopt;
   return static_cast<size_t>(*row);
 }
@@ -527,7 +544,11 @@ SearchResult Table::search(const float* queries, size_t nq, const SearchOptions&
   const size_t d = dim();
   for (size_t q = 0; q < nq; ++q)
     if (first_non_finite(queries + q * d, d) != d) throw Error("query " + std::to_string(q) + " contains NaN or infinity");
-  const SearchOptions options = options_for_recall(asked, impl);
+  SearchOptions options = options_for_recall(asked, impl);
+  if (options.filter.active() && options.filter.rows() != size())
+    throw Error("search: the filter covers " + std::to_string(options.filter.rows()) + " rows, the table has " +
+                std::to_string(size()));
+  options.filter = options.filter.intersect(impl.live);
   return search_store(*impl.store, queries, nq, metric.value_or(meta_.metric), options, impl.rerank.get(),
                       impl.partition.get());
 }
@@ -721,6 +742,20 @@ static std::shared_ptr<Table::Impl> encode_with_trained(const Table& table, cons
   out->counts = impl.row_counts();
   out->counts_owner = impl.row_counts_owner();
   out->rerank = options.rerank_spec.empty() ? impl.rerank : train_and_encode(table, impl, options.rerank_spec, options, nullptr);
+  return out;
+}
+
+std::shared_ptr<Table::Impl> encode_like(const Table::Impl& model, const Table& rows, const Table::Impl& rows_impl,
+                                         const CompressOptions& options) {
+  auto out = encode_with_trained(rows, rows_impl, model.store->codec(), model.partition, options);
+  out->rerank = nullptr;
+  if (model.rerank) {
+    const std::vector<uint8_t> parameters = model.rerank->codec().serialize();
+    CompressOptions rerank_options = options;
+    rerank_options.progress = nullptr;
+    out->rerank = encode_rows(rows, std::make_shared<Codec>(Codec::load(parameters.data(), parameters.size())), rerank_options, nullptr);
+  }
+  out->recall_curve = model.recall_curve;
   return out;
 }
 

@@ -43,9 +43,12 @@ class KeyIndex {
     for (const Part& p : parts_) total += p.size;
     return total;
   }
-  std::optional<uint64_t> find(std::string_view key) const {
+  // The row of key; a row the filter does not allow (deleted) is skipped, so a key replaced in a
+  // later part resolves there.
+  std::optional<uint64_t> find(std::string_view key, const RowFilter& live = {}) const {
     for (const Part& p : parts_)
-      if (auto row = p.view.find(key)) return p.first_row + *row;
+      if (auto row = p.view.find(key))
+        if (live.allows(static_cast<int64_t>(p.first_row + *row))) return p.first_row + *row;
     return std::nullopt;
   }
   std::string_view key(uint64_t row) const {
@@ -97,10 +100,26 @@ struct Table::Impl {
   std::shared_ptr<const void> row_counts_owner() const {
     return counts ? counts_owner : std::shared_ptr<const void>(shard_counts);
   }
+  // A table that has changed: its deleted ids (ascending), the filter that leaves them out of
+  // every search (inactive when none), its generation and the rows added since compaction.
+  std::vector<int64_t> deleted;
+  RowFilter live;
+  uint64_t generation = 0;
+  size_t added_rows = 0;
+  void set_deleted(std::vector<int64_t> ids) {
+    deleted = std::move(ids);
+    live = deleted.empty() ? RowFilter() : RowFilter::deny(deleted.data(), deleted.size(), store->rows());
+  }
+
   std::vector<SectionInfo> sections;  // of the file, when opened from one
   uint64_t file_bytes = 0;
   std::vector<TableInfo::Shard> shards;  // of a sharded table
 };
+
+// `rows` encoded as `model` encodes its own: with its trained codec, its ivf partition and its
+// trained rerank codec (table.cc).
+std::shared_ptr<Table::Impl> encode_like(const Table::Impl& model, const Table& rows, const Table::Impl& rows_impl,
+                                         const CompressOptions& options);
 
 // The table's keys by position, for codecs that derive rows from them (Codec::bind_keys);
 // empty when there are none. The lookup keeps the key bytes alive.

@@ -65,4 +65,10 @@ class NotFoundError : public Error {
   using Error::Error;
 };
 
+// Another writer holds a table's lock (TableWriter).
+class LockedError : public Error {
+ public:
+  using Error::Error;
+};
+
 }  // namespace vecpack

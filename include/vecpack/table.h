@@ -17,6 +17,9 @@
 
 namespace vecpack {
 
+struct Manifest;      // internal: a folder table's manifest
+struct TableChanges;  // internal: building changed tables
+
 // Describes where a table came from and how it is searched; stored in the META section.
 struct TableMeta {
   Metric metric = Metric::cos;
@@ -55,6 +58,11 @@ struct TableInfo {
     uint64_t first_row = 0, rows = 0, bytes = 0;
   };
   std::vector<Shard> shards;
+  // A table that has changed (Table::add, remove): how many changes it has seen, its rows
+  // deleted and not yet compacted away, and its rows added since it was last compacted.
+  uint64_t generation = 0;
+  size_t deleted_rows = 0;
+  size_t added_rows = 0;
 };
 
 // Where compress() spent its time, for benchmarks.
@@ -120,6 +128,15 @@ struct VerifyReport {
   std::vector<Check> checks;
   std::vector<std::string> problems;  // empty when the file is sound
   bool ok() const { return problems.empty(); }
+};
+
+// Adding rows to a table (Table::add, TableWriter::add).
+struct AddOptions {
+  // A key the table holds already: its old row is deleted and the new one added. Otherwise such
+  // a key is an Error naming it.
+  bool replace = false;
+  unsigned threads = 0;  // 0: one per core
+  Progress* progress = nullptr;
 };
 
 class Table {
@@ -219,15 +236,71 @@ class Table {
   // Rows [begin, begin + count) as a table of their own (codes shared, keys re-indexed).
   Table slice(size_t begin, size_t count) const;
 
+  // Tables that change. Row ids stay as they are until compaction: a deleted row keeps its id
+  // and is never returned by search, find or get; added rows take the ids after size().
+  // These return a new table in memory and leave this one as it is; TableWriter changes a table
+  // on disk. size() counts deleted rows until compacted().
+  //
+  // This table with `rows` appended, encoded by this table's trained codec (and ivf partition)
+  // without training. rows: same dimension, keys exactly when this table has them, each key new
+  // to this table unless options.replace. Error for codecs that place rows by position.
+  Table add(const Table& rows, const AddOptions& options = {}) const;
+  // This table with rows deleted, by key (NotFoundError for a key it does not hold) or by id
+  // (an id deleted already stays deleted).
+  Table remove(const std::vector<std::string>& keys) const;
+  Table remove_ids(const std::vector<int64_t>& ids) const;
+  // The rows not deleted, renumbered 0.. in id order, as one table.
+  Table compacted() const;
+  size_t deleted_rows() const;
+  bool is_deleted(size_t row) const;
+
   struct Impl;  // internal
 
  private:
   friend void write_manifest(const std::string& folder, const std::vector<std::string>& shard_files);
+  friend class TableWriter;
+  friend struct TableChanges;
+  static Table open_file(const std::string& path);
+  static VerifyReport verify_file(const std::string& path);
   static Table open_shards(const std::string& folder);
+  static Table open_generation(const std::string& folder, const Manifest& manifest);
   static VerifyReport verify_shards(const std::string& folder);
   explicit Table(std::shared_ptr<const Impl> impl, TableMeta meta);
   std::shared_ptr<const Impl> impl_;
   TableMeta meta_;
+};
+
+// Changes a table on disk (a .vecpack file or a folder table) one generation at a time. Each
+// change writes new files only (a delta shard of the added rows, the set of deleted ids) and then
+// swaps the manifest atomically: a reader that opened a generation keeps it, a new open sees the
+// newest complete one, and a crash leaves the old generation or the new, never a mixture. A
+// file's changes live in the folder FILE.changes beside it until compact() folds them back in.
+// One writer at a time: the constructor takes an advisory lock and throws LockedError naming the
+// process that holds it.
+class TableWriter {
+ public:
+  explicit TableWriter(const std::string& path);
+  ~TableWriter();
+  TableWriter(const TableWriter&) = delete;
+  TableWriter& operator=(const TableWriter&) = delete;
+
+  const Table& table() const;  // the newest generation
+  // As Table::add, remove, remove_ids; each writes one generation and returns it. An add costs
+  // in proportion to the rows added, a remove to the rows deleted so far.
+  const Table& add(const Table& rows, const AddOptions& options = {});
+  const Table& remove(const std::vector<std::string>& keys);
+  const Table& remove_ids(const std::vector<int64_t>& ids);
+  // Rewrites the live rows as one file (a file's changes folder is removed; a folder table
+  // becomes one shard), atomically, and removes the files no generation needs any more.
+  const Table& compact();
+  // Removes files of the table's folder that the newest generation does not use (left by
+  // earlier generations or by writers that crashed); returns how many. Readers that mapped them
+  // keep their view.
+  size_t vacuum();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
 };
 
 // Builds an uncompressed table row by row, as readers stream a file.
