@@ -164,11 +164,11 @@ struct TableChanges {
   }
 
   static std::vector<int64_t> ids_of_keys(const Table& table, const std::vector<std::string>& keys) {
-    if (!table.has_keys()) throw Error("remove: the table has no keys; remove rows by id");
+    if (!table.has_keys()) throw Error("delete: the table has no keys; delete rows by id");
     std::vector<int64_t> ids;
     for (const std::string& key : keys) {
       auto row = table.find(key);
-      if (!row) throw NotFoundError("remove: key '" + key + "' is not in the table");
+      if (!row) throw NotFoundError("delete: key '" + key + "' is not in the table");
       ids.push_back(static_cast<int64_t>(*row));
     }
     return ids;
@@ -177,7 +177,7 @@ struct TableChanges {
   static void check_ids(const Table& table, const std::vector<int64_t>& ids) {
     for (int64_t id : ids)
       if (id < 0 || static_cast<uint64_t>(id) >= table.size())
-        throw NotFoundError("remove: row id " + std::to_string(id) + " is outside the table's " + std::to_string(table.size()) +
+        throw NotFoundError("delete: row id " + std::to_string(id) + " is outside the table's " + std::to_string(table.size()) +
                             " rows");
   }
 

@@ -50,6 +50,8 @@ std::string Table::info_json() const {
     sections.push_back({{"type", s.type}, {"offset", s.offset}, {"length", s.length}, {"xxh64", checksum}});
   }
   j["sections"] = sections;
+  if (info.generation || info.deleted_rows || info.added_rows)
+    j["changes"] = {{"generation", info.generation}, {"deleted_rows", info.deleted_rows}, {"added_rows", info.added_rows}};
   if (!info.shards.empty()) {
     nlohmann::json shards = nlohmann::json::array();
     for (const auto& s : info.shards)

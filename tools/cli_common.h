@@ -21,6 +21,7 @@ enum ExitCode : int {
   kBadInput = 5,    // ParseError
   kBadSpec = 6,     // SpecError
   kNotFound = 7,    // NotFoundError
+  kLocked = 8,      // LockedError: another writer holds the table
 };
 
 struct Globals {
@@ -61,6 +62,7 @@ void add_formats(CLI::App& app, Globals& globals);
 void add_eval(CLI::App& app, Globals& globals);
 void add_bench(CLI::App& app, Globals& globals);
 void add_tune(CLI::App& app, Globals& globals);
+void add_change_commands(CLI::App& app, Globals& globals);  // add, delete, compact, vacuum
 
 // Thrown by a command to end with a specific exit code after printing its own message.
 struct Exit {

@@ -52,6 +52,17 @@ void add_inspect(CLI::App& app, Globals&) {
     }
     if (!t.meta().source_format.empty())
       std::printf("  source      %s (%s)\n", t.meta().source_path.c_str(), t.meta().source_format.c_str());
+    if (j.contains("changes")) {
+      const auto& c = j["changes"];
+      const size_t deleted = c["deleted_rows"].get<size_t>(), added = c["added_rows"].get<size_t>();
+      std::printf("  changes     generation %llu: %zu rows added, %zu deleted since the last compaction\n",
+                  static_cast<unsigned long long>(c["generation"].get<uint64_t>()), added, deleted);
+      // Deleted rows are still scanned and delta shards are scanned as more segments: past a
+      // share of the table, one compaction pays for itself.
+      if (deleted + added > t.size() / 5)
+        std::printf("  suggestion  compact: %zu of %zu rows are deleted or in deltas (vecpack compact %s)\n",
+                    deleted + added, t.size(), o->file.c_str());
+    }
     if (j.contains("shards")) {
       std::printf("  shards      %zu\n", j["shards"].size());
       for (const auto& s : j["shards"])

@@ -1,4 +1,5 @@
 // vecpack search FILE [KEY...] [--vector V] [--queries FILE]: nearest rows.
+#include <fstream>
 #include <charconv>
 #include <cstdio>
 #include <iostream>
@@ -25,6 +26,27 @@ static std::vector<float> parse_vector(const std::string& text, size_t dim) {
   return v;
 }
 
+// The rows a file names, one per line: a key, or #N for row id N.
+static std::vector<int64_t> rows_named_in(const Table& t, const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw IoError(path, "cannot be opened");
+  std::vector<int64_t> ids;
+  size_t line_number = 0;
+  for (std::string line; std::getline(in, line);) {
+    ++line_number;
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (line.empty()) continue;
+    if (line[0] == '#' && line.size() > 1 && line.size() < 19 && line.find_first_not_of("0123456789", 1) == std::string::npos) {
+      ids.push_back(std::stoll(line.substr(1)));
+      continue;
+    }
+    auto row = t.find(line);
+    if (!row) throw NotFoundError(path + ":" + std::to_string(line_number) + ": key '" + line + "' is not in the table");
+    ids.push_back(static_cast<int64_t>(*row));
+  }
+  return ids;
+}
+
 void add_search(CLI::App& app, Globals& globals) {
   struct Options {
     std::string file, vector, queries, metric;
@@ -36,6 +58,7 @@ void add_search(CLI::App& app, Globals& globals) {
     double recall = 0;
     std::string funnel;
     bool json = false, include_self = false;
+    std::string allow, deny;
   };
   auto o = std::make_shared<Options>();
   auto* cmd = app.add_subcommand("search", "Nearest rows of keys, a vector, or a file of query vectors");
@@ -54,6 +77,8 @@ void add_search(CLI::App& app, Globals& globals) {
   cmd->add_option("--funnel", o->funnel,
                   "Funnel search: shortlist on leading dimensions, rescore with more, e.g. 32:1000,128:100,full");
   cmd->add_flag("--include-self", o->include_self, "Keep a key's own row among its neighbours");
+  cmd->add_option("--allow", o->allow, "Return only these rows: a file of keys (or row ids, #N), one per line");
+  cmd->add_option("--deny", o->deny, "Never return these rows: a file as for --allow")->excludes("--allow");
   cmd->add_flag("--json", o->json, "JSON on stdout");
   cmd->callback([o, &globals] {
     Table t = Table::open(o->file);
@@ -99,6 +124,11 @@ void add_search(CLI::App& app, Globals& globals) {
     options.nprobe = o->nprobe;
     options.recall = o->recall;
     if (!o->funnel.empty()) options.funnel = parse_funnel(o->funnel);
+    if (!o->allow.empty() || !o->deny.empty()) {
+      const std::vector<int64_t> ids = rows_named_in(t, o->allow.empty() ? o->deny : o->allow);
+      options.filter = o->allow.empty() ? RowFilter::deny(ids.data(), ids.size(), t.size())
+                                        : RowFilter::allow(ids.data(), ids.size(), t.size());
+    }
     std::optional<Metric> metric;
     if (!o->metric.empty()) metric = parse_metric(o->metric);
     SearchResult r = t.search(q.data(), labels.size(), options, metric);

@@ -13,6 +13,7 @@ static int exit_code_for(const Error& e) {
   if (dynamic_cast<const SpecError*>(&e)) return kBadSpec;
   if (dynamic_cast<const IoError*>(&e)) return kIoFailure;
   if (dynamic_cast<const NotFoundError*>(&e)) return kNotFound;
+  if (dynamic_cast<const LockedError*>(&e)) return kLocked;
   return kFailure;
 }
 
@@ -33,6 +34,7 @@ int main(int argc, char** argv) {
   add_eval(app, globals);
   add_bench(app, globals);
   add_tune(app, globals);
+  add_change_commands(app, globals);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

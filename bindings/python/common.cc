@@ -39,6 +39,8 @@ void translate_errors(std::exception_ptr thrown) {
     raise_error("SpecError", e.what());
   } catch (const NotFoundError& e) {
     raise_error("NotFoundError", e.what());
+  } catch (const LockedError& e) {
+    raise_error("LockedError", e.what());
   } catch (const Error& e) {
     raise_error("Error", e.what());
   }

@@ -133,9 +133,43 @@ std::vector<FunnelStage> funnel_stages(const py::handle& funnel) {
   return parse_funnel(text);
 }
 
+// Row ids from an array of ints, or from keys (str) looked up in the table.
+std::vector<int64_t> row_ids_of(const Table& table, const py::handle& rows, const char* what) {
+  std::vector<int64_t> ids;
+  if (py::isinstance<py::str>(rows)) throw py::type_error(std::string(what) + ": give a list of keys or of row ids, not one str");
+  const py::list items = py::list(py::iter(rows));
+  ids.reserve(items.size());
+  for (const py::handle item : items) {
+    if (py::isinstance<py::str>(item)) {
+      const std::string key = item.cast<std::string>();
+      auto row = table.find(key);
+      if (!row) throw NotFoundError(std::string(what) + ": key '" + key + "' is not in the table");
+      ids.push_back(static_cast<int64_t>(*row));
+    } else {
+      ids.push_back(item.cast<int64_t>());
+    }
+  }
+  return ids;
+}
+
+// allow / deny of search(): row ids or keys; at most one of them.
+RowFilter row_filter(const Table& table, const py::handle& allow, const py::handle& deny) {
+  if (!allow.is_none() && !deny.is_none()) throw py::value_error("search: give allow or deny, not both");
+  if (!allow.is_none()) {
+    const std::vector<int64_t> ids = row_ids_of(table, allow, "allow");
+    return RowFilter::allow(ids.data(), ids.size(), table.size());
+  }
+  if (!deny.is_none()) {
+    const std::vector<int64_t> ids = row_ids_of(table, deny, "deny");
+    return RowFilter::deny(ids.data(), ids.size(), table.size());
+  }
+  return {};
+}
+
 py::tuple search(const Table& table, const py::handle& queries, size_t k, std::optional<size_t> rerank,
                  std::optional<std::string> metric, unsigned threads, const py::handle& funnel = py::none(),
-                 size_t nprobe = 0, double recall = 0) {
+                 size_t nprobe = 0, double recall = 0, const py::handle& allow = py::none(),
+                 const py::handle& deny = py::none()) {
   if (k == 0) throw py::value_error("k must be at least 1");
   Rows q = as_rows(queries, table.dim(), "queries");
   SearchOptions options;
@@ -145,6 +179,7 @@ py::tuple search(const Table& table, const py::handle& queries, size_t k, std::o
   options.nprobe = nprobe;
   options.recall = recall;
   options.funnel = funnel_stages(funnel);
+  options.filter = row_filter(table, allow, deny);
   std::optional<Metric> chosen;
   if (metric) chosen = parse_metric(*metric);
   SearchResult result;
@@ -382,11 +417,12 @@ time; t[i] or t[i:j] decode a few rows.)doc")
           "search",
           [](const TableHandle& self, const py::handle& queries, size_t k, std::optional<size_t> rerank,
              std::optional<std::string> metric, unsigned threads, const py::object& funnel, size_t nprobe,
-             double recall) {
-            return search(self.table, queries, k, rerank, std::move(metric), threads, funnel, nprobe, recall);
+             double recall, const py::object& allow, const py::object& deny) {
+            return search(self.table, queries, k, rerank, std::move(metric), threads, funnel, nprobe, recall, allow, deny);
           },
           py::arg("queries"), py::arg("k") = 10, py::arg("rerank") = py::none(), py::arg("metric") = py::none(),
           py::arg("threads") = 0, py::arg("funnel") = py::none(), py::arg("nprobe") = 0, py::arg("recall") = 0.0,
+          py::kw_only(), py::arg("allow") = py::none(), py::arg("deny") = py::none(),
           R"doc(Exact top-k rows for each query, scored on the stored codes.
 
 queries: one vector (1-D) or one per row (2-D), any float dtype.
@@ -401,7 +437,69 @@ nprobe: for a table compressed with an ivf stage (e.g. 'ivf:lists=1024/pq:m=50,n
 lists each query scans (0: all of them, the codec's exact result).
 recall: instead of nprobe, a recall@10 to reach (e.g. 0.95): the fewest lists whose recall,
 measured when the table was compressed, reaches it (recall_curve() shows the measurements); with
-no rerank given, the table's rerank rows rescore the depth the curve was measured with.)doc")
+no rerank given, the table's rerank rows rescore the depth the curve was measured with.
+allow, deny: row ids (ints, e.g. a numpy array) or keys; only the allowed rows, or all but the
+denied ones, are returned. The scan skips the others (few allowed rows are scanned alone,
+exactly, even in an ivf table). Deleted rows are never returned.)doc")
+      .def(
+          "add",
+          [](TableHandle& self, const py::handle& rows, std::optional<std::vector<std::string>> keys, bool replace,
+             unsigned threads) {
+            size_t n = 0, dim = 0;
+            std::vector<float> values = to_float_vector(rows, n, dim);
+            if (n && dim != self.table.dim())
+              throw py::value_error("add: rows have " + std::to_string(dim) + " columns, the table " +
+                                    std::to_string(self.table.dim()));
+            Table added = Table::from_rows(std::move(values), self.table.dim(), keys ? std::move(*keys) : std::vector<std::string>{},
+                                           self.table.metric());
+            AddOptions options;
+            options.replace = replace;
+            options.threads = threads;
+            py::gil_scoped_release release;
+            if (self.path.empty()) {
+              self.table = self.table.add(added, options);
+            } else {
+              TableWriter writer(self.path);
+              self.table = writer.add(added, options);
+            }
+            self.decoded = py::object();
+          },
+          py::arg("rows"), py::arg("keys") = py::none(), py::kw_only(), py::arg("replace") = false, py::arg("threads") = 0,
+          R"doc(Appends rows (one row or a 2-D array), encoded by the table's trained codec (and ivf lists)
+without training. keys: one new key per row, required when the table has keys. A key the table
+holds already is an Error unless replace=True, which deletes its old row. A table opened from a
+file or folder changes on disk: the new rows go into a delta file and a new generation of the
+table is published atomically; other readers keep the generation they opened.)doc")
+      .def(
+          "delete",
+          [](TableHandle& self, const py::handle& rows) {
+            const std::vector<int64_t> ids = row_ids_of(self.table, rows, "delete");
+            py::gil_scoped_release release;
+            if (self.path.empty()) {
+              self.table = self.table.remove_ids(ids);
+            } else {
+              TableWriter writer(self.path);
+              self.table = writer.remove_ids(ids);
+            }
+          },
+          py::arg("rows"),
+          R"doc(Deletes rows by key or row id (a list or array). Search, get and most_similar never return
+them; row ids stay as they are until compact(). On disk, as add().)doc")
+      .def(
+          "compact",
+          [](TableHandle& self) {
+            py::gil_scoped_release release;
+            if (self.path.empty()) {
+              self.table = self.table.compacted();
+            } else {
+              TableWriter writer(self.path);
+              self.table = writer.compact();
+            }
+            self.decoded = py::object();
+          },
+          "Rewrites the live rows as one table, renumbered in id order; on disk atomically, as add().")
+      .def_property_readonly("deleted_rows", [](const TableHandle& self) { return self.table.deleted_rows(); },
+                             "Rows deleted and not yet compacted away (len() counts them until compact()).")
       .def(
           "recall_curve",
           [](const TableHandle& self) {

@@ -109,8 +109,8 @@ TEST_CASE("remove: deleted rows never come back, through search, get, compaction
     CHECK(!removed.find(key));
     CHECK_THROWS_AS(removed.get(key), NotFoundError);
   }
-  CHECK_THROWS_WITH_AS(removed.remove({"w0"}), "remove: key 'w0' is not in the table", NotFoundError);
-  CHECK_THROWS_WITH_AS(removed.remove_ids({1200}), "remove: row id 1200 is outside the table's 1200 rows", NotFoundError);
+  CHECK_THROWS_WITH_AS(removed.remove({"w0"}), "delete: key 'w0' is not in the table", NotFoundError);
+  CHECK_THROWS_WITH_AS(removed.remove_ids({1200}), "delete: row id 1200 is outside the table's 1200 rows", NotFoundError);
   // The rows themselves as queries: each would find itself first.
   check_no_deleted(removed, data.x, 40);
   for (size_t nprobe : {0, 2}) {

@@ -39,3 +39,7 @@ class NotFoundError(Error, KeyError):
     def __str__(self):
         # KeyError would quote the message as a repr.
         return str(self.args[0]) if self.args else ""
+
+
+class LockedError(Error):
+    """Another writer is changing the table (add, delete, compact); the message names its pid."""
