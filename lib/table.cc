@@ -831,6 +831,8 @@ std::string codec_chain_of(std::string_view spec) {
 
 void Table::save(const std::string& path) const {
   const auto& impl = require(impl_);
+  // A file holds no deleted rows: they would come back when it is read.
+  if (!impl.deleted.empty()) return compacted().save(path);
   nlohmann::json j;
   j["format"] = "vecpack";
   j["n"] = size();

@@ -391,3 +391,48 @@ def test_compress_shards_an_ivf_table_with_one_partition(vp, tmp_path, glove_sma
         assert vp("search", shards, "w7", "w420", "-k", "5", "--nprobe", nprobe).out == one
     # A recall target uses the curve the shards carry.
     assert vp("search", shards, "w7", "-k", "5", "--recall", "0.9").out
+
+
+def test_add_delete_compact_vacuum_and_filtered_search(vp, glove_small, tmp_path):
+    path, words, x = glove_small
+    first = tmp_path / "first.txt"
+    more = tmp_path / "more.txt"
+    write_glove(first, words[:400], x[:400])
+    write_glove(more, words[400:], x[400:])
+    table = tmp_path / "t.vecpack"
+    vp("compress", first, "-o", table, "--codec", "int8")
+    added = vp("add", table, more)
+    assert "added 100 rows: generation 1, 500 rows" in added.err
+    clash = vp("add", table, more, check=False)
+    assert clash.code == 1 and "key 'w400' is already in the table (row 400)" in clash.err
+    assert vp("inspect", "--json", table).out.count('"generation": 1') == 1
+    vp("delete", table, "w3", "w4")
+    (tmp_path / "gone.txt").write_text("w5\n\nw6\n")
+    vp("delete", table, "--from", tmp_path / "gone.txt")
+    vp("delete", table, "--ids", "7")
+    missing = vp("delete", table, "w3", check=False)
+    assert missing.code == 7 and "key 'w3' is not in the table" in missing.err
+    assert vp("get", table, "w4", check=False).code == 7
+    info = vp("inspect", table).out
+    assert "generation 4: 100 rows added, 5 deleted" in info and "suggestion  compact" in info
+    assert vp("verify", table).code == 0
+
+    found = vp("search", table, "w0", "-k", "20", "--json").out
+    assert all(f'"w{i}"' not in found for i in (3, 4, 5, 6, 7))
+    (tmp_path / "allow.txt").write_text("w10\n#11\nw450\n")
+    allowed = vp("search", table, "w0", "-k", "5", "--allow", tmp_path / "allow.txt").out
+    assert sorted(line.split()[1] for line in allowed.splitlines()[1:]) == ["w10", "w11", "w450"]
+    denied = vp("search", table, "w0", "-k", "3", "--deny", tmp_path / "allow.txt").out
+    assert "w10 " not in denied and "w450" not in denied
+    (tmp_path / "bad.txt").write_text("w10\nnope\n")
+    bad = vp("search", table, "w0", "--allow", tmp_path / "bad.txt", check=False)
+    assert bad.code == 7 and "bad.txt:2: key 'nope' is not in the table" in bad.err
+
+    (tmp_path / "t.vecpack.changes" / "delta-77.vecpack").write_text("left by a crashed writer")
+    assert "removed 1 unused files" in vp("vacuum", table).err
+    before = vp("search", table, "w0", "w450", "-k", "5").out, vp("get", table, "w499", "w8").out
+    vp("compact", table)
+    assert not (tmp_path / "t.vecpack.changes").exists()
+    assert '"rows": 495' in vp("inspect", "--json", table).out
+    # Compaction renumbers rows but changes no answer.
+    assert (vp("search", table, "w0", "w450", "-k", "5").out, vp("get", table, "w499", "w8").out) == before

@@ -120,6 +120,15 @@ TEST_CASE("remove: deleted rows never come back, through search, get, compaction
     const SearchResult r = removed.search(data.x.data(), 12, o);
     for (int64_t id : r.ids) CHECK((id != 0 && id != 3 && id != 10 && id != 11));
   }
+  // Saved, a table drops its deleted rows; a slice keeps those in its range deleted.
+  test::TempDir dir;
+  removed.save(dir.file("saved.vecpack"));
+  const Table saved = Table::open(dir.file("saved.vecpack"));
+  CHECK(saved.size() == data.n - 6);
+  CHECK(!saved.find("w500"));
+  const Table part = removed.slice(400, 200);
+  CHECK(part.deleted_rows() == 1);
+  CHECK(part.is_deleted(100));
   const Table compact = removed.compacted();
   CHECK(compact.size() == data.n - 6);
   CHECK(compact.deleted_rows() == 0);

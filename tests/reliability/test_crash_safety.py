@@ -9,6 +9,7 @@ import json
 import os
 import random
 import resource
+import shutil
 import signal
 import subprocess
 import time
@@ -142,3 +143,75 @@ def test_full_disk_during_compress(sources, tmp_path):
     assert str(dest) in proc.stderr and "File too large" in proc.stderr, proc.stderr
     assert dest.read_bytes() == old
     assert temp_files(dest) == []
+
+
+def table_state(path):
+    """What a reader of the table sees: its live rows and the neighbours of two keys."""
+    info = inspect(path)
+    live = info["rows"] - info.get("changes", {}).get("deleted_rows", 0)
+    found = json.loads(vp("search", path, "w5", "w778", "-k", "5", "--json").stdout)
+    return live, json.dumps(found, sort_keys=True)
+
+
+@pytest.fixture(scope="module")
+def changing(sources, tmp_path_factory):
+    """A table (int8) and the inputs of the three changes: rows to add, keys to delete."""
+    d = tmp_path_factory.mktemp("changing")
+    rng = np.random.default_rng(8)
+    more = d / "more.txt"
+    with open(more, "w") as f:
+        for i, row in enumerate(rng.normal(size=(6000, 64)).astype(np.float32)):
+            f.write(f"n{i} " + " ".join(f"{v:.6f}" for v in row) + "\n")
+    gone = d / "gone.txt"
+    gone.write_text("".join(f"w{i}\n" for i in range(0, 12000, 7)))
+    base = d / "base"
+    base.mkdir()
+    vp("compress", sources["table"], "-o", base / "t.vecpack", "--codec", "int8")
+    changed = d / "changed"
+    shutil.copytree(base, changed)
+    vp("add", changed / "t.vecpack", more)
+    vp("delete", changed / "t.vecpack", "--from", gone)
+    return {"base": base, "changed": changed, "more": more, "gone": gone}
+
+
+@pytest.mark.parametrize("change", ["add", "delete", "compact"])
+def test_sigkill_during_a_change_leaves_the_old_or_the_new_generation(changing, tmp_path, change):
+    start_from = changing["changed"] if change == "compact" else changing["base"]
+    args = {"add": ["add", "{t}", changing["more"]],
+            "delete": ["delete", "{t}", "--from", changing["gone"]],
+            "compact": ["compact", "{t}"]}[change]
+
+    def run_on(folder, **kwargs):
+        return [BIN, "-q", *(str(a).replace("{t}", str(folder / "t.vecpack")) for a in args)]
+
+    before = table_state(start_from / "t.vecpack")
+    undisturbed = tmp_path / "undisturbed"
+    shutil.copytree(start_from, undisturbed)
+    start = time.monotonic()
+    subprocess.run(run_on(undisturbed), check=True, stdin=subprocess.DEVNULL)
+    duration = time.monotonic() - start
+    after = table_state(undisturbed / "t.vecpack")
+    assert before != after or change == "compact"
+    rng = random.Random({"add": 1, "delete": 2, "compact": 3}[change])
+    outcomes = {"old": 0, "new": 0}
+    for trial in range(TRIALS // 2):
+        folder = tmp_path / f"trial{trial}"
+        shutil.copytree(start_from, folder)
+        delay = rng.uniform(0, duration * 1.3)
+        proc = subprocess.Popen(run_on(folder), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        time.sleep(delay)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        table = folder / "t.vecpack"
+        check = vp("verify", table, check=False)
+        assert check.returncode == 0, f"{change} killed after {delay:.3f}s: {check.stdout}{check.stderr}"
+        state = table_state(table)
+        assert state in (before, after), f"{change} killed after {delay:.3f}s left a table that is neither generation"
+        outcomes["old" if state == before else "new"] += 1
+        # The next writer takes the lock (a killed writer's lock goes with it) and cleans up.
+        vp("vacuum", table)
+        assert table_state(table) == state
+        shutil.rmtree(folder)
+    print(f"\n{change}: {TRIALS // 2} writers killed: {outcomes['old']} left the old generation, "
+          f"{outcomes['new']} the new one")
