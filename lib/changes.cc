@@ -215,8 +215,9 @@ struct TableChanges {
 };
 
 Table Table::add(const Table& rows, const AddOptions& options) const {
-  auto delta = TableChanges::encode_addition(*this, rows, options);
+  TableChanges::check_changeable(*this, "add");
   const std::vector<int64_t> replaced = TableChanges::replaced_rows(*this, rows, options.replace);
+  auto delta = TableChanges::encode_addition(*this, rows, options);
   return TableChanges::appended(*this, *delta, sorted_union(TableChanges::deleted(*this), replaced));
 }
 
@@ -326,8 +327,9 @@ const Table& TableWriter::table() const { return impl_->table; }
 const Table& TableWriter::add(const Table& rows, const AddOptions& options) {
   Impl& w = *impl_;
   const Manifest previous = w.manifest();
-  auto delta = TableChanges::encode_addition(w.table, rows, options);
+  TableChanges::check_changeable(w.table, "add");
   const std::vector<int64_t> replaced = TableChanges::replaced_rows(w.table, rows, options.replace);
+  auto delta = TableChanges::encode_addition(w.table, rows, options);
   Manifest next = previous;
   next.generation = previous.generation + 1;
   Manifest::Shard shard;

@@ -137,6 +137,24 @@ std::vector<FunnelStage> funnel_stages(const py::handle& funnel) {
 std::vector<int64_t> row_ids_of(const Table& table, const py::handle& rows, const char* what) {
   std::vector<int64_t> ids;
   if (py::isinstance<py::str>(rows)) throw py::type_error(std::string(what) + ": give a list of keys or of row ids, not one str");
+  // numpy arrays without a Python object per element: ids of any integer type, or a mask.
+  if (py::isinstance<py::array>(rows)) {
+    const py::array array = py::reinterpret_borrow<py::array>(rows);
+    const char kind = array.dtype().kind();
+    if (kind == 'b') {
+      const auto mask = py::array_t<bool, py::array::c_style | py::array::forcecast>::ensure(rows);
+      if (mask.ndim() != 1 || size_t(mask.size()) != table.size())
+        throw py::value_error(std::string(what) + ": a boolean mask needs one value per row (" + std::to_string(table.size()) + ")");
+      for (py::ssize_t i = 0; i < mask.size(); ++i)
+        if (mask.data()[i]) ids.push_back(i);
+      return ids;
+    }
+    if (kind == 'i' || kind == 'u') {
+      const auto values = py::array_t<int64_t, py::array::c_style | py::array::forcecast>::ensure(rows);
+      if (values.ndim() > 1) throw py::value_error(std::string(what) + ": give a 1-D array of row ids");
+      return std::vector<int64_t>(values.data(), values.data() + values.size());
+    }
+  }
   const py::list items = py::list(py::iter(rows));
   ids.reserve(items.size());
   for (const py::handle item : items) {
@@ -438,7 +456,7 @@ lists each query scans (0: all of them, the codec's exact result).
 recall: instead of nprobe, a recall@10 to reach (e.g. 0.95): the fewest lists whose recall,
 measured when the table was compressed, reaches it (recall_curve() shows the measurements); with
 no rerank given, the table's rerank rows rescore the depth the curve was measured with.
-allow, deny: row ids (ints, e.g. a numpy array) or keys; only the allowed rows, or all but the
+allow, deny: row ids (ints, e.g. a numpy array), a boolean mask of len(table), or keys; only the allowed rows, or all but the
 denied ones, are returned. The scan skips the others (few allowed rows are scanned alone,
 exactly, even in an ivf table). Deleted rows are never returned.)doc")
       .def(

@@ -36,6 +36,9 @@ def test_filtered_search_equals_brute_force_over_allowed_rows(rows):
         assert np.array_equal(ids, expected), share
         denied_ids, _ = t.search(q, k=10, deny=allowed)
         assert not np.isin(denied_ids, allowed).any()
+    mask = np.zeros(len(rows), dtype=bool)
+    mask[allowed] = True
+    assert np.array_equal(t.search(q, k=10, allow=mask)[0], t.search(q, k=10, allow=allowed.astype(np.uint32))[0])
     by_key, _ = t.search(rows[0], k=3, allow=["w7", "w8", "w9"])
     assert sorted(by_key.tolist()) == [7, 8, 9]
     with pytest.raises(vecpack.NotFoundError, match="allow: key 'nope' is not in the table"):
