@@ -914,6 +914,10 @@ void Table::save(const std::string& path) const {
     }
   }
   writer.commit();
+  // The file is a new table: changes recorded beside the one it replaced no longer apply.
+  std::error_code error;
+  const std::string changes = changes_folder_of(path);
+  if (std::filesystem::exists(std::filesystem::path(changes) / kManifestName, error)) std::filesystem::remove_all(changes, error);
 }
 
 }  // namespace vecpack

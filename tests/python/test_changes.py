@@ -82,6 +82,12 @@ def test_changes_on_disk_are_seen_by_new_opens_only(rows, tmp_path):
     writer.delete(["w0"])
     assert len(vecpack.open(path)) == 3000 and vecpack.open(path).deleted_rows == 1
     assert np.array_equal(reader.search(rows[:5], k=5)[0], before[0]) and len(reader) == 2500
+    # Saving over a changed file replaces the table, changes and all.
+    other = tmp_path / "other.vecpack"
+    vecpack.open(path).save(other)
+    vecpack.open(other).add(rows[:1], keys=["extra"])
+    vecpack.open(path).save(other)
+    assert len(vecpack.open(other)) == 2999 and not (tmp_path / "other.vecpack.changes").exists()
     writer.compact()
     assert len(vecpack.open(path)) == 2999 and not (tmp_path / "t.vecpack.changes").exists()
     assert np.array_equal(reader.search(rows[:5], k=5)[0], before[0])
