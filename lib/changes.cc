@@ -8,6 +8,7 @@
 // the removal of its file, so they keep their snapshot.
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -246,11 +247,12 @@ struct TableWriter::Impl {
   Table table;
 
   ~Impl() {
-    if (lock_fd >= 0) close(lock_fd);
     // A file's changes folder with no manifest (after compaction, or a first change that never
-    // landed) holds nothing a reader needs.
+    // landed) holds nothing a reader needs. It goes while the lock is held: a writer that opened
+    // the lock file before then finds it unlinked when it gets the lock, and starts again.
     std::error_code error;
-    if (file_table && !fs::exists(fs::path(folder) / kManifestName, error)) fs::remove_all(folder, error);
+    if (lock_fd >= 0 && file_table && !fs::exists(fs::path(folder) / kManifestName, error)) fs::remove_all(folder, error);
+    if (lock_fd >= 0) close(lock_fd);
   }
 
   // The manifest of the newest generation; a file without changes yet is its own first shard.
@@ -300,19 +302,30 @@ TableWriter::TableWriter(const std::string& path) : impl_(std::make_unique<Impl>
     throw IoError(path, "is not a table (no such file or folder)");
   }
   const std::string lock_path = (fs::path(w.folder) / kLockName).string();
-  w.lock_fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  if (w.lock_fd < 0) throw IoError(lock_path, std::string("cannot be opened: ") + std::strerror(errno));
-  if (flock(w.lock_fd, LOCK_EX | LOCK_NB) != 0) {
-    const int why = errno;
-    char pid[32] = {};
-    const ssize_t got = pread(w.lock_fd, pid, sizeof pid - 1, 0);
+  for (int attempt = 0;; ++attempt) {
+    if (w.file_table) fs::create_directory(w.folder, error);
+    w.lock_fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (w.lock_fd < 0) throw IoError(lock_path, std::string("cannot be opened: ") + std::strerror(errno));
+    if (flock(w.lock_fd, LOCK_EX | LOCK_NB) != 0) {
+      const int why = errno;
+      char pid[32] = {};
+      const ssize_t got = pread(w.lock_fd, pid, sizeof pid - 1, 0);
+      close(w.lock_fd);
+      w.lock_fd = -1;
+      if (why == EWOULDBLOCK)
+        throw LockedError("table " + path + " is locked by pid " + (got > 0 ? std::string(pid) : std::string("?")) +
+                          " (another writer is changing it); try again when it has finished");
+      throw IoError(lock_path, std::string("cannot be locked: ") + std::strerror(why));
+    }
+    // The lock counts only on the file that still has the name: a writer that finished may
+    // have removed it between our open and our lock.
+    struct stat held {}, named {};
+    if (fstat(w.lock_fd, &held) == 0 && stat(lock_path.c_str(), &named) == 0 && held.st_ino == named.st_ino &&
+        held.st_dev == named.st_dev)
+      break;
     close(w.lock_fd);
     w.lock_fd = -1;
-    w.file_table = false;  // the folder is the other writer's
-    if (why == EWOULDBLOCK)
-      throw LockedError("table " + path + " is locked by pid " + (got > 0 ? std::string(pid) : std::string("?")) +
-                        " (another writer is changing it); try again when it has finished");
-    throw IoError(lock_path, std::string("cannot be locked: ") + std::strerror(why));
+    if (attempt >= 8) throw LockedError("table " + path + ": its lock file keeps being replaced; try again");
   }
   const std::string pid = std::to_string(getpid());
   if (ftruncate(w.lock_fd, 0) != 0 || pwrite(w.lock_fd, pid.data(), pid.size(), 0) != ssize_t(pid.size()))
@@ -375,9 +388,8 @@ const Table& TableWriter::remove_ids(const std::vector<int64_t>& ids) {
 
 const Table& TableWriter::compact() {
   Impl& w = *impl_;
-  std::error_code error;
-  if (w.file_table && !fs::exists(fs::path(w.folder) / kManifestName, error)) return w.table;  // nothing changed
   const Manifest previous = w.manifest();
+  if (previous.generation == 0 && previous.deleted.file.empty()) return w.table;  // nothing changed
   const Table compacted = w.table.compacted();
   Manifest next;
   next.rows = compacted.size();
@@ -415,6 +427,7 @@ const Table& TableWriter::compact() {
   // it); then the manifest goes and the file is read alone.
   write_manifest_file(w.folder, next);
   const std::string staged = w.path + ".tmp-compact";
+  std::error_code error;
   fs::remove(staged, error);
   if (link(compacted_path.c_str(), staged.c_str()) != 0)
     throw IoError(staged, std::string("cannot be linked to the compacted table: ") + std::strerror(errno));
