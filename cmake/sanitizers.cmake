@@ -2,6 +2,8 @@
 # defined, so the flags apply to the library, the CLI and the tests alike.
 #   VECPACK_SANITIZE  AddressSanitizer + UndefinedBehaviorSanitizer, any compiler that has them.
 #   VECPACK_FUZZ      the fuzz targets in tests/fuzz/ with libFuzzer, ASan and UBSan (clang only).
+#   VECPACK_TSAN      ThreadSanitizer (clang): the search engine's workers, the thread pool,
+#                     concurrent readers and writers.
 # Neither builds the Python module: an instrumented extension would need the sanitizer runtime
 # preloaded into the interpreter.
 # float-cast-overflow is part of clang's "undefined" but not GCC's: named so that both check it.
@@ -16,11 +18,14 @@ if(VECPACK_FUZZ)
   # fuzzer-no-link: coverage instrumentation everywhere; only the fuzz_* executables link libFuzzer.
   add_compile_options(-fsanitize=fuzzer-no-link ${VECPACK_SANITIZER_FLAGS})
   add_link_options(-fsanitize=address,undefined,float-cast-overflow)
+elseif(VECPACK_TSAN)
+  add_compile_options(-fsanitize=thread -fno-omit-frame-pointer)
+  add_link_options(-fsanitize=thread)
 elseif(VECPACK_SANITIZE)
   add_compile_options(${VECPACK_SANITIZER_FLAGS})
   add_link_options(-fsanitize=address,undefined,float-cast-overflow)
 endif()
-if((VECPACK_SANITIZE OR VECPACK_FUZZ) AND VECPACK_BUILD_PYTHON)
-  message(WARNING "VECPACK_SANITIZE/VECPACK_FUZZ: the Python module is not built in this configuration")
+if((VECPACK_SANITIZE OR VECPACK_FUZZ OR VECPACK_TSAN) AND VECPACK_BUILD_PYTHON)
+  message(WARNING "VECPACK_SANITIZE/VECPACK_FUZZ/VECPACK_TSAN: the Python module is not built in this configuration")
   set(VECPACK_BUILD_PYTHON OFF)
 endif()

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # tools/fuzz.sh TARGET SECONDS [libFuzzer flags...]: fuzzes one reader for SECONDS.
-#   TARGET: vecpack word2vec_text word2vec_binary glove fasttext npy spec codec_params
+#   TARGET: vecpack word2vec_text word2vec_binary glove fasttext npy spec codec_params changes
 #           (tests/fuzz/fuzz_TARGET.cc); "all" runs each in turn for SECONDS.
 # Configures and builds a clang libFuzzer + ASan + UBSan tree in build-fuzz/ (ccache), starts
 # from the seeds in tests/fuzz/corpus/TARGET/ and keeps what it learns in build-fuzz/corpus/.
@@ -10,7 +10,7 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
-targets=(vecpack word2vec_text word2vec_binary glove fasttext npy spec codec_params)
+targets=(vecpack word2vec_text word2vec_binary glove fasttext npy spec codec_params changes)
 if (($# < 2)); then
   echo "usage: tools/fuzz.sh TARGET|all SECONDS [libFuzzer flags...]; targets: ${targets[*]}" >&2
   exit 2
@@ -42,7 +42,7 @@ test -x "$binary" || { echo "fuzz.sh: the build of fuzz_$target failed" >&2; exi
 # Inputs the readers meet in practice are small; a vecpack file needs its 4096-aligned codes.
 case $target in
   vecpack) max_len=16384 ;;
-  fasttext|npy|codec_params|word2vec_binary) max_len=8192 ;;
+  fasttext|npy|codec_params|word2vec_binary|changes) max_len=8192 ;;
   spec) max_len=256 ;;
   *) max_len=4096 ;;
 esac

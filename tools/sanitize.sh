@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test suite again under AddressSanitizer + UndefinedBehaviorSanitizer (build-asan/: the
-# library, the CLI and every C++ and CLI test; the Python module is not built there), then every
-# fuzz target for FUZZ_SECONDS (default 30) when clang is installed (build-fuzz/, tools/fuzz.sh).
+# library, the CLI and every C++ and CLI test; the Python module is not built there), the C++
+# suites under ThreadSanitizer (build-tsan/, clang; VECPACK_TSAN=0 skips it), then every fuzz
+# target for FUZZ_SECONDS (default 30) when clang is installed (build-fuzz/, tools/fuzz.sh).
 # .ci/run runs it after tools/test.sh. Extra arguments go to ctest. See docs/RELIABILITY.md.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -41,10 +42,29 @@ failed=0
 (cd "$build" && ctest --output-on-failure -j2 -E '^consumer\.' "$@") || failed=1
 echo "sanitize: sanitized tests $( ((failed)) && echo FAILED || echo passed) after $((SECONDS - start)) s" >&2
 
+# ThreadSanitizer (clang): the C++ suite (every multi-threaded search, training and writer test)
+# and the reliability suite (concurrent readers while another process replaces the file).
+# OpenBLAS is not instrumented: reports from inside it are suppressed (tests/tsan.supp).
+if [[ -n $cxx ]] && [[ ${VECPACK_TSAN:-1} != 0 ]]; then
+  tsan="$root/build-tsan"
+  if [[ ! -f $tsan/CMakeCache.txt ]]; then
+    cmake -S . -B "$tsan" -G Ninja "${compilers[@]}" -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG="-O1 -g" \
+      -DCMAKE_C_FLAGS_DEBUG="-O1 -g" -DVECPACK_TSAN=ON -DVECPACK_BUILD_PYTHON=OFF \
+      -DPython3_EXECUTABLE="$root/.venv/bin/python" >/dev/null
+  fi
+  tsan_start=$SECONDS
+  cmake --build "$tsan" -j2 --target vecpack_tests vecpack_reliability_tests vecpack_cli | grep -vE '^\[[0-9]+/[0-9]+\]' || true
+  export TSAN_OPTIONS="suppressions=$root/tests/tsan.supp:halt_on_error=1:second_deadlock_stack=1"
+  tsan_failed=0
+  (cd "$tsan" && ctest --output-on-failure -j2 -R '^(cpp\.avx2|reliability\.cpp)$') || tsan_failed=1
+  ((tsan_failed)) && failed=1
+  echo "sanitize: ThreadSanitizer $( ((tsan_failed)) && echo FAILED || echo passed) in $((SECONDS - tsan_start)) s" >&2
+fi
+
 if command -v clang++-14 >/dev/null || command -v clang++ >/dev/null; then
   seconds=${FUZZ_SECONDS:-30}
   mkdir -p "$root/build-fuzz/logs"
-  for target in vecpack word2vec_text word2vec_binary glove fasttext npy spec codec_params; do
+  for target in vecpack word2vec_text word2vec_binary glove fasttext npy spec codec_params changes; do
     log="$root/build-fuzz/logs/$target.log"
     status=0
     "$root/tools/fuzz.sh" "$target" "$seconds" -close_fd_mask=2 >"$log" 2>&1 || status=$?
