@@ -2,7 +2,9 @@
 // isolation and one writer at a time.
 #include <doctest/doctest.h>
 
+#include <atomic>
 #include <filesystem>
+#include <thread>
 
 #include "test_util.h"
 #include "vecpack/errors.h"
@@ -236,4 +238,41 @@ TEST_CASE("a damaged file of deleted ids is a FormatError, never a silent undele
   test::write_bytes(ids, bytes);
   CHECK_THROWS_AS(Table::open(path), FormatError);
   CHECK(!Table::verify(path).ok());
+}
+
+TEST_CASE("TableWriter: reader threads open and search while a writer publishes generations") {
+  const Data data;
+  test::TempDir dir;
+  const std::string path = dir.file("t.vecpack");
+  data.first_rows().compress("int8").save(path);
+  const std::vector<float> probe = rows_of(data.x, data.d, 1100, 1);
+  std::atomic<bool> done{false};
+  std::atomic<size_t> answers{0}, wrong{0};
+  std::vector<std::thread> readers;
+  for (int r = 0; r < 3; ++r)
+    readers.emplace_back([&] {
+      while (!done) {
+        const Table t = Table::open(path);
+        const uint64_t generation = t.info().generation;
+        SearchOptions o;
+        o.k = 1;
+        o.threads = 2;
+        const SearchResult found = t.search(probe.data(), 1, o);
+        // Odd generations hold the probe row as "p<g>", even ones have deleted it again.
+        const std::string best(t.key(static_cast<size_t>(found.ids[0])));
+        if ((generation % 2 == 1) != (best == "p" + std::to_string(generation / 2))) ++wrong;
+        ++answers;
+      }
+    });
+  {
+    TableWriter writer(path);
+    for (int g = 0; g < 10; ++g) {
+      writer.add(Table::from_rows(probe, data.d, {"p" + std::to_string(g)}));
+      writer.remove({"p" + std::to_string(g)});
+    }
+  }
+  done = true;
+  for (auto& r : readers) r.join();
+  CHECK(wrong == 0);
+  CHECK(answers > 0);
 }
