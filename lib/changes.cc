@@ -212,10 +212,15 @@ struct TableChanges {
   }
 
   static const std::vector<int64_t>& deleted(const Table& table) { return impl_of(table).deleted; }
+  static std::string partition_fingerprint_of(const Table& table) {
+    const auto& partition = impl_of(table).partition;
+    return partition ? hex64(partition_fingerprint(*partition)) : std::string();
+  }
   static std::vector<TableInfo::Shard> shards(const Table& table) { return impl_of(table).shards; }
 };
 
 Table Table::add(const Table& rows, const AddOptions& options) const {
+  if (rows.size() == 0) return *this;
   TableChanges::check_changeable(*this, "add");
   const std::vector<int64_t> replaced = TableChanges::replaced_rows(*this, rows, options.replace);
   auto delta = TableChanges::encode_addition(*this, rows, options);
@@ -267,6 +272,7 @@ struct TableWriter::Impl {
     m.spec = table.spec();
     m.fingerprint = hex64(fingerprint(table.codec()));
     m.rerank_spec = table.info().rerank_spec;
+    m.partition_fingerprint = TableChanges::partition_fingerprint_of(table);
     m.shards.push_back({"../" + fs::path(path).filename().string(), "", table.size(), 0, fs::file_size(path)});
     return m;
   }
@@ -337,34 +343,60 @@ TableWriter::~TableWriter() = default;
 
 const Table& TableWriter::table() const { return impl_->table; }
 
-const Table& TableWriter::add(const Table& rows, const AddOptions& options) {
-  Impl& w = *impl_;
-  const Manifest previous = w.manifest();
-  TableChanges::check_changeable(w.table, "add");
-  const std::vector<int64_t> replaced = TableChanges::replaced_rows(w.table, rows, options.replace);
-  auto delta = TableChanges::encode_addition(w.table, rows, options);
-  Manifest next = previous;
-  next.generation = previous.generation + 1;
+// The manifest entry of a shard file just written.
+static Manifest::Shard shard_entry(const std::string& folder, const std::string& file, const Table& table, uint64_t first_row) {
+  const std::string path = (fs::path(folder) / file).string();
   Manifest::Shard shard;
-  shard.file = kDeltaPrefix + std::to_string(next.generation) + ".vecpack";
-  const std::string delta_path = (fs::path(w.folder) / shard.file).string();
-  Table encoded(std::move(delta), w.table.meta());
-  encoded.save(delta_path);
-  shard.checksum = hex64(file_checksum(delta_path));
-  shard.rows = encoded.size();
-  shard.first_row = previous.rows;
-  shard.bytes = fs::file_size(delta_path);
-  if (encoded.has_keys() && encoded.size()) {
-    std::string_view low = encoded.key(0), high = low;
-    for (size_t i = 1; i < encoded.size(); ++i) {
-      low = std::min(low, encoded.key(i));
-      high = std::max(high, encoded.key(i));
+  shard.file = file;
+  shard.checksum = hex64(file_checksum(path));
+  shard.rows = table.size();
+  shard.first_row = first_row;
+  shard.bytes = fs::file_size(path);
+  if (table.has_keys() && table.size()) {
+    std::string_view low = table.key(0), high = low;
+    for (size_t i = 1; i < table.size(); ++i) {
+      low = std::min(low, table.key(i));
+      high = std::max(high, table.key(i));
     }
     shard.low_key = low;
     shard.high_key = high;
   }
-  next.shards.push_back(shard);
-  next.rows += shard.rows;
+  return shard;
+}
+
+// Every delta shard is scanned as segments of its own (an ivf table: one per list), so an add
+// that would leave more than this many merges the deltas into one: their codes are copied, not
+// encoded again, and the rows keep their ids. The cost is in proportion to the rows added since
+// the last compaction, which `inspect` suggests once they pass a fifth of the table.
+constexpr size_t kMaxDeltaShards = 8;
+
+const Table& TableWriter::add(const Table& rows, const AddOptions& options) {
+  Impl& w = *impl_;
+  if (rows.size() == 0) return w.table;
+  const Manifest previous = w.manifest();
+  TableChanges::check_changeable(w.table, "add");
+  const std::vector<int64_t> replaced = TableChanges::replaced_rows(w.table, rows, options.replace);
+  Table encoded(TableChanges::encode_addition(w.table, rows, options), w.table.meta());
+  Manifest next = previous;
+  next.generation = previous.generation + 1;
+  uint64_t first_row = previous.rows;
+  size_t deltas = 0;
+  while (deltas < next.shards.size() && next.shards[next.shards.size() - 1 - deltas].file.rfind(kDeltaPrefix, 0) == 0) ++deltas;
+  if (deltas + 1 > kMaxDeltaShards) {
+    const size_t first = next.shards.size() - deltas;
+    first_row = next.shards[first].first_row;
+    Table merged = Table::open_file((fs::path(w.folder) / next.shards[first].file).string());
+    for (size_t i = first + 1; i < next.shards.size(); ++i) {
+      const Table part = Table::open_file((fs::path(w.folder) / next.shards[i].file).string());
+      merged = TableChanges::appended(merged, TableChanges::impl_of(part), {});
+    }
+    encoded = TableChanges::appended(merged, TableChanges::impl_of(encoded), {});
+    next.shards.resize(first);
+  }
+  const std::string file = kDeltaPrefix + std::to_string(next.generation) + ".vecpack";
+  encoded.save((fs::path(w.folder) / file).string());
+  next.shards.push_back(shard_entry(w.folder, file, encoded, first_row));
+  next.rows = first_row + encoded.size();
   if (!replaced.empty())
     next.deleted = write_deleted(w.folder, next.generation, sorted_union(TableChanges::deleted(w.table), replaced));
   w.publish(previous, next);
@@ -401,23 +433,10 @@ const Table& TableWriter::compact() {
   next.rerank_spec = previous.rerank_spec;
   next.partition_fingerprint = previous.partition_fingerprint;
   next.generation = previous.generation + 1;
-  Manifest::Shard shard;
-  shard.file = kCompactedPrefix + std::to_string(next.generation) + ".vecpack";
-  const std::string compacted_path = (fs::path(w.folder) / shard.file).string();
+  const std::string file = kCompactedPrefix + std::to_string(next.generation) + ".vecpack";
+  const std::string compacted_path = (fs::path(w.folder) / file).string();
   compacted.save(compacted_path);
-  shard.checksum = hex64(file_checksum(compacted_path));
-  shard.rows = compacted.size();
-  shard.bytes = fs::file_size(compacted_path);
-  if (compacted.has_keys() && compacted.size()) {
-    std::string_view low = compacted.key(0), high = low;
-    for (size_t i = 1; i < compacted.size(); ++i) {
-      low = std::min(low, compacted.key(i));
-      high = std::max(high, compacted.key(i));
-    }
-    shard.low_key = low;
-    shard.high_key = high;
-  }
-  next.shards.push_back(shard);
+  next.shards.push_back(shard_entry(w.folder, file, compacted, 0));
   if (!w.file_table) {
     w.publish(previous, next);
     return w.table;

@@ -276,3 +276,36 @@ TEST_CASE("TableWriter: reader threads open and search while a writer publishes 
   CHECK(wrong == 0);
   CHECK(answers > 0);
 }
+
+TEST_CASE("TableWriter: many small adds merge their delta shards, keeping ids, keys and deletions") {
+  const Data data;
+  test::TempDir dir;
+  const std::string path = dir.file("t.vecpack");
+  data.first_rows().compress("ivf:lists=8/int8").save(path);
+  const Table whole = data.all_rows().compress(Table::open(path));
+  TableWriter writer(path);
+  const Table added = data.added_rows();
+  for (size_t batch = 0; batch < 20; ++batch) {
+    writer.add(added.slice(batch * 10, 10));
+    if (batch == 3) writer.remove({"w1031"});
+    CHECK(writer.table().info().shards.size() <= 9);  // the base and at most 8 deltas
+  }
+  const uint64_t generation = writer.table().info().generation;
+  CHECK(writer.add(added.slice(200, 0)).info().generation == generation);  // nothing to add: no generation
+  const Table t = Table::open(path);
+  CHECK(t.size() == data.n);
+  CHECK(t.deleted_rows() == 1);
+  CHECK(!t.find("w1031"));
+  CHECK(*t.find("w1150") == 1150);
+  CHECK(t.get("w1150") == whole.get("w1150"));
+  for (size_t nprobe : {0, 3}) {
+    SearchOptions o;
+    o.nprobe = nprobe;
+    o.k = 10;
+    o.filter = RowFilter::deny(std::vector<int64_t>{1031}.data(), 1, data.n);
+    const SearchResult x = t.search(data.q.data(), 20, o), y = whole.search(data.q.data(), 20, o);
+    CHECK(x.ids == y.ids);
+    CHECK(x.scores == y.scores);
+  }
+  CHECK(Table::verify(path).ok());
+}
