@@ -187,9 +187,11 @@ struct TableChanges {
     if (impl.deleted.empty() && impl.added_rows == 0 && impl.generation == 0) return table;
     if (!impl.deleted.empty()) check_changeable(table, "compact");
     const RowFilter keep = impl.live.active() ? impl.live : RowFilter::all(table.size());
+    // One run of codes in id order, as a freshly encoded table has (an ivf table keeps its lists).
+    const bool flat = !impl.partition;
     auto out = std::make_shared<Table::Impl>();
-    out->store = impl.deleted.empty() ? impl.store : impl.store->kept(keep);
-    if (impl.rerank) out->rerank = impl.deleted.empty() ? impl.rerank : impl.rerank->kept(keep);
+    out->store = impl.store->kept(keep, flat);
+    if (impl.rerank) out->rerank = impl.rerank->kept(keep, true);
     out->partition = impl.partition;
     out->recall_curve = impl.recall_curve;
     out->subwords = impl.subwords;

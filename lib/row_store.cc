@@ -201,7 +201,15 @@ std::shared_ptr<const RowStore> RowStore::gathered(const std::vector<int64_t>& i
   return out;
 }
 
-std::shared_ptr<const RowStore> RowStore::kept(const RowFilter& keep) const {
+std::shared_ptr<const RowStore> RowStore::kept(const RowFilter& keep, bool flat) const {
+  if (flat) {
+    const std::vector<int64_t> ids = keep.active() ? keep.ids() : [this] {
+      std::vector<int64_t> all(rows_);
+      for (size_t i = 0; i < rows_; ++i) all[i] = static_cast<int64_t>(i);
+      return all;
+    }();
+    return gathered(ids);
+  }
   // The new id of an allowed id is the number of allowed ids below it.
   const uint64_t* words = keep.words();
   std::vector<uint64_t> ranks((rows_ + 63) / 64 + 1, 0);

@@ -111,8 +111,9 @@ class RowStore {
   // The rows with these ids (each stored) as a store of one segment, ids 0.. in the given order.
   std::shared_ptr<const RowStore> gathered(const std::vector<int64_t>& ids) const;
   // The rows a filter allows, renumbered 0.. in id order, every segment in its place (an ivf
-  // list stays a list); the codes are copied.
-  std::shared_ptr<const RowStore> kept(const RowFilter& keep) const;
+  // list stays a list); the codes are copied. flat: one segment in id order instead (for a store
+  // with no lists), whose codes are then contiguous.
+  std::shared_ptr<const RowStore> kept(const RowFilter& keep, bool flat = false) const;
   // The codes of every row in id order when they lie in one run (one segment, ids 0..), else null.
   const uint8_t* contiguous_codes() const;
 

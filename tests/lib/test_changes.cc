@@ -133,6 +133,9 @@ TEST_CASE("remove: deleted rows never come back, through search, get, compaction
   CHECK(part.is_deleted(100));
   const Table compact = removed.compacted();
   CHECK(compact.size() == data.n - 6);
+  const Table flat_compact = base.compress("int8").remove_ids({5}).compacted();
+  REQUIRE(flat_compact.codes() != nullptr);  // one run of codes, as a freshly encoded table
+  CHECK(std::equal(flat_compact.codes(), flat_compact.codes() + 5 * 16, base.compress("int8").codes()));
   CHECK(compact.deleted_rows() == 0);
   CHECK(!compact.find("w500"));
   CHECK(compact.key(0) == "w1");

@@ -20,7 +20,8 @@ the recall. Builds (training, encoding) are not timed.
    the same shortlist of 50, rescored with float32 rows instead of int8). FAISS is timed with
    IDSelectorBitmap (np.packbits(mask, bitorder='little')) and with IDSelectorBatch; the main
    table shows the faster, a second table both. Making the selector (mask, bits, hash set) is
-   inside the timed call, as vecpack turns its id array into a bitmap inside search().
+   inside the timed call, as vecpack turns its id array into a bitmap inside search(). FAISS's
+   flat search with a selector never uses BLAS; its unfiltered BLAS speed is printed below.
 2. add: vecpack tables of the first 300,000 rows (int8; pq:m=50,nbits=4 + int8 rerank; binary)
    saved, opened, and the remaining rows added in batches of 1,000 (one generation each) and,
    on a fresh copy, as one batch of 10,000; the same for the table in memory (a fresh
@@ -222,6 +223,16 @@ def part_filter(args, x, q, faiss):
     flat.add(x)
     faiss_row("IndexFlatIP (exact)", flat,
               lambda sel: (None, None) if sel is None else (faiss.SearchParameters(sel=sel), None))
+    # FAISS scans without BLAS when a batch has fewer queries than distance_compute_blas_threshold
+    # (and always with a selector); this install's default is printed, and the unfiltered BLAS path
+    # (threshold 20, the classic default) measured beside it.
+    default_threshold = faiss.cvar.distance_compute_blas_threshold
+    faiss.cvar.distance_compute_blas_threshold = 20
+    blas_secs, (_, blas_ids) = timed(lambda: flat.search(q, K), args.runs)
+    faiss.cvar.distance_compute_blas_threshold = default_threshold
+    blas_note = (f"FAISS IndexFlatIP unfiltered through BLAS (distance_compute_blas_threshold=20; this install's default "
+                 f"is {default_threshold}, so the table's unfiltered row used the scalar scan): "
+                 f"{fmt_rate(len(q) / blas_secs)} q/s, recall {recall(blas_ids, truth[None]):.4f}")
     del flat
 
     t0 = time.perf_counter()
@@ -259,6 +270,8 @@ def part_filter(args, x, q, faiss):
     print("|---|---|---|---|")
     for label, s, bitmap, batch in selector_rows:
         print(f"| {label} | {s:.0%} | {fmt_rate(bitmap[0])} / {bitmap[1]:.4f} | {fmt_rate(batch[0])} / {batch[1]:.4f} |")
+    print()
+    print(blas_note)
     if violations:
         print("\nFILTER VIOLATIONS:\n" + "\n".join(violations))
     print(flush=True)
@@ -425,62 +438,66 @@ def part_delete(args, x, q, faiss, workdir):
 
 
 def part_deltas(args, x, q, truth, workdir):
+    """Search speed of a flat and an ivf table as adds pile up deltas, and after compaction."""
     base_rows, rest = x[:args.base_rows], x[args.base_rows:]
-    base = vecpack.compress(base_rows, "pq:m=50,nbits=4", metric="cos", rerank="int8")
-    base_path = os.path.join(workdir, "deltas-base.vecpack")
-    base.save(base_path)
+    for spec, nprobe in (("pq:m=50,nbits=4", 0), ("ivf:lists=1024/pq:m=50,nbits=4", 32)):
+        base = vecpack.compress(base_rows, spec, metric="cos", rerank="int8")
+        base_path = os.path.join(workdir, "deltas-base.vecpack")
+        base.save(base_path)
 
-    def measure(table):
-        secs, (ids, _) = timed(lambda: table.search(q, k=K, threads=1, rerank=SHORTLIST), args.runs)
-        return len(q) / secs, recall(ids, truth)
+        def measure(table):
+            secs, (ids, _) = timed(lambda: table.search(q, k=K, threads=1, rerank=SHORTLIST, nprobe=nprobe), args.runs)
+            return len(q) / secs, recall(ids, truth)
 
-    rows = []
-    whole_path = os.path.join(workdir, "deltas-whole.vecpack")
-    vecpack.compress(x, base, rerank="int8").save(whole_path)
-    qps, rec = measure(vecpack.open(whole_path))
-    rows.append(("whole file encoded at once (base's codec)", "-", "-", qps, rec, "-", "-", "-"))
-    remove_table(whole_path)
-    qps, rec = measure(vecpack.open(base_path))
-    rows.append((f"base only ({args.base_rows:,} rows; recall misses the added rows)", "-", "-", qps, rec, "-", "-", "-"))
-    for count in (1, 10, 100):
-        path = copy_table(base_path, os.path.join(workdir, f"deltas-{count}.vecpack"))
-        table = vecpack.open(path)
-        start = time.perf_counter()
-        for b in np.array_split(rest, count):
-            table.add(b)
-        add_secs = time.perf_counter() - start
-        del table
-        table = vecpack.open(path)
-        changes = table.info().get("changes")
-        qps, rec = measure(table)
-        start = time.perf_counter()
-        table.compact()
-        compact_secs = time.perf_counter() - start
-        del table
-        table = vecpack.open(path)
-        after_changes = table.info().get("changes")
-        if len(table) != len(x):
-            print(f"  PROBLEM: {count} deltas compacted to {len(table)} rows")
-        cqps, crec = measure(table)
-        del table
-        rows.append((f"{count} delta(s)", f"{add_secs:.2f}", changes.get("generation") if changes else changes,
-                     qps, rec, f"{compact_secs:.2f}", cqps, crec))
-        if after_changes:
-            print(f"  note: after compact, info()['changes'] = {after_changes}")
-        remove_table(path)
-    remove_table(base_path)
+        rows = []
+        whole_path = os.path.join(workdir, "deltas-whole.vecpack")
+        vecpack.compress(x, base, rerank="int8").save(whole_path)
+        qps, rec = measure(vecpack.open(whole_path))
+        rows.append(("whole file encoded at once (base's codec)", "-", "-", "-", qps, rec, "-", "-", "-"))
+        remove_table(whole_path)
+        qps, rec = measure(vecpack.open(base_path))
+        rows.append((f"base only ({args.base_rows:,} rows; recall misses the added rows)", "-", "-", "-", qps, rec, "-", "-", "-"))
+        for count in (1, 10, 100):
+            path = copy_table(base_path, os.path.join(workdir, f"deltas-{count}.vecpack"))
+            table = vecpack.open(path)
+            start = time.perf_counter()
+            for b in np.array_split(rest, count):
+                table.add(b)
+            add_secs = time.perf_counter() - start
+            del table
+            table = vecpack.open(path)
+            changes = table.info().get("changes")
+            shards = len(table.info().get("shards", [])) - 1
+            qps, rec = measure(table)
+            start = time.perf_counter()
+            table.compact()
+            compact_secs = time.perf_counter() - start
+            del table
+            table = vecpack.open(path)
+            after_changes = table.info().get("changes")
+            if len(table) != len(x):
+                print(f"  PROBLEM: {count} deltas compacted to {len(table)} rows")
+            cqps, crec = measure(table)
+            del table
+            rows.append((f"{count} add(s)", f"{add_secs:.2f}", changes.get("generation") if changes else changes, shards,
+                         qps, rec, f"{compact_secs:.2f}", cqps, crec))
+            if after_changes:
+                print(f"  note: after compact, info()['changes'] = {after_changes}")
+            remove_table(path)
+        remove_table(base_path)
 
-    print()
-    print(f"### 4. Search as deltas grow: pq:m=50,nbits=4 + int8 rerank, {args.base_rows:,} base rows + {len(rest):,} added, "
-          f"rerank={SHORTLIST}, 1 thread, {len(q)} queries; recall@10 vs the file's neighbours")
-    print()
-    print("| table | add s | generation | q/s | recall@10 | compact s | q/s after compact | recall after compact |")
-    print("|---|---|---|---|---|---|---|---|")
-    for label, add_s, gen, qps, rec, comp_s, cqps, crec in rows:
-        cq = fmt_rate(cqps) if cqps != "-" else "-"
-        cr = f"{crec:.4f}" if crec != "-" else "-"
-        print(f"| {label} | {add_s} | {gen} | {fmt_rate(qps)} | {rec:.4f} | {comp_s} | {cq} | {cr} |")
-    print(flush=True)
+        print()
+        print(f"### 4. Search as deltas grow: {spec} + int8 rerank{f', nprobe={nprobe}' if nprobe else ''}, "
+              f"{args.base_rows:,} base rows + {len(rest):,} added, rerank={SHORTLIST}, 1 thread, {len(q)} queries; "
+              "recall@10 vs the file's neighbours")
+        print()
+        print("| table | add s | generation | delta shards | q/s | recall@10 | compact s | q/s after compact | recall after compact |")
+        print("|---|---|---|---|---|---|---|---|---|")
+        for label, add_s, gen, shards, qps, rec, comp_s, cqps, crec in rows:
+            cq = fmt_rate(cqps) if cqps != "-" else "-"
+            cr = f"{crec:.4f}" if crec != "-" else "-"
+            print(f"| {label} | {add_s} | {gen} | {shards} | {fmt_rate(qps)} | {rec:.4f} | {comp_s} | {cq} | {cr} |")
+        print(flush=True)
 
 
 def main():
