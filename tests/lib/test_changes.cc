@@ -24,11 +24,17 @@ std::vector<float> rows_of(const std::vector<float>& x, size_t d, size_t first, 
   return std::vector<float>(x.begin() + first * d, x.begin() + (first + count) * d);
 }
 
+// Same ids, same scores up to rounding: a kernel may round a row's score differently by its place
+// in the block it scores (the AVX2 int8 kernel's tail), and a delta shard moves rows' places.
+void check_same_scores(const SearchResult& x, const SearchResult& y) {
+  CHECK(x.ids == y.ids);
+  REQUIRE(x.scores.size() == y.scores.size());
+  for (size_t i = 0; i < x.scores.size(); ++i) CHECK(x.scores[i] == doctest::Approx(y.scores[i]).epsilon(1e-5));
+}
+
 void check_same_search(const Table& a, const Table& b, const std::vector<float>& q, size_t nq, SearchOptions o = {}) {
   o.k = 10;
-  const SearchResult x = a.search(q.data(), nq, o), y = b.search(q.data(), nq, o);
-  CHECK(x.ids == y.ids);
-  CHECK(x.scores == y.scores);
+  check_same_scores(a.search(q.data(), nq, o), b.search(q.data(), nq, o));
 }
 
 // A search never returns a deleted row.
@@ -306,9 +312,7 @@ TEST_CASE("TableWriter: many small adds merge their delta shards, keeping ids, k
     o.nprobe = nprobe;
     o.k = 10;
     o.filter = RowFilter::deny(std::vector<int64_t>{1031}.data(), 1, data.n);
-    const SearchResult x = t.search(data.q.data(), 20, o), y = whole.search(data.q.data(), 20, o);
-    CHECK(x.ids == y.ids);
-    CHECK(x.scores == y.scores);
+    check_same_scores(t.search(data.q.data(), 20, o), whole.search(data.q.data(), 20, o));
   }
   CHECK(Table::verify(path).ok());
 }
