@@ -220,11 +220,12 @@ OpenedPartition open_partition(const uint8_t* section, size_t size, Metric metri
   const bool residual = flags & 1u;
   const uint64_t dim = r.get<uint64_t>(), lists = r.get<uint64_t>();
   if (dim != d) r.fail("dimension " + std::to_string(dim) + " disagrees with META dimension " + std::to_string(d));
-  if (lists == 0 || lists > kMaxLists || lists > std::max<uint64_t>(n, 1))
-    r.fail(std::to_string(lists) + " lists for " + std::to_string(n) + " rows is out of range");
+  // A shard of a partitioned table (a slice, rows added later) may hold fewer rows than lists.
+  if (lists == 0 || lists > kMaxLists) r.fail(std::to_string(lists) + " lists is out of range (1.." + std::to_string(kMaxLists) + ")");
   if (residual && metric == Metric::cos) r.fail("residual lists need metric ip or l2, and META says cos");
+  const uint8_t* centroid_bytes = r.take(lists * d * sizeof(float));  // checked against the section before allocating
   std::vector<float> centroids(lists * d);
-  std::memcpy(centroids.data(), r.take(lists * d * sizeof(float)), centroids.size() * sizeof(float));
+  std::memcpy(centroids.data(), centroid_bytes, centroids.size() * sizeof(float));
   for (size_t i = 0; i < centroids.size(); ++i)
     if (!std::isfinite(centroids[i])) r.fail("centroid value " + std::to_string(i) + " is not finite");
   std::vector<uint64_t> offsets(lists + 1);

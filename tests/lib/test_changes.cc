@@ -315,4 +315,8 @@ TEST_CASE("TableWriter: many small adds merge their delta shards, keeping ids, k
     check_same_scores(t.search(data.q.data(), 20, o), whole.search(data.q.data(), 20, o));
   }
   CHECK(Table::verify(path).ok());
+  // A delta with fewer rows than the table has lists.
+  writer.add(Table::from_rows(rows_of(data.x, data.d, 0, 3), data.d, {"x0", "x1", "x2"}));
+  CHECK(*Table::open(path).find("x1") == data.n + 1);
+  CHECK(Table::verify(path).ok());
 }
