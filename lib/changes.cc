@@ -204,6 +204,12 @@ struct TableChanges {
       out->keys.add(KeyIndex::Part{VocabularyView(bytes->data(), bytes->size(), keys.size(), "keys"), 0, bytes, bytes->data(),
                                    bytes->size()});
     }
+    if (impl.row_tables) {
+      auto kept = std::make_shared<std::vector<uint32_t>>();
+      for (int64_t id : live) kept->push_back(impl.row_tables[id]);
+      out->row_tables = kept->data();
+      out->row_tables_owner = kept;
+    }
     if (const uint64_t* counts = impl.row_counts()) {
       auto kept = std::make_shared<std::vector<uint64_t>>();
       for (int64_t id : live) kept->push_back(counts[id]);

@@ -18,7 +18,7 @@ namespace vecpack {
 
 inline constexpr uint8_t kFileMagic[8] = {0x89, 'V', 'P', 'K', '\r', '\n', 0x1a, '\n'};
 inline constexpr uint16_t kFormatMajor = 1;
-inline constexpr uint16_t kFormatMinor = 3;
+inline constexpr uint16_t kFormatMinor = 4;
 inline constexpr uint64_t kHeaderSize = 64;
 inline constexpr uint64_t kSectionEntrySize = 32;
 inline constexpr uint32_t kMaxSections = 1024;

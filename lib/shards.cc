@@ -155,6 +155,10 @@ Table Table::slice(size_t begin, size_t count) const {
     auto bytes = std::make_shared<std::vector<uint8_t>>(build_vocabulary(keys));
     out->keys.add(KeyIndex::Part{VocabularyView(bytes->data(), bytes->size(), count, "keys"), 0, bytes, bytes->data(), bytes->size()});
   }
+  if (impl.row_tables) {
+    out->row_tables = impl.row_tables + begin;
+    out->row_tables_owner = impl.row_tables_owner;
+  }
   std::vector<int64_t> deleted;
   for (int64_t id : impl.deleted)
     if (id >= static_cast<int64_t>(begin) && id < static_cast<int64_t>(begin + count)) deleted.push_back(id - static_cast<int64_t>(begin));

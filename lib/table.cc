@@ -216,6 +216,14 @@ Table Table::open_file(const std::string& path) {
     impl->store = RowStore::open(file, n, d, {}, keys);
   }
   if (has_rerank) impl->rerank = RowStore::open(file, n, d, kRerankSections, keys);
+  if (const SectionInfo* tables = file.find("RTBL")) {
+    if (tables->length != checked_mul(n, 4, "RTBL"))
+      throw FormatError(path + ": section RTBL has " + std::to_string(tables->length) + " bytes, " + std::to_string(n) +
+                            " row tables need " + std::to_string(n * 4),
+                        "RTBL", tables->offset);
+    impl->row_tables = reinterpret_cast<const uint32_t*>(file.section("RTBL", /*verify=*/false).data);
+    impl->row_tables_owner = file.mapping();
+  }
   if (const SectionInfo* freq = file.find("FREQ")) {
     if (freq->length != checked_mul(n, 8, "FREQ"))
       throw FormatError(path + ": section FREQ has " + std::to_string(freq->length) + " bytes, " + std::to_string(n) +
@@ -403,6 +411,18 @@ void Table::reconstruct(size_t begin, size_t count, float* out) const {
 }
 
 const uint64_t* Table::counts() const { return impl_ ? impl_->row_counts() : nullptr; }
+
+const uint32_t* Table::row_tables() const { return impl_ ? impl_->row_tables : nullptr; }
+
+RowFilter Table::rows_in_table(uint32_t table) const {
+  const uint32_t* tables = row_tables();
+  if (!tables)
+    throw Error("the table has no row tables (compress with row tables: CompressOptions::row_tables, --row-tables)");
+  std::vector<int64_t> ids;
+  for (size_t i = 0; i < size(); ++i)
+    if (tables[i] == table) ids.push_back(static_cast<int64_t>(i));
+  return RowFilter::allow(ids.data(), ids.size(), size());
+}
 
 Table Table::with_counts(std::vector<uint64_t> counts) const {
   const auto& impl = require(impl_);
@@ -794,6 +814,14 @@ Table Table::compress(std::string_view spec, const CompressOptions& options) con
                 "CompressOptions::subword_spec)");
   auto out = std::make_shared<Impl>();
   out->store = train_and_encode(*this, impl, spec, options, options.report, &out->partition);
+  if (!options.row_tables.empty()) {
+    auto tables = std::make_shared<std::vector<uint32_t>>(options.row_tables);
+    out->row_tables = tables->data();
+    out->row_tables_owner = tables;
+  } else if (impl.row_tables) {
+    out->row_tables = impl.row_tables;
+    out->row_tables_owner = impl.row_tables_owner;
+  }
   out->keys = impl.keys;
   out->counts = impl.row_counts();
   out->counts_owner = impl.row_counts_owner();
@@ -906,6 +934,7 @@ void Table::save(const std::string& path) const {
   }
   if (impl.rerank) impl.rerank->write(writer, kRerankSections);
   if (const uint64_t* counts = impl.row_counts()) writer.add("FREQ", counts, checked_mul(size(), 8, "FREQ"));
+  if (impl.row_tables) writer.add("RTBL", impl.row_tables, checked_mul(size(), 4, "RTBL"));
   if (impl.subwords) {
     impl.subwords->pool.impl_->store->write(writer, kSubwordSections);
     if (impl.subwords->scheme.is_pruned) {

@@ -79,6 +79,8 @@ struct Table::Impl {
   KeyIndex keys;
   std::shared_ptr<const SubwordPool> subwords;  // null: none
   std::shared_ptr<const RowStore> rerank;       // the same rows, encoded again for rescoring; null: none
+  const uint32_t* row_tables = nullptr;         // size() feature-table ids (RTBL), or null
+  std::shared_ptr<const void> row_tables_owner;  // keeps them alive (mapping or buffer)
   const uint64_t* counts = nullptr;             // size() row counts (FREQ), or null
   std::shared_ptr<const void> counts_owner;     // keeps them alive (mapping or buffer)
   std::shared_ptr<ShardCounts> shard_counts;    // a sharded table's, when counts is null

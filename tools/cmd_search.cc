@@ -1,4 +1,5 @@
 // vecpack search FILE [KEY...] [--vector V] [--queries FILE]: nearest rows.
+#include <cctype>
 #include <fstream>
 #include <charconv>
 #include <cstdio>
@@ -47,6 +48,24 @@ static std::vector<int64_t> rows_named_in(const Table& t, const std::string& pat
   return ids;
 }
 
+// --filter table=N|NAME: the rows of one feature table.
+static RowFilter rows_of_filter(const Table& t, const std::string& filter) {
+  const std::string prefix = "table=";
+  if (filter.rfind(prefix, 0) != 0 || filter.size() == prefix.size())
+    throw Error("--filter '" + filter + "': expected table=N or table=NAME");
+  const std::string name = filter.substr(prefix.size());
+  if (name.find_first_not_of("0123456789") == std::string::npos && name.size() < 10)
+    return t.rows_in_table(static_cast<uint32_t>(std::stoul(name)));
+  const uint32_t* tables = t.row_tables();
+  if (!tables || !t.has_keys()) return t.rows_in_table(0);  // the error that says what is missing
+  for (size_t i = 0; i < t.size(); ++i) {
+    const std::string_view key = t.key(i);
+    if (key.size() > name.size() && key.substr(0, name.size()) == name && !std::isalnum(static_cast<unsigned char>(key[name.size()])))
+      return t.rows_in_table(tables[i]);
+  }
+  throw NotFoundError("--filter '" + filter + "': no key is " + name + " followed by a separator (as " + name + ":17)");
+}
+
 void add_search(CLI::App& app, Globals& globals) {
   struct Options {
     std::string file, vector, queries, metric;
@@ -58,7 +77,7 @@ void add_search(CLI::App& app, Globals& globals) {
     double recall = 0;
     std::string funnel;
     bool json = false, include_self = false;
-    std::string allow, deny;
+    std::string allow, deny, filter;
   };
   auto o = std::make_shared<Options>();
   auto* cmd = app.add_subcommand("search", "Nearest rows of keys, a vector, or a file of query vectors");
@@ -79,6 +98,9 @@ void add_search(CLI::App& app, Globals& globals) {
   cmd->add_flag("--include-self", o->include_self, "Keep a key's own row among its neighbours");
   cmd->add_option("--allow", o->allow, "Return only these rows: a file of keys (or row ids, #N), one per line");
   cmd->add_option("--deny", o->deny, "Never return these rows: a file as for --allow")->excludes("--allow");
+  cmd->add_option("--filter", o->filter,
+                  "table=N: only rows of feature table N (tables compressed with --row-tables); table=NAME: the "
+                  "table whose keys are NAME, a separator, the rest (user for user:17)");
   cmd->add_flag("--json", o->json, "JSON on stdout");
   cmd->callback([o, &globals] {
     Table t = Table::open(o->file);
@@ -124,10 +146,11 @@ void add_search(CLI::App& app, Globals& globals) {
     options.nprobe = o->nprobe;
     options.recall = o->recall;
     if (!o->funnel.empty()) options.funnel = parse_funnel(o->funnel);
+    if (!o->filter.empty()) options.filter = rows_of_filter(t, o->filter);
     if (!o->allow.empty() || !o->deny.empty()) {
       const std::vector<int64_t> ids = rows_named_in(t, o->allow.empty() ? o->deny : o->allow);
-      options.filter = o->allow.empty() ? RowFilter::deny(ids.data(), ids.size(), t.size())
-                                        : RowFilter::allow(ids.data(), ids.size(), t.size());
+      options.filter = options.filter.intersect(o->allow.empty() ? RowFilter::deny(ids.data(), ids.size(), t.size())
+                                                                 : RowFilter::allow(ids.data(), ids.size(), t.size()));
     }
     std::optional<Metric> metric;
     if (!o->metric.empty()) metric = parse_metric(o->metric);

@@ -516,6 +516,25 @@ them; row ids stay as they are until compact(). On disk, as add().)doc")
             self.decoded = py::object();
           },
           "Rewrites the live rows as one table, renumbered in id order; on disk atomically, as add().")
+      .def_property_readonly(
+          "row_tables",
+          [](const TableHandle& self) -> py::object {
+            const uint32_t* tables = self.table.row_tables();
+            if (!tables) return py::none();
+            py::array_t<uint32_t> out(py::ssize_t(self.table.size()));
+            std::copy(tables, tables + self.table.size(), out.mutable_data());
+            return out;
+          },
+          "The feature table of each row (uint32, len(table) values) when compressed with row_tables, else None.")
+      .def(
+          "rows_in_table",
+          [](const TableHandle& self, uint32_t table) {
+            const std::vector<int64_t> ids = self.table.rows_in_table(table).ids();
+            py::array_t<int64_t> out(py::ssize_t(ids.size()));
+            std::copy(ids.begin(), ids.end(), out.mutable_data());
+            return out;
+          },
+          py::arg("table"), "Row ids of one feature table, e.g. for search(allow=t.rows_in_table(1)).")
       .def_property_readonly("deleted_rows", [](const TableHandle& self) { return self.table.deleted_rows(); },
                              "Rows deleted and not yet compacted away (len() counts them until compact()).")
       .def(

@@ -201,6 +201,12 @@ class Table {
   const uint64_t* counts() const;
   // This table with counts attached (size() values).
   Table with_counts(std::vector<uint64_t> counts) const;
+  // The feature table of each row (size() values) when the table was compressed with row tables
+  // (CompressOptions::row_tables; saved in the RTBL section), or null.
+  const uint32_t* row_tables() const;
+  // The rows of one feature table, as a search filter (SearchOptions::filter). Error without
+  // row tables.
+  RowFilter rows_in_table(uint32_t table) const;
 
   // Subwords (see SubwordScheme): tables converted from fastText .bin/.ftz carry them.
   bool has_subwords() const;

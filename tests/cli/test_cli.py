@@ -436,3 +436,23 @@ def test_add_delete_compact_vacuum_and_filtered_search(vp, glove_small, tmp_path
     assert '"rows": 495' in vp("inspect", "--json", table).out
     # Compaction renumbers rows but changes no answer.
     assert (vp("search", table, "w0", "w450", "-k", "5").out, vp("get", table, "w499", "w8").out) == before
+
+
+def test_search_filter_by_feature_table(vp, tmp_path):
+    rng = np.random.default_rng(9)
+    x = rng.normal(size=(300, 8)).astype(np.float32)
+    words = [("item:" if i % 3 == 0 else "user:") + str(i) for i in range(300)]
+    src = tmp_path / "rows.txt"
+    write_glove(src, words, x)
+    table = tmp_path / "t.vecpack"
+    vp("compress", src, "-o", table, "--codec", "hash:rows=64,k=2", "--row-tables", ":")
+    for how in ("table=item", "table=0"):  # tables are numbered as they first appear: item:0 comes first
+        found = vp("search", table, "user:1", "-k", "8", "--filter", how).out
+        names = [line.split()[1] for line in found.splitlines()[1:]]
+        assert len(names) == 8 and all(n.startswith("item:") for n in names), (how, found)
+    missing = vp("search", table, "user:1", "--filter", "table=shop", check=False)
+    assert missing.code == 7 and "no key is shop followed by a separator" in missing.err
+    plain = tmp_path / "plain.vecpack"
+    vp("compress", src, "-o", plain, "--codec", "int8")
+    none = vp("search", plain, "user:1", "--filter", "table=1", check=False)
+    assert none.code == 1 and "the table has no row tables" in none.err

@@ -173,3 +173,30 @@ TEST_CASE("filtered search in an ivf table probing few lists returns only allowe
   o.nprobe = 1;
   check_filtered(ivf, x, 20, RowFilter::allow(few.data(), few.size(), n), o);
 }
+
+TEST_CASE("row tables: saved with the table, and a filter by feature table is brute force over its rows") {
+  const size_t n = 600, d = 8;
+  const std::vector<float> x = test::clustered_rows(n, d, 6, 41);
+  std::vector<std::string> keys;
+  std::vector<uint32_t> tables;
+  for (size_t i = 0; i < n; ++i) {
+    tables.push_back(i % 3 == 0 ? 1u : 0u);
+    keys.push_back((tables.back() ? "item:" : "user:") + std::to_string(i));
+  }
+  CompressOptions options;
+  options.row_tables = tables;
+  const Table t = Table::from_rows(x, d, keys).compress("hash:rows=128,k=2", options);
+  test::TempDir dir;
+  t.save(dir.file("t.vecpack"));
+  const Table opened = Table::open(dir.file("t.vecpack"));
+  REQUIRE(opened.row_tables() != nullptr);
+  CHECK(std::equal(tables.begin(), tables.end(), opened.row_tables()));
+  CHECK(opened.slice(3, 5).row_tables()[0] == 1u);
+  const RowFilter items = opened.rows_in_table(1);
+  CHECK(items.allowed() == 200);
+  SearchOptions o;
+  o.k = 10;
+  // hash places rows by position: the filter is checked in the scan, never by gathering.
+  check_filtered(opened, x, 12, items, o);
+  CHECK_THROWS_WITH_AS(Table::from_rows(x, d).rows_in_table(0), doctest::Contains("the table has no row tables"), Error);
+}

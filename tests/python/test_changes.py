@@ -165,3 +165,14 @@ def test_readers_see_one_generation_while_another_process_writes(rows, tmp_path)
     assert answers[0] > 50
     final = vecpack.open(path)
     assert final.info()["changes"]["generation"] == 50 and final.deleted_rows == 25
+
+
+def test_rows_in_table_filter(rows):
+    tables = (np.arange(len(rows)) % 4 == 0).astype(np.uint32)
+    t = vecpack.compress(rows, "hash:rows=128,k=2", row_tables=tables)
+    assert np.array_equal(t.row_tables, tables)
+    items = t.rows_in_table(1)
+    assert np.array_equal(items, np.flatnonzero(tables == 1))
+    ids, _ = t.search(rows[:5], k=7, allow=items)
+    assert np.isin(ids, items).all()
+    assert vecpack.compress(rows, "int8").row_tables is None
