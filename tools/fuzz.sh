@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # tools/fuzz.sh TARGET SECONDS [libFuzzer flags...]: fuzzes one reader for SECONDS.
 #   TARGET: vecpack word2vec_text word2vec_binary glove fasttext npy spec codec_params changes
-#           (tests/fuzz/fuzz_TARGET.cc); "all" runs each in turn for SECONDS.
+#           (tests/fuzz/fuzz_TARGET.cc); "all" runs each in turn for SECONDS and prints a summary
+#           table (executions, edges, findings), also written to build-fuzz/summary.md.
 # Configures and builds a clang libFuzzer + ASan + UBSan tree in build-fuzz/ (ccache), starts
 # from the seeds in tests/fuzz/corpus/TARGET/ and keeps what it learns in build-fuzz/corpus/.
 # An input that crashes, leaks, runs out of memory or time is copied into
@@ -18,8 +19,23 @@ fi
 target=$1 seconds=$2
 shift 2
 if [[ $target == all ]]; then
+  # Each target in turn, its output in build-fuzz/logs/TARGET.log; then one summary table.
   status=0
-  for t in "${targets[@]}"; do "$0" "$t" "$seconds" "$@" || status=1; done
+  mkdir -p "$root/build-fuzz/logs"
+  summary="| target | seconds | executions | exec/s | edges (cov) | features (ft) | findings |\n|---|---|---|---|---|---|---|\n"
+  for t in "${targets[@]}"; do
+    log="$root/build-fuzz/logs/$t.log"
+    "$0" "$t" "$seconds" "$@" >"$log" 2>&1 || status=1
+    runs=$(grep -oE 'stat::number_of_executed_units: [0-9]+' "$log" | tail -n 1 | grep -oE '[0-9]+$' || echo 0)
+    rate=$(grep -oE 'stat::average_exec_per_sec: [0-9]+' "$log" | tail -n 1 | grep -oE '[0-9]+$' || echo 0)
+    last=$(grep -E '^#[0-9]+' "$log" | tail -n 1)
+    cov=$(grep -oE 'cov: [0-9]+' <<<"$last" | grep -oE '[0-9]+' || echo "?")
+    ft=$(grep -oE 'ft: [0-9]+' <<<"$last" | grep -oE '[0-9]+' || echo "?")
+    findings=$(grep -c 'fuzz.sh: .*: kept ' "$log" || true)
+    summary+="| $t | $seconds | $runs | $rate | $cov | $ft | $findings |\n"
+    echo "fuzz.sh: $t: $runs executions ($rate/s), cov $cov, ft $ft, $findings findings" >&2
+  done
+  printf "%b" "$summary" | tee "$root/build-fuzz/summary.md"
   exit $status
 fi
 [[ " ${targets[*]} " == *" $target "* ]] || { echo "fuzz.sh: unknown target '$target'; targets: ${targets[*]}" >&2; exit 2; }
