@@ -298,7 +298,7 @@ void scan_partition(const RowStore& store, const Partition& partition, const flo
   });
 }
 
-// Below this share of a table's rows allowed, a filtered search gathers them (search_gathered):
+// Below this share of a table's rows allowed, a flat filtered search gathers them (search_gathered):
 // copying a row's codes costs about what scanning a few rows does, and gathered 4-bit codes
 // are scanned in a layout built per search.
 constexpr double kGatherShare = 0.25;
@@ -342,7 +342,10 @@ SearchResult search_store(const RowStore& store, const float* queries, size_t nq
     const size_t n = store.rows();
     const bool probing = partition && (partition->residual() || options.nprobe);
     const double probed_share = probing ? double(options.nprobe ? options.nprobe : partition->lists()) / partition->lists() : 1.0;
-    const double gather_share = std::min(kGatherShare, probed_share);
+    // A probe of a share p of the lists meets a share f of allowed rows among what it scans: to
+    // find as many of them as unfiltered, it would scan p / f of the table, where gathering scans
+    // f. Gathering wins below f = sqrt(p), and is exact.
+    const double gather_share = std::min(kGatherShare, std::sqrt(probed_share));
     if (movable && (filter.allowed() <= gather_share * double(n) || !options.funnel.empty()))
       return search_gathered(store, queries, nq, metric, options, rerank_store, partition);
     if (!options.funnel.empty())
