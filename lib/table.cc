@@ -216,20 +216,22 @@ Table Table::open_file(const std::string& path) {
     impl->store = RowStore::open(file, n, d, {}, keys);
   }
   if (has_rerank) impl->rerank = RowStore::open(file, n, d, kRerankSections, keys);
-  if (const SectionInfo* tables = file.find("RTBL")) {
-    if (tables->length != checked_mul(n, 4, "RTBL"))
-      throw FormatError(path + ": section RTBL has " + std::to_string(tables->length) + " bytes, " + std::to_string(n) +
-                            " row tables need " + std::to_string(n * 4),
-                        "RTBL", tables->offset);
-    impl->row_tables = reinterpret_cast<const uint32_t*>(file.section("RTBL", /*verify=*/false).data);
+  // An optional section of one value of `width` bytes per row, used in place; null when absent.
+  auto per_row = [&](const char* type, uint64_t width, const char* what) -> const uint8_t* {
+    const SectionInfo* section = file.find(type);
+    if (!section) return nullptr;
+    if (section->length != checked_mul(n, width, type))
+      throw FormatError(path + ": section " + type + " has " + std::to_string(section->length) + " bytes, " +
+                            std::to_string(n) + " " + what + " need " + std::to_string(n * width),
+                        type, section->offset);
+    return file.section(type, /*verify=*/false).data;
+  };
+  if (const uint8_t* tables = per_row("RTBL", 4, "row tables")) {
+    impl->row_tables = reinterpret_cast<const uint32_t*>(tables);
     impl->row_tables_owner = file.mapping();
   }
-  if (const SectionInfo* freq = file.find("FREQ")) {
-    if (freq->length != checked_mul(n, 8, "FREQ"))
-      throw FormatError(path + ": section FREQ has " + std::to_string(freq->length) + " bytes, " + std::to_string(n) +
-                            " row counts need " + std::to_string(n * 8),
-                        "FREQ", freq->offset);
-    impl->counts = reinterpret_cast<const uint64_t*>(file.section("FREQ", /*verify=*/false).data);
+  if (const uint8_t* counts = per_row("FREQ", 8, "row counts")) {
+    impl->counts = reinterpret_cast<const uint64_t*>(counts);
     impl->counts_owner = file.mapping();
   }
   if (scheme) {
