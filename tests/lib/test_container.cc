@@ -46,7 +46,7 @@ TEST_CASE("container: byte layout of header, sections and section table") {
   const uint8_t magic[8] = {0x89, 'V', 'P', 'K', 0x0d, 0x0a, 0x1a, 0x0a};
   CHECK(std::memcmp(b.data(), magic, 8) == 0);
   CHECK(read_at<uint16_t>(b, 8) == 1);   // major
-  CHECK(read_at<uint16_t>(b, 10) == 3);  // minor
+  CHECK(read_at<uint16_t>(b, 10) == 4);  // minor
   CHECK(read_at<uint64_t>(b, 16) == b.size());
   uint64_t table = read_at<uint64_t>(b, 24);
   CHECK(read_at<uint32_t>(b, 32) == 2);
