@@ -409,6 +409,17 @@ void plan_pool(ModelReader& reader, const ModelArgs& args, const Dictionary& dic
   plan.pool_rows = ngram_rows;
 }
 
+// The word vectors and the n-gram pool the reader will hold, against the memory limit: a
+// quantized model of a few MB can expand to gigabytes of floats.
+void check_plan_memory(const ModelReader& reader, const ReadOptions& options, const ModelArgs& args,
+                       const MatrixPlan& plan) {
+  const uint64_t pool = plan.pool_wanted ? plan.pool_rows : 0;
+  io::MemoryBudget(reader.path(), options)
+      .require_floats(plan.kept_words + pool, uint64_t(args.dim),
+                      "the model's " + std::to_string(plan.kept_words) + " word rows and " + std::to_string(pool) +
+                          " n-gram rows x " + std::to_string(args.dim) + " floats");
+}
+
 // Reads `rows` x dim float32 in chunks, into `out` (appended) or nowhere when out is null.
 void read_dense_rows(ModelReader& reader, const ReadOptions& options, io::ProgressScope& progress, uint64_t rows,
                      size_t dim, uint64_t first_row, std::vector<float>* out, const std::string& matrix) {
@@ -455,6 +466,7 @@ InputRows read_dense_matrix(ModelReader& reader, const ReadOptions& options, io:
                                   std::to_string(args.dim));
   }
   plan_pool(reader, args, dict, rows, shape_offset, plan);
+  check_plan_memory(reader, options, args, plan);
   const size_t dim = static_cast<size_t>(args.dim);
   const std::string matrix = "the input matrix of " + std::to_string(rows) + " x " + std::to_string(cols) + " float32";
   // Compared in rows so that rows x row bytes, which may pass 2^64, is never computed.
@@ -487,6 +499,7 @@ InputRows read_quantized_matrix(ModelReader& reader, const ReadOptions& options,
                                   " columns, expected the dimension " + std::to_string(args.dim));
   }
   plan_pool(reader, args, dict, rows, shape_offset, plan);
+  check_plan_memory(reader, options, args, plan);
   const uint64_t codesize_offset = reader.offset();
   const int32_t codesize = reader.int32("the code size");
   if (codesize < 0) reader.fail(codesize_offset, "the code size is negative (" + std::to_string(codesize) + ")");

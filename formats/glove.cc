@@ -43,6 +43,7 @@ Table read_glove(const std::string& path, const ReadOptions& options) {
   io::InputFile in(path);
   io::ProgressScope progress(options.progress, "reading " + path, in.file_size());
   TableBuilder builder;
+  io::MemoryBudget budget(path, options);  // GloVe declares nothing: rows are counted as read
   size_t dim = 0;
   std::vector<float> values;
   std::string key_scratch;
@@ -111,6 +112,7 @@ Table read_glove(const std::string& path, const ReadOptions& options) {
       }
     }
     builder.add(key, values.data(), dim);
+    budget.add_row(dim * sizeof(float) + key.size());
     if (++rows % kProgressRows == 0) progress.advance(in.disk_position());
   }
   if (dim == 0) throw ParseError(path, 0, 0, "the file has no rows (expected 'word v1 ... vd' lines)");

@@ -307,6 +307,9 @@ Table read_matrix(hid_t file, const std::string& path, const std::string& name, 
     }
   }
 
+  io::MemoryBudget(path, options)
+      .require_floats(rows, shape.cols,
+                      "dataset '" + name + "' of " + std::to_string(rows) + " rows x " + std::to_string(shape.cols) + " floats");
   io::ProgressScope progress(options.progress, "reading " + path, rows);
   const size_t dim = static_cast<size_t>(shape.cols);
   TableBuilder builder(dim);

@@ -367,6 +367,7 @@ Table read_npy(const std::string& path, const ReadOptions& options) {
   }
 
   const uint64_t out_rows = options.limit ? std::min<uint64_t>(rows, options.limit) : rows;
+  io::MemoryBudget(path, options).require_floats(out_rows, dim, "shape " + shape + " as f32");
   // Fortran order stores column after column: the kept rows are spread over the whole file,
   // up to row out_rows - 1 of the last column.
   const uint64_t needed = out_rows == 0 ? 0 : header.fortran_order ? (dim64 - 1) * rows + out_rows : out_rows * dim64;

@@ -1,9 +1,15 @@
 // The list of external formats, as data: adding a format = its file pair + one line below.
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
+#include <charconv>
+#include <cmath>
+#include <cstdio>
 #include <cstring>
+#include <fstream>
 #include <string>
 
 #include "formats/fasttext.h"
@@ -157,6 +163,74 @@ void write_table(const Table& table, const std::string& path, std::string_view f
   }
   if (!descriptor->write) throw Error(std::string("format ") + descriptor->name + " cannot be written");
   descriptor->write(table, path, options);
+}
+
+namespace {
+
+// Bytes this process can still use: MemAvailable, the cgroup's memory.max less what it uses,
+// and RLIMIT_AS, whichever is least.
+uint64_t available_memory() {
+  uint64_t available = 0;
+  std::ifstream meminfo("/proc/meminfo");
+  std::string name;
+  uint64_t kib = 0;
+  std::string unit;
+  while (meminfo >> name >> kib >> unit) {
+    if (name == "MemAvailable:") {
+      available = kib * 1024;
+      break;
+    }
+  }
+  if (available == 0) {
+    long pages = ::sysconf(_SC_AVPHYS_PAGES), page = ::sysconf(_SC_PAGESIZE);
+    available = pages > 0 && page > 0 ? uint64_t(pages) * uint64_t(page) : uint64_t{4} << 30;
+  }
+  std::ifstream max_file("/sys/fs/cgroup/memory.max"), current_file("/sys/fs/cgroup/memory.current");
+  std::string max_text;
+  uint64_t current = 0;
+  if (max_file >> max_text && max_text != "max" && current_file >> current) {
+    uint64_t max = 0;
+    auto parsed = std::from_chars(max_text.data(), max_text.data() + max_text.size(), max);
+    if (parsed.ec == std::errc() && max > current) available = std::min(available, max - current);
+  }
+  rlimit limit{};
+  if (::getrlimit(RLIMIT_AS, &limit) == 0 && limit.rlim_cur != RLIM_INFINITY) {
+    available = std::min<uint64_t>(available, limit.rlim_cur);
+  }
+  return available;
+}
+
+}  // namespace
+
+uint64_t default_memory_limit() { return available_memory() / 5 * 4; }
+
+uint64_t parse_memory_size(std::string_view text) {
+  const std::string lowered = lower(text);
+  if (lowered == "none" || lowered == "unlimited") return kNoMemoryLimit;
+  auto bad = [&] {
+    return SpecError("memory size '" + std::string(text) +
+                     "' is not a size; expected bytes with an optional K, M, G or T suffix (powers of 1024), "
+                     "a share of available memory such as 50%, or none");
+  };
+  double value = 0;
+  const char* begin = lowered.data();
+  const char* end = begin + lowered.size();
+  auto parsed = std::from_chars(begin, end, value);
+  if (parsed.ec != std::errc() || parsed.ptr == begin || !std::isfinite(value) || value < 0) throw bad();
+  std::string_view suffix(parsed.ptr, static_cast<size_t>(end - parsed.ptr));
+  if (!suffix.empty() && suffix.back() == 'b' && suffix.size() > 1) suffix.remove_suffix(1);  // "4gb", "4gib"
+  if (!suffix.empty() && suffix.back() == 'i') suffix.remove_suffix(1);
+  double bytes = value;
+  if (suffix == "%") {
+    if (value > 100) throw bad();
+    bytes = value / 100 * static_cast<double>(available_memory());
+  } else if (suffix.size() == 1 && std::strchr("kmgt", suffix[0])) {
+    bytes = std::ldexp(value, 10 * (1 + int(std::strchr("kmgt", suffix[0]) - "kmgt")));
+  } else if (!suffix.empty() && suffix != "b") {
+    throw bad();
+  }
+  if (bytes < 1) throw SpecError("memory size '" + std::string(text) + "' is zero; name a size, or none for no limit");
+  return bytes >= 1.8e19 ? kNoMemoryLimit : static_cast<uint64_t>(bytes);
 }
 
 }  // namespace vecpack

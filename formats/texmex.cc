@@ -63,6 +63,7 @@ Table read_vecs(const Variant& variant, const std::string& path, const ReadOptio
 
   size_t dim = 0, value_bytes = 0;
   TableBuilder builder;
+  io::MemoryBudget budget(path, options);
   std::vector<uint8_t> raw;
   std::vector<float> values;
   uint64_t records = 0;
@@ -101,6 +102,8 @@ Table read_vecs(const Variant& variant, const std::string& path, const ReadOptio
       // What the file can hold, so that a damaged first record cannot make us reserve gigabytes.
       uint64_t fits = in.compressed() ? 0 : in.file_size() / (sizeof dim_bytes + value_bytes);
       if (options.limit) fits = std::min<uint64_t>(fits, options.limit);
+      budget.require_floats(fits, dim,
+                            "the file's " + std::to_string(fits) + " records x " + std::to_string(dim) + " floats");
       builder.reserve(static_cast<size_t>(fits));
     } else if (record_dim < 0 || static_cast<size_t>(record_dim) != dim) {
       throw ParseError(path, 0, 0,
@@ -126,6 +129,7 @@ Table read_vecs(const Variant& variant, const std::string& path, const ReadOptio
       }
     }
     builder.add(values.data(), dim);
+    budget.add_row(dim * sizeof(float));
     if (++records % kProgressRecords == 0) progress.advance(in.disk_position());
   }
   if (records == 0) {

@@ -211,6 +211,36 @@ void check_writable_key(std::string_view key, size_t row, const char* format, bo
 void write_text_rows(const Table& table, OutputFile& out, ProgressScope& progress, const char* format,
                      bool blanks_allowed);
 
+// The memory a reader may allocate for the table it builds (ReadOptions::max_memory). Readers
+// check what an input declares (rows x dim, pools, shapes) with require() before allocating,
+// and count rows with add_row() where nothing is declared (gzip text grows as it is read).
+class MemoryBudget {
+ public:
+  MemoryBudget(std::string path, const ReadOptions& options);
+  uint64_t limit() const noexcept { return limit_; }
+  // Throws MemoryLimitError when `bytes` exceed the limit; `what` says where the size comes
+  // from, e.g. "the header's 1000000000 rows x 300 floats".
+  void require(uint64_t bytes, const std::string& what) const;
+  // rows x values_per_row floats (with overflow saturating), checked as require() does.
+  void require_floats(uint64_t rows, uint64_t values_per_row, const std::string& what) const;
+  // One more row of `bytes` read; the running total is checked each time it doubles.
+  void add_row(uint64_t bytes) {
+    total_ += bytes;
+    ++rows_;
+    if (total_ >= next_check_) check_growth();
+  }
+
+ private:
+  void check_growth();
+  std::string path_;
+  uint64_t limit_;
+  bool default_limit_;
+  uint64_t total_ = 0, rows_ = 0, next_check_ = uint64_t{1} << 20;
+};
+
+// "1.5 GiB"
+std::string human_size(uint64_t bytes);
+
 // The one warning line readers print when a file repeats keys (TableBuilder keeps the first).
 void warn_duplicates(const std::string& path, size_t count);
 

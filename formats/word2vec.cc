@@ -57,6 +57,15 @@ size_t reserve_hint(const Header& header, const ReadOptions& options, const io::
   return static_cast<size_t>(std::min(rows, fits));
 }
 
+// The header's rows x dim floats must fit the memory limit before a row is read. Under
+// lenient the header may be wrong, so only the rows actually read are counted.
+void check_declared_size(const io::MemoryBudget& budget, const Header& header, const ReadOptions& options) {
+  if (options.lenient) return;
+  const uint64_t rows = options.limit ? std::min<uint64_t>(header.rows, options.limit) : header.rows;
+  budget.require_floats(rows, header.dim,
+                        "the header's " + std::to_string(rows) + " rows x " + std::to_string(header.dim) + " floats");
+}
+
 std::string count_mismatch(uint64_t header_rows, uint64_t found) {
   return "header says " + std::to_string(header_rows) + " rows, file has " + std::to_string(found);
 }
@@ -85,6 +94,8 @@ Table read_text_as(const std::string& path, const ReadOptions& options, const ch
   io::ProgressScope progress(options.progress, "reading " + path, in.file_size());
   const Header header = read_header(in);
   const size_t dim = header.dim;
+  io::MemoryBudget budget(path, options);
+  check_declared_size(budget, header, options);
   TableBuilder builder(dim);
   builder.reserve(reserve_hint(header, options, in, 2 * dim));
   std::vector<float> values(dim);
@@ -125,6 +136,7 @@ Table read_text_as(const std::string& path, const ReadOptions& options, const ch
       }
     }
     builder.add(key, values.data(), dim);
+    budget.add_row(dim * sizeof(float) + key.size());
     if (++rows % kProgressRows == 0) progress.advance(in.disk_position());
   }
   if (rows != header.rows && !(options.limit && rows == options.limit)) {
@@ -172,6 +184,8 @@ Table read_binary(const std::string& path, const ReadOptions& options) {
   const Header header = read_header(in);
   const size_t dim = header.dim;
   const size_t row_bytes = dim * sizeof(float);
+  io::MemoryBudget budget(path, options);
+  check_declared_size(budget, header, options);
   TableBuilder builder(dim);
   builder.reserve(reserve_hint(header, options, in, row_bytes + 2));
   std::vector<float> values(dim);
@@ -228,6 +242,7 @@ Table read_binary(const std::string& path, const ReadOptions& options) {
       }
     }
     builder.add(key, values.data(), dim);
+    budget.add_row(dim * sizeof(float) + key.size());
     if (++rows % kProgressRows == 0) progress.advance(in.disk_position());
   }
   if (rows != header.rows && !(options.limit && rows == options.limit)) {

@@ -67,6 +67,9 @@ void add_input_options(CLI::App* cmd, InputOptions& input, const std::string& de
   cmd->add_option("--unicode-errors", input.unicode_errors,
                   "Keys that are not valid UTF-8: strict (error with the line), replace (U+FFFD) or ignore (drop bytes)")
       ->check(CLI::IsMember({"strict", "replace", "ignore"}));
+  cmd->add_option("--max-memory", input.max_memory,
+                  "Refuse an input whose table needs more memory than SIZE (512M, 4G, 50%, none; default 80% of "
+                  "available memory)");
 }
 
 Table read_input(const InputOptions& input, Progress* progress) {
@@ -77,6 +80,7 @@ Table read_input(const InputOptions& input, Progress* progress) {
   read.unicode_errors = input.unicode_errors == "replace"  ? UnicodeErrors::replace
                         : input.unicode_errors == "ignore" ? UnicodeErrors::ignore
                                                            : UnicodeErrors::strict;
+  if (!input.max_memory.empty()) read.max_memory = parse_memory_size(input.max_memory);
   read.progress = progress;
   Table t = load_table(input.path, input.format, read);
   if (!input.metric.empty()) t.set_metric(parse_metric(input.metric));

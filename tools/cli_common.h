@@ -22,6 +22,7 @@ enum ExitCode : int {
   kBadSpec = 6,     // SpecError
   kNotFound = 7,    // NotFoundError
   kLocked = 8,      // LockedError: another writer holds the table
+  kTooLarge = 9,    // MemoryLimitError: the input needs more memory than --max-memory
 };
 
 struct Globals {
@@ -41,6 +42,7 @@ struct InputOptions {
   bool allow_nan = false;
   bool lenient = false;
   std::string unicode_errors = "strict";
+  std::string max_memory;  // parse_memory_size; empty: default_memory_limit()
 };
 void add_input_options(CLI::App* cmd, InputOptions& input, const std::string& description);
 Table read_input(const InputOptions& input, Progress* progress);

@@ -14,6 +14,7 @@ static int exit_code_for(const Error& e) {
   if (dynamic_cast<const IoError*>(&e)) return kIoFailure;
   if (dynamic_cast<const NotFoundError*>(&e)) return kNotFound;
   if (dynamic_cast<const LockedError*>(&e)) return kLocked;
+  if (dynamic_cast<const MemoryLimitError*>(&e)) return kTooLarge;
   return kFailure;
 }
 

@@ -41,6 +41,8 @@ void translate_errors(std::exception_ptr thrown) {
     raise_error("NotFoundError", e.what());
   } catch (const LockedError& e) {
     raise_error("LockedError", e.what());
+  } catch (const MemoryLimitError& e) {
+    raise_error("MemoryLimitError", e.what());
   } catch (const Error& e) {
     raise_error("Error", e.what());
   }

@@ -604,22 +604,34 @@ costs almost no memory. Raises IoError (an OSError) when the file cannot be open
 FormatError when it is not a sound .vecpack file.)doc");
   m.def(
       "read",
-      [](const py::object& path_object, std::optional<std::string> format, std::optional<size_t> limit, bool allow_nan) {
+      [](const py::object& path_object, std::optional<std::string> format, std::optional<size_t> limit, bool allow_nan,
+         const py::object& max_memory) {
         std::string path = fs_path(path_object);
         ReadOptions options;
         options.limit = limit.value_or(0);
         options.allow_nan = allow_nan;
+        if (py::isinstance<py::str>(max_memory)) {
+          options.max_memory = parse_memory_size(max_memory.cast<std::string>());
+        } else if (!max_memory.is_none()) {
+          const int64_t bytes = max_memory.cast<int64_t>();
+          if (bytes <= 0) throw py::value_error("max_memory must be a positive number of bytes, a size string, or None");
+          options.max_memory = static_cast<uint64_t>(bytes);
+        }
         py::gil_scoped_release release;
         Table table = read_table(path, format.value_or(""), options);
         const bool mapped = table.info().file_bytes != 0;
         return TableHandle{std::move(table), mapped ? path : std::string()};
       },
       py::arg("path"), py::arg("format") = py::none(), py::arg("limit") = py::none(), py::arg("allow_nan") = false,
+      py::arg("max_memory") = py::none(),
       R"doc(Reads a table in any format vecpack knows (see formats()).
 
 format: a name from formats(); None detects it from the content and the extension. Text
 formats may be gzip-compressed (.gz). limit: read at most this many rows. allow_nan: keep
-rows with NaN or infinity instead of raising ParseError. A .vecpack file is mapped whole, as
+rows with NaN or infinity instead of raising ParseError. max_memory: bytes, or a size such
+as "4G", "50%" or "none"; an input that declares (or grows to) a larger table raises
+MemoryLimitError (a MemoryError) before allocating it; None: 80% of the available memory.
+A .vecpack file is mapped whole, as
 by open() (limit and allow_nan do not apply); other formats are read into memory as f32.)doc");
   m.def(
       "write",

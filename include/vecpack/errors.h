@@ -65,6 +65,13 @@ class NotFoundError : public Error {
   using Error::Error;
 };
 
+// An input declares, or grows to, a table larger than the memory a reader may allocate
+// (ReadOptions::max_memory); refused before the allocation.
+class MemoryLimitError : public Error {
+ public:
+  using Error::Error;
+};
+
 // Another writer holds a table's lock (TableWriter).
 class LockedError : public Error {
  public:

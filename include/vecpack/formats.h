@@ -23,8 +23,19 @@ struct ReadOptions {
   bool allow_nan = false;    // otherwise NaN/Inf is a ParseError naming the line
   bool lenient = false;      // a row count that disagrees with the header is a warning, not an error
   UnicodeErrors unicode_errors = UnicodeErrors::strict;
+  // Bytes the reader may allocate for the table it builds; an input that declares more (rows x
+  // dim, n-gram pools, array shapes) or grows past it (gzip text) is a MemoryLimitError before
+  // the allocation. 0: default_memory_limit(); kNoMemoryLimit: none.
+  uint64_t max_memory = 0;
   Progress* progress = nullptr;
 };
+inline constexpr uint64_t kNoMemoryLimit = ~uint64_t{0};
+// 80% of the memory available when called (MemAvailable, capped by RLIMIT_AS and the cgroup's
+// memory.max when set).
+uint64_t default_memory_limit();
+// "80%", "512M", "4G", "1.5T", "123456" (bytes) or "none": bytes for ReadOptions::max_memory.
+// Throws SpecError naming the text.
+uint64_t parse_memory_size(std::string_view text);
 
 struct WriteOptions {
   Progress* progress = nullptr;

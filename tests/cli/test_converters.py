@@ -110,6 +110,26 @@ def test_bom_and_crlf_are_tolerated(vp, tmp_path):
     assert vp("get", tmp_path / "o.vecpack", "a", "b").out.split() == ["a", "1", "2", "b", "3", "4"]
 
 
+def test_memory_bombs_are_refused_before_allocation(vp, tmp_path):
+    bomb = tmp_path / "bomb.txt.gz"  # 50 bytes declaring 10^12 rows of 300 floats
+    bomb.write_bytes(gzip.compress(b"1000000000000 300\n" + b"a" + b" 0" * 300 + b"\n"))
+    r = vp("convert", bomb, tmp_path / "o.vecpack", check=False)
+    assert r.code == 9, r.err
+    assert "the table would need 1.1 PiB (the header's 1000000000000 rows x 300 floats)" in r.err
+    assert "(80% of the memory available); raise it with --max-memory" in r.err
+    assert r.err.count("\n") == 1 and not (tmp_path / "o.vecpack").exists()
+    # A gzip file that expands past --max-memory, and the same file under a limit it fits.
+    rows = b"".join(b"w%d 0 0 0 0\n" % i for i in range(100000))
+    grows = tmp_path / "grows.txt.gz"
+    grows.write_bytes(gzip.compress(rows))
+    r = vp("convert", "--from", "glove", "--max-memory", "1M", grows, tmp_path / "o.vecpack", check=False)
+    assert r.code == 9 and "rows read so far), more than the memory limit of 1.0 MiB" in r.err, r.err
+    vp("-q", "convert", "--from", "glove", "--max-memory", "64M", grows, tmp_path / "o.vecpack")
+    assert json.loads(vp("inspect", "--json", tmp_path / "o.vecpack").out)["rows"] == 100000
+    r = vp("convert", "--max-memory", "lots", grows, tmp_path / "o.vecpack", check=False)
+    assert r.code == 6 and "memory size 'lots' is not a size" in r.err
+
+
 # One malformed file per quirk: each must fail with one clear message naming the file and the
 # line (text) or byte offset (binary), and a non-zero exit code.
 BAD_INPUTS = [

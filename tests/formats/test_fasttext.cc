@@ -688,3 +688,27 @@ TEST_CASE("fasttext-vec: written with a space after every value, read back exact
   Table both = read_table(dir.file("ft.vec"), "fasttext-vec");
   CHECK(both.get("w") == std::vector<float>{-1.f, 2.5e-05f, 7.f});
 }
+
+TEST_CASE("fasttext: a quantized model that expands past the memory limit is refused before decoding") {
+  // 1.2 MB on disk: 200,003 one-byte codes and one sub-quantizer of 1,000 dimensions, which
+  // decode to 200,003 rows x 1,000 floats (763 MiB).
+  test::TempDir dir;
+  FakeModel m;
+  m.dim = 1000;
+  m.bucket = 200000;
+  m.ngram_rows = 200000;
+  m.quantized = FakeModel::Quantized{};
+  m.quantized->nsubq = 1;
+  m.quantized->dsub = 1000;
+  m.quantized->lastdsub = 1000;
+  m.fill(3);
+  const std::string path = write_model(dir, "bomb.ftz", m);
+  CHECK(test::read_bytes(path).size() < (uint64_t{2} << 20));
+  ReadOptions options;
+  options.max_memory = uint64_t{64} << 20;
+  MemoryLimitError e = test::caught<MemoryLimitError>([&] { read_table(path, "", options); });
+  CHECK_MESSAGE(test::contains(e.what(), path + ": the table would need 763.0 MiB (the model's 3 word rows and "
+                                                "200000 n-gram rows x 1000 floats), more than the memory limit of "
+                                                "64.0 MiB; raise it with --max-memory"),
+                e.what());
+}

@@ -74,6 +74,23 @@ def test_parse_error_names_the_line(tmp_path):
     assert len(vecpack.read(path, allow_nan=True)) == 2
 
 
+def test_memory_limit_is_a_memory_error(tmp_path):
+    path = tmp_path / "t.npy"
+    np.save(path, np.zeros((1000, 64), np.float32))  # 250 KiB as f32
+    for limit in (100_000, "100K"):
+        with pytest.raises(vecpack.MemoryLimitError, match=r"the table would need 250.0 KiB \(shape \(1000, 64\) as f32\)"):
+            vecpack.read(path, max_memory=limit)
+    with pytest.raises(MemoryError):
+        vecpack.read(path, max_memory=1000)
+    assert len(vecpack.read(path, max_memory="1M")) == 1000
+    assert len(vecpack.read(path, max_memory="none")) == 1000
+    assert len(vecpack.read(path, max_memory=None)) == 1000
+    with pytest.raises(vecpack.SpecError, match="memory size 'lots'"):
+        vecpack.read(path, max_memory="lots")
+    with pytest.raises(ValueError, match="max_memory must be a positive"):
+        vecpack.read(path, max_memory=0)
+
+
 def test_generic_errors_are_vecpack_errors(tmp_path):
     with pytest.raises(vecpack.Error, match="format"):
         vecpack.read(tmp_path / "no-extension")

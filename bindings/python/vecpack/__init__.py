@@ -15,7 +15,7 @@ IoError (an OSError) and NotFoundError (a KeyError).
 
 from collections.abc import Sequence as _Sequence
 
-from ._errors import Error, FormatError, IoError, LockedError, NotFoundError, ParseError, SpecError
+from ._errors import Error, FormatError, IoError, LockedError, MemoryLimitError, NotFoundError, ParseError, SpecError
 from ._vecpack import (Codec, KeyList, Table, codecs, compress, formats, kernel_isa, open, read, version, write,
                        write_manifest)
 from ._gensim import from_gensim
@@ -25,7 +25,7 @@ from ._table import extend as _extend
 _extend(Table)
 _Sequence.register(KeyList)
 # Tracebacks and help() name the public module, not where each class is defined.
-for _public in (Codec, KeyList, Table, Error, FormatError, IoError, LockedError, NotFoundError, ParseError, SpecError):
+for _public in (Codec, KeyList, Table, Error, FormatError, IoError, LockedError, MemoryLimitError, NotFoundError, ParseError, SpecError):
     _public.__module__ = __name__
 del _public
 
@@ -35,7 +35,7 @@ __version__ = version()
 __all__ = [
     "Codec", "KeyList", "Table", "codecs", "compress", "formats", "from_gensim", "kernel_isa", "quantize_embeddings", "read",
     "version", "write", "write_manifest",
-    "Error", "FormatError", "IoError", "LockedError", "NotFoundError", "ParseError", "SpecError",
+    "Error", "FormatError", "IoError", "LockedError", "MemoryLimitError", "NotFoundError", "ParseError", "SpecError",
 ]
 
 # Trainable tables whose rows share parameters (hash, quotient-remainder, mixed-dimension), for

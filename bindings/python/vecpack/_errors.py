@@ -43,3 +43,7 @@ class NotFoundError(Error, KeyError):
 
 class LockedError(Error):
     """Another writer is changing the table (add, delete, compact); the message names its pid."""
+
+
+class MemoryLimitError(Error, MemoryError):
+    """An input declares (or grows to) a table larger than the reader's memory limit (max_memory)."""
