@@ -1,5 +1,6 @@
 #include "formats/hdf5.h"
 
+#include <fcntl.h>
 #include <hdf5.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -13,6 +14,7 @@
 #include <limits>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "atomic_file.h"
@@ -186,6 +188,89 @@ void require_class(hid_t dataset, H5T_class_t wanted, const std::string& path, c
   if (!type.valid() || H5Tget_class(type.get()) != wanted) fail(path, name, std::string("expected ") + expected + " elements");
 }
 
+// libhdf5 1.10 can loop forever in H5HG_read on a damaged global heap: a variable-length
+// string is a reference (length, collection address, object index) into a heap collection
+// ("GCOL"), and a collection whose size or object list is inconsistent is never left. So
+// before asking libhdf5 for the strings of a contiguous dataset, vecpack reads the references
+// from the dataset's raw bytes itself and checks every collection they name: signature,
+// version, size within the file, an object list that walks exactly to its end, and the
+// referenced object in it, long enough. (Chunked and compact string datasets, which h5py and
+// vecpack do not write, are read without this check.)
+void check_string_heap(hid_t file, hid_t dataset, hsize_t rows, const std::string& path, const std::string& name) {
+  const haddr_t data = H5Dget_offset(dataset);
+  if (data == HADDR_UNDEF || rows == 0) {
+    H5Eclear2(H5E_DEFAULT);
+    return;
+  }
+  Handle create(H5Fget_create_plist(file), H5Pclose);
+  size_t address_bytes = 0, length_bytes = 0;
+  hsize_t user_block = 0;
+  if (!create.valid() || H5Pget_sizes(create.get(), &address_bytes, &length_bytes) < 0 ||
+      H5Pget_userblock(create.get(), &user_block) < 0 || address_bytes != 8 || length_bytes != 8) {
+    H5Eclear2(H5E_DEFAULT);
+    return;  // every writer uses 8-byte addresses and lengths; others are read unchecked
+  }
+  struct stat info {};
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) throw IoError(path, "open", errno);
+  struct Closer {
+    int fd;
+    ~Closer() { ::close(fd); }
+  } closer{fd};
+  if (::fstat(fd, &info) != 0) throw IoError(path, "stat", errno);
+  const uint64_t file_size = static_cast<uint64_t>(info.st_size);
+  auto read_at = [&](uint64_t offset, void* out, uint64_t size) {
+    if (offset > file_size || size > file_size - offset) return false;
+    return ::pread(fd, out, size, static_cast<off_t>(offset)) == static_cast<ssize_t>(size);
+  };
+  auto damaged = [&](const std::string& what) { fail(path, name, "variable-length strings: " + what); };
+  auto u16 = [](const uint8_t* p) { return uint64_t(p[0]) | uint64_t(p[1]) << 8; };
+  auto u32 = [](const uint8_t* p) { return uint64_t(p[0]) | uint64_t(p[1]) << 8 | uint64_t(p[2]) << 16 | uint64_t(p[3]) << 24; };
+  auto u64 = [&](const uint8_t* p) { return u32(p) | u32(p + 4) << 32; };
+
+  constexpr uint64_t kReference = 4 + 8 + 4;  // length, collection address, object index
+  if (rows > file_size / kReference) damaged(std::to_string(rows) + " references cannot fit in the file");
+  std::vector<uint8_t> references(static_cast<size_t>(rows * kReference));
+  if (!read_at(data, references.data(), references.size())) damaged("the references lie outside the file");
+
+  std::unordered_map<uint64_t, std::unordered_map<uint64_t, uint64_t>> collections;  // address -> index -> size
+  std::vector<uint8_t> bytes;
+  for (hsize_t row = 0; row < rows; ++row) {
+    const uint8_t* reference = references.data() + row * kReference;
+    const uint64_t length = u32(reference), address = u64(reference + 4), index = u32(reference + 12);
+    if (length == 0 && address == 0) continue;  // an empty (null) string
+    const std::string at = "string " + std::to_string(row) + " points at heap collection " + std::to_string(address);
+    auto found = collections.find(address);
+    if (found == collections.end()) {
+      uint8_t header[16];
+      if (address > file_size || !read_at(user_block + address, header, sizeof header)) damaged(at + ", outside the file");
+      const uint64_t size = u64(header + 8);
+      if (std::memcmp(header, "GCOL", 4) != 0 || header[4] != 1) damaged(at + ", which is not a heap collection");
+      if (size < 4096 || size > file_size || user_block + address > file_size - size) {
+        damaged(at + ", whose size " + std::to_string(size) + " does not fit the file");
+      }
+      bytes.resize(static_cast<size_t>(size));
+      if (!read_at(user_block + address, bytes.data(), size)) damaged(at + ", which cannot be read");
+      auto& objects = collections[address];
+      uint64_t offset = 16;
+      while (offset + 16 <= size) {
+        const uint8_t* object = bytes.data() + offset;
+        const uint64_t object_index = u16(object), object_size = u64(object + 8);
+        if (object_index == 0) break;  // the free space: the rest of the collection
+        const uint64_t padded = (object_size + 7) / 8 * 8;
+        if (object_size > size || padded > size - offset - 16) damaged(at + ", whose object list is damaged");
+        objects[object_index] = object_size;
+        offset += 16 + padded;
+      }
+      found = collections.find(address);
+    }
+    auto object = found->second.find(index);
+    if (object == found->second.end() || object->second < length) {
+      damaged(at + ", which has no object " + std::to_string(index) + " of " + std::to_string(length) + " bytes");
+    }
+  }
+}
+
 // Strings [first, first + count) of a 1-D string dataset, variable or fixed length.
 void read_strings(hid_t dataset, hsize_t first, hsize_t count, std::vector<std::string>& out,
                   const std::string& path, const std::string& name) {
@@ -305,6 +390,8 @@ Table read_matrix(hid_t file, const std::string& path, const std::string& name, 
                             " entries but '" + name + "' has " + std::to_string(shape.rows) + " rows",
                         keys_name);
     }
+    Handle key_type(H5Dget_type(keys.get()), H5Tclose);
+    if (H5Tis_variable_str(key_type.get()) > 0) check_string_heap(file, keys.get(), rows, path, keys_name);
   }
 
   io::MemoryBudget(path, options)
@@ -419,7 +506,15 @@ void write_hdf5(const Table& table, const std::string& path, const WriteOptions&
     if (words.valid()) {
       keys.clear();
       key_texts.clear();
-      for (size_t r = 0; r < count; ++r) keys.emplace_back(table.key(first + r));  // NUL-terminated copies
+      for (size_t r = 0; r < count; ++r) {
+        std::string_view key = table.key(first + r);
+        // HDF5 strings are C strings: a key with a NUL would come back cut at it.
+        if (key.find('\0') != std::string_view::npos) {
+          throw Error("cannot write row " + std::to_string(first + r) + " as hdf5: its key " + io::quoted(key) +
+                      " contains a NUL byte, where an HDF5 string ends");
+        }
+        keys.emplace_back(key);  // NUL-terminated copies
+      }
       for (const std::string& key : keys) key_texts.push_back(key.c_str());
       write_rows(words.get(), string_type.get(), first, count, 1, key_texts.data(), path, "words_train", true);
     }

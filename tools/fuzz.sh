@@ -1,17 +1,20 @@
 #!/usr/bin/env bash
 # tools/fuzz.sh TARGET SECONDS [libFuzzer flags...]: fuzzes one reader for SECONDS.
-#   TARGET: vecpack word2vec_text word2vec_binary glove fasttext npy spec codec_params changes
+#   TARGET: vecpack word2vec_text word2vec_binary glove fasttext npy spec codec_params changes roundtrip hdf5
 #           (tests/fuzz/fuzz_TARGET.cc); "all" runs each in turn for SECONDS and prints a summary
 #           table (executions, edges, findings), also written to build-fuzz/summary.md.
 # Configures and builds a clang libFuzzer + ASan + UBSan tree in build-fuzz/ (ccache), starts
 # from the seeds in tests/fuzz/corpus/TARGET/ and keeps what it learns in build-fuzz/corpus/.
+# FUZZ_ASAN=0 builds build-fuzz-ubsan/ instead (UBSan only, 2-3x the executions per second) for
+# long runs; it shares build-fuzz/corpus/, so that "FUZZ_REPLAY=1 tools/fuzz.sh TARGET 0" then
+# runs every input learned once more under ASan.
 # An input that crashes, leaks, runs out of memory or time is copied into
 # tests/fuzz/corpus/TARGET/ (crash-*, leak-*, oom-*, timeout-*), where the ordinary test suite
 # replays it (ctest -R fuzz.replay): fix the reader, then give the file a descriptive name.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
-targets=(vecpack word2vec_text word2vec_binary glove fasttext npy spec codec_params changes)
+targets=(vecpack word2vec_text word2vec_binary glove fasttext npy spec codec_params changes roundtrip hdf5)
 if (($# < 2)); then
   echo "usage: tools/fuzz.sh TARGET|all SECONDS [libFuzzer flags...]; targets: ${targets[*]}" >&2
   exit 2
@@ -26,8 +29,8 @@ if [[ $target == all ]]; then
   for t in "${targets[@]}"; do
     log="$root/build-fuzz/logs/$t.log"
     "$0" "$t" "$seconds" "$@" >"$log" 2>&1 || status=1
-    runs=$(grep -oE 'stat::number_of_executed_units: [0-9]+' "$log" | tail -n 1 | grep -oE '[0-9]+$' || echo 0)
-    rate=$(grep -oE 'stat::average_exec_per_sec: [0-9]+' "$log" | tail -n 1 | grep -oE '[0-9]+$' || echo 0)
+    runs=$(grep -oE 'stat::number_of_executed_units: *[0-9]+' "$log" | tail -n 1 | grep -oE '[0-9]+$' || echo 0)
+    rate=$(grep -oE 'stat::average_exec_per_sec: *[0-9]+' "$log" | tail -n 1 | grep -oE '[0-9]+$' || echo 0)
     last=$(grep -E '^#[0-9]+' "$log" | tail -n 1)
     cov=$(grep -oE 'cov: [0-9]+' <<<"$last" | grep -oE '[0-9]+' || echo "?")
     ft=$(grep -oE 'ft: [0-9]+' <<<"$last" | grep -oE '[0-9]+' || echo "?")
@@ -46,10 +49,15 @@ if [[ -z $cc || -z $cxx ]]; then
   echo "fuzz.sh: clang is not installed (apt-get install clang-14 libclang-rt-14-dev)" >&2
   exit 3
 fi
+asan=${FUZZ_ASAN:-1}
 build="$root/build-fuzz"
+[[ $asan == 0 ]] && build="$root/build-fuzz-ubsan"
 if [[ ! -f $build/CMakeCache.txt ]]; then
+  asan_flag=ON
+  [[ $asan == 0 ]] && asan_flag=OFF
   cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER="$cc" -DCMAKE_CXX_COMPILER="$cxx" \
-    -DVECPACK_FUZZ=ON -DVECPACK_BUILD_PYTHON=OFF -DPython3_EXECUTABLE="$root/.venv/bin/python" >/dev/null
+    -DVECPACK_FUZZ=ON -DVECPACK_FUZZ_ASAN=$asan_flag -DVECPACK_BUILD_PYTHON=OFF \
+    -DPython3_EXECUTABLE="$root/.venv/bin/python" >/dev/null
 fi
 cmake --build "$build" -j2 --target "fuzz_$target" | grep -vE '^\[[0-9]+/[0-9]+\]' || true
 binary="$build/tests/fuzz/fuzz_$target"
@@ -57,18 +65,23 @@ test -x "$binary" || { echo "fuzz.sh: the build of fuzz_$target failed" >&2; exi
 
 # Inputs the readers meet in practice are small; a vecpack file needs its 4096-aligned codes.
 case $target in
-  vecpack) max_len=16384 ;;
+  vecpack|hdf5) max_len=16384 ;;
   fasttext|npy|codec_params|word2vec_binary|changes) max_len=8192 ;;
+  roundtrip) max_len=1200 ;;
   spec) max_len=256 ;;
   *) max_len=4096 ;;
 esac
 seeds="$root/tests/fuzz/corpus/$target"
-work="$build/corpus/$target"
+work="$root/build-fuzz/corpus/$target"
 artifacts="$build/artifacts/$target"
 mkdir -p "$work" "$artifacts" "$seeds"
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:allocator_may_return_null=0}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
 status=0
+if [[ ${FUZZ_REPLAY:-0} == 1 ]]; then
+  # Every input of the corpus once (libFuzzer loads and runs it, then stops at -runs=0).
+  set -- -runs=0 "$@"
+fi
 "$binary" -max_total_time="$seconds" -max_len="$max_len" -timeout=20 -rss_limit_mb=2048 -malloc_limit_mb=1024 \
   -print_final_stats=1 -artifact_prefix="$artifacts/" "$@" "$work" "$seeds" || status=$?
 shopt -s nullglob

@@ -252,6 +252,48 @@ class Seeds:
                                   "whiten:k=4,eps=0.1,normalize=on/pq:m=2,nbits=4,sdc=on"]):
             self.add("spec", f"{i:02d}", spec)
 
+        # HDF5: tables with and without keys, an ann-benchmarks dataset, chunked float64.
+        self.hdf5_seeds()
+        # roundtrip: rows, dim and a gzip flag, then per row a key length, its bytes and the values.
+        rng = np.random.default_rng(5)
+        for i in range(6):
+            n, d = int(rng.integers(1, 8)), int(rng.integers(1, 8))
+            blob = bytes([n - 1, d - 1, i % 2])
+            for _ in range(n):
+                key = "".join(rng.choice(list("abcdefgh\u00e9\u4e2d"), int(rng.integers(1, 4)))).encode()
+                values = rng.choice([0.0, -0.0, 1e-40, 3.0, float(rng.normal())], d).astype("<f4")
+                blob += bytes([len(key)]) + key + values.tobytes()
+            self.add("roundtrip", f"table-{i}", blob)
+
+    def hdf5_seeds(self):
+        try:
+            import h5py
+        except ImportError:
+            print("fuzz_seeds: h5py is not installed; no HDF5 seeds", file=sys.stderr)
+            return
+        rng = np.random.default_rng(1)
+        keyed = self.tmp / "keyed.h5"
+        self.vp("convert", self.file("keyed.txt", text_lines(list("abcdef"), rows(6, 4, 3), "6 4")), keyed)
+        self.add("hdf5", "keyed.h5", keyed.read_bytes())
+        unkeyed = self.tmp / "unkeyed.h5"
+        npy = self.tmp / "unkeyed.npy"
+        np.save(npy, rows(5, 3, 4))
+        self.vp("convert", npy, unkeyed)
+        self.add("hdf5", "unkeyed.h5", unkeyed.read_bytes())
+        ann = self.tmp / "ann.h5"
+        with h5py.File(ann, "w") as f:
+            f.attrs["distance"] = "angular"
+            f["train"] = rng.standard_normal((8, 4)).astype(np.float32)
+            f["test"] = rng.standard_normal((2, 4)).astype(np.float32)
+            f["neighbors"] = np.array([[0, 1, 2], [3, 4, 5]], np.int32)
+            f["distances"] = rng.random((2, 3)).astype(np.float32)
+        self.add("hdf5", "ann.h5", ann.read_bytes())
+        chunked = self.tmp / "chunked.h5"
+        with h5py.File(chunked, "w") as f:
+            f.create_dataset("train", data=rng.standard_normal((9, 4)), chunks=(3, 4), compression="gzip")
+            f.create_dataset("words_train", data=np.array(list("xyzwvutsr"), dtype=h5py.string_dtype("utf-8")))
+        self.add("hdf5", "chunked-f64.h5", chunked.read_bytes())
+
 
 if __name__ == "__main__":
     main()

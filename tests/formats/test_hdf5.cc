@@ -303,3 +303,14 @@ TEST_CASE("hdf5: write_table writes train, words_train and distance; read back e
   CHECK(test::files_in(dir.path()) == files);
   CHECK_THROWS_AS(write_table(table, dir.file("missing/out.h5")), IoError);
 }
+
+TEST_CASE("hdf5: a key with a NUL byte is refused when writing, not cut short") {
+  // HDF5 strings end at NUL: "a\0x" and "a\0y" would both read back as "a", and the reader
+  // would then drop the second row as a repeated key.
+  test::TempDir dir;
+  const std::string path = dir.file("t.h5");
+  Table table = Table::from_rows({1, 2, 3, 4}, 2, {std::string("a\0x", 3), std::string("a\0y", 3)});
+  Error e = test::caught<Error>([&] { write_table(table, path); });
+  CHECK_MESSAGE(test::contains(e.what(), "cannot write row 0 as hdf5: its key 'a\\x00x' contains a NUL byte"), e.what());
+  CHECK_FALSE(std::filesystem::exists(path));
+}

@@ -15,7 +15,7 @@
 #include <vector>
 
 #define VECPACK_FUZZ_TARGETS(X) \
-  X(vecpack) X(word2vec_text) X(word2vec_binary) X(glove) X(fasttext) X(npy) X(spec) X(codec_params) X(changes)
+  X(vecpack) X(word2vec_text) X(word2vec_binary) X(glove) X(fasttext) X(npy) X(spec) X(codec_params) X(changes) X(roundtrip) X(hdf5)
 
 #define VECPACK_DECLARE(name) extern "C" int vecpack_fuzz_##name(const uint8_t* data, size_t size);
 VECPACK_FUZZ_TARGETS(VECPACK_DECLARE)
