@@ -513,6 +513,10 @@ void write_hdf5(const Table& table, const std::string& path, const WriteOptions&
           throw Error("cannot write row " + std::to_string(first + r) + " as hdf5: its key " + io::quoted(key) +
                       " contains a NUL byte, where an HDF5 string ends");
         }
+        if (io::invalid_utf8_offset(key) != std::string_view::npos) {  // the strings are declared UTF-8
+          throw Error("cannot write row " + std::to_string(first + r) + " as hdf5: its key " + io::quoted(key) +
+                      " is not valid UTF-8");
+        }
         keys.emplace_back(key);  // NUL-terminated copies
       }
       for (const std::string& key : keys) key_texts.push_back(key.c_str());

@@ -496,6 +496,8 @@ void check_writable_key(std::string_view key, size_t row, const char* format, bo
     problem = "contains a line break";
   } else if (!blanks_allowed && key.find_first_of(" \t") != std::string_view::npos) {
     problem = "contains a space or tab";
+  } else if (invalid_utf8_offset(key) != std::string_view::npos) {
+    problem = "is not valid UTF-8 (its readers, vecpack's included, refuse it)";
   }
   if (problem) {
     throw Error("cannot write row " + std::to_string(row) + " as " + format + ": its key " + quoted(key) + " " +

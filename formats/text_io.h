@@ -203,7 +203,7 @@ void for_each_row_block(const Table& table, Fn&& fn) {
 std::string_view row_key(const Table& table, size_t row, std::string& scratch);
 
 // Throws Error unless `key` can be written as the word of a line of `format`: not empty, no
-// line breaks, and (unless blanks_allowed) no spaces or tabs.
+// line breaks, (unless blanks_allowed) no spaces or tabs, and valid UTF-8.
 void check_writable_key(std::string_view key, size_t row, const char* format, bool blanks_allowed);
 
 // Writes every row as "key v1 ... vd\n" with shortest round-trip floats, refusing keys that

@@ -77,6 +77,8 @@ artifacts="$build/artifacts/$target"
 mkdir -p "$work" "$artifacts" "$seeds"
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:allocator_may_return_null=0}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
+# Allocations libhdf5 and OpenBLAS keep (or leak on a damaged file's error paths) are theirs.
+export LSAN_OPTIONS="${LSAN_OPTIONS:-suppressions=$root/tests/lsan.supp:print_suppressions=0}"
 status=0
 if [[ ${FUZZ_REPLAY:-0} == 1 ]]; then
   # Every input of the corpus once (libFuzzer loads and runs it, then stops at -runs=0).

@@ -169,6 +169,21 @@ TEST_CASE("glove: writing refuses keys with line breaks and keeps the old file")
   CHECK_THROWS_AS(write_table(table, dir.file("no/such/dir/out.txt")), IoError);
 }
 
+TEST_CASE("text writers refuse keys that are not valid UTF-8, which no reader would take back") {
+  test::TempDir dir;
+  Table table = Table::from_rows({1, 2, 3, 4}, 2, {"fine", "caf\xE9"});
+  for (const char* name : {"out.txt", "out.w2v.txt", "out.bin", "out.vec", "out.h5"}) {
+    CAPTURE(name);
+    const std::string format = std::string(name) == "out.txt"       ? "glove"
+                               : std::string(name) == "out.w2v.txt" ? "word2vec"
+                                                                    : "";
+    Error e = test::caught<Error>([&] { write_table(table, dir.file(name), format); });
+    CHECK_MESSAGE(test::contains(e.what(), "cannot write row 1 as "), e.what());
+    CHECK_MESSAGE(test::contains(e.what(), "its key 'caf\\xE9' is not valid UTF-8"), e.what());
+  }
+  CHECK(test::files_in(dir.path()) == 0);
+}
+
 TEST_CASE("glove: sniffing tells GloVe from word2vec and from other text") {
   test::TempDir dir;
   test::write_text(dir.file("g.dat"), "the 0.418 0.24968 -0.41242\n");
