@@ -126,6 +126,19 @@ Table read_glove(const std::string& path, const ReadOptions& options) {
 void write_glove(const Table& table, const std::string& path, const WriteOptions& options) {
   const size_t dim = table.dim();
   if (dim == 0) throw Error("cannot write " + path + " as glove: the table has dimension 0");
+  // A GloVe file has no header: readers take the dimension from the first line, counting the
+  // numbers at its end. A first key whose last blank-separated part is a number would be
+  // counted as a value.
+  if (table.size() && table.has_keys()) {
+    const std::string_view key = table.key(0);
+    const size_t blank = key.find_last_of(" \t");
+    float value = 0;
+    if (blank != std::string_view::npos && blank + 1 < key.size() &&
+        io::parse_float(key.data() + blank + 1, key.data() + key.size(), value)) {
+      throw Error("cannot write row 0 as glove: its key " + io::quoted(key) +
+                  " ends in a number after a blank, which a reader would count as one of the first line's values");
+    }
+  }
   io::OutputFile out(path);
   io::ProgressScope progress(options.progress, "writing " + path, table.size());
   io::write_text_rows(table, out, progress, "glove", true);

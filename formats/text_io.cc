@@ -496,6 +496,8 @@ void check_writable_key(std::string_view key, size_t row, const char* format, bo
     problem = "contains a line break";
   } else if (!blanks_allowed && key.find_first_of(" \t") != std::string_view::npos) {
     problem = "contains a space or tab";
+  } else if (io::is_blank(key.front())) {
+    problem = "starts with a blank, which a reader cannot tell from an indented line";
   } else if (invalid_utf8_offset(key) != std::string_view::npos) {
     problem = "is not valid UTF-8 (its readers, vecpack's included, refuse it)";
   }

@@ -169,6 +169,26 @@ TEST_CASE("glove: writing refuses keys with line breaks and keeps the old file")
   CHECK_THROWS_AS(write_table(table, dir.file("no/such/dir/out.txt")), IoError);
 }
 
+TEST_CASE("glove: writing refuses keys a reader could not take back: a leading blank, a first key ending in a number") {
+  test::TempDir dir;
+  const std::string path = dir.file("out.txt");
+  for (const char* key : {"\t\t\t", " lead", "\tlead"}) {
+    CAPTURE(key);
+    Table table = Table::from_rows({1, 2, 3, 4}, 2, {"fine", key});
+    CHECK_THROWS_WITH_AS(write_table(table, path), doctest::Contains("its key '"), Error);
+    CHECK_THROWS_WITH_AS(write_table(table, path), doctest::Contains("' starts with a blank"), Error);
+  }
+  Table numbered = Table::from_rows({1, 2, 3, 4}, 2, {"route 66", "fine"});
+  CHECK_THROWS_WITH_AS(write_table(numbered, path), doctest::Contains("cannot write row 0 as glove: its key 'route 66' ends in a number after a blank"), Error);
+  // After the first row the dimension is known, and such a key reads back exactly.
+  Table later = Table::from_rows({1, 2, 3, 4}, 2, {"fine", "route 66"});
+  write_table(later, path);
+  Table back = read_table(path);
+  REQUIRE(back.size() == 2);
+  CHECK(back.key(1) == "route 66");
+  CHECK(back.row(1) == std::vector<float>{3, 4});
+}
+
 TEST_CASE("text writers refuse keys that are not valid UTF-8, which no reader would take back") {
   test::TempDir dir;
   Table table = Table::from_rows({1, 2, 3, 4}, 2, {"fine", "caf\xE9"});
