@@ -15,6 +15,7 @@
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "atomic_file.h"
@@ -188,86 +189,178 @@ void require_class(hid_t dataset, H5T_class_t wanted, const std::string& path, c
   if (!type.valid() || H5Tget_class(type.get()) != wanted) fail(path, name, std::string("expected ") + expected + " elements");
 }
 
-// libhdf5 1.10 can loop forever in H5HG_read on a damaged global heap: a variable-length
+// libhdf5 1.10 can loop forever in H5HG_read on a damaged global heap. A variable-length
 // string is a reference (length, collection address, object index) into a heap collection
-// ("GCOL"), and a collection whose size or object list is inconsistent is never left. So
-// before asking libhdf5 for the strings of a contiguous dataset, vecpack reads the references
-// from the dataset's raw bytes itself and checks every collection they name: signature,
-// version, size within the file, an object list that walks exactly to its end, and the
-// referenced object in it, long enough. (Chunked and compact string datasets, which h5py and
-// vecpack do not write, are read without this check.)
+// ("GCOL"), and libhdf5 walks a collection's object list by the sizes it finds: a free-space
+// entry of size 0 never moves it on, and a string naming an object the collection lacks makes
+// it retry forever. So vecpack walks each collection it is about to use itself, as libhdf5
+// does, and refuses the file unless the walk ends exactly at the collection's end and the
+// object is there, long enough.
+class HeapCheck {
+ public:
+  HeapCheck(hid_t file, const std::string& path, const std::string& name) : path_(path), name_(name) {
+    Handle create(H5Fget_create_plist(file), H5Pclose);
+    size_t address_bytes = 0, length_bytes = 0;
+    usable_ = create.valid() && H5Pget_sizes(create.get(), &address_bytes, &length_bytes) >= 0 &&
+              H5Pget_userblock(create.get(), &base_) >= 0 && address_bytes == 8 && length_bytes == 8;
+    H5Eclear2(H5E_DEFAULT);  // every writer uses 8-byte addresses and lengths; others go unchecked
+    if (!usable_) return;
+    fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd_ < 0) throw IoError(path, "open", errno);
+    struct stat info {};
+    if (::fstat(fd_, &info) != 0) {
+      const int error = errno;
+      ::close(fd_);
+      throw IoError(path, "stat", error);
+    }
+    file_size_ = static_cast<uint64_t>(info.st_size);
+  }
+  ~HeapCheck() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  HeapCheck(const HeapCheck&) = delete;
+  HeapCheck& operator=(const HeapCheck&) = delete;
+  bool usable() const { return usable_; }
+  uint64_t file_size() const { return file_size_; }
+
+  // Reads `size` bytes at absolute `offset`; false when they are not all in the file.
+  bool read_at(uint64_t offset, void* out, uint64_t size) const {
+    if (offset > file_size_ || size > file_size_ - offset) return false;
+    return ::pread(fd_, out, size, static_cast<off_t>(offset)) == static_cast<ssize_t>(size);
+  }
+
+  // The string `what` refers to object `index` (at least `length` bytes) of the collection at
+  // `address` (relative to the file's base).
+  void check_reference(uint64_t length, uint64_t address, uint64_t index, const std::string& what) {
+    if (length == 0 && address == 0) return;  // a null string: nothing to read
+    const std::string at = what + " points at heap collection " + std::to_string(address);
+    const auto& objects = collection(address, at);
+    auto object = objects.find(index);
+    if (object == objects.end() || object->second < length) {
+      damaged(at + ", which has no object " + std::to_string(index) + " of " + std::to_string(length) + " bytes");
+    }
+  }
+
+  // Every collection that an 8-byte window of [offset, offset + size) could name: used where
+  // the references cannot be told apart from their surroundings (an attribute's data inside
+  // an object header). A window that names no collection is skipped.
+  void check_collections_named_in(uint64_t offset, uint64_t size, const std::string& what) {
+    std::vector<uint8_t> bytes(static_cast<size_t>(std::min<uint64_t>(size, kMaxScan)));
+    if (!read_at(offset, bytes.data(), bytes.size())) return;
+    for (size_t i = 0; i + 8 <= bytes.size(); ++i) {
+      const uint64_t address = u64(bytes.data() + i);
+      uint8_t signature[8];
+      if (address == 0 || address >= file_size_ || !probed_.insert(address).second ||
+          !read_at(base_ + address, signature, 8) ||
+          std::memcmp(signature, "GCOL\x01\0\0\0", 8) != 0) {
+        continue;
+      }
+      (void)collection(address, what + " names heap collection " + std::to_string(address));
+    }
+  }
+
+  static uint64_t u16(const uint8_t* p) { return uint64_t(p[0]) | uint64_t(p[1]) << 8; }
+  static uint64_t u32(const uint8_t* p) { return u16(p) | u16(p + 2) << 16; }
+  static uint64_t u64(const uint8_t* p) { return u32(p) | u32(p + 4) << 32; }
+  hsize_t base() const { return base_; }
+
+ private:
+  static constexpr uint64_t kMaxScan = uint64_t{1} << 20;
+
+  [[noreturn]] void damaged(const std::string& what) const {
+    fail(path_, name_, "variable-length strings: " + what);
+  }
+
+  // The collection's objects (index -> size), walked as libhdf5 walks it.
+  const std::unordered_map<uint64_t, uint64_t>& collection(uint64_t address, const std::string& at) {
+    auto found = collections_.find(address);
+    if (found != collections_.end()) return found->second;
+    uint8_t header[16];
+    if (address > file_size_ || !read_at(base_ + address, header, sizeof header)) damaged(at + ", outside the file");
+    if (std::memcmp(header, "GCOL", 4) != 0 || header[4] != 1) damaged(at + ", which is not a heap collection");
+    const uint64_t size = u64(header + 8);
+    if (size < 4096 || size > file_size_ || base_ + address > file_size_ - size) {
+      damaged(at + ", whose size " + std::to_string(size) + " does not fit the file");
+    }
+    std::vector<uint8_t> bytes(static_cast<size_t>(size));
+    if (!read_at(base_ + address, bytes.data(), size)) damaged(at + ", which cannot be read");
+    auto& objects = collections_[address];
+    uint64_t offset = 16;
+    while (offset < size) {
+      if (offset + 16 > size) break;  // too small for an object header: free space, as libhdf5 takes it
+      const uint8_t* object = bytes.data() + offset;
+      const uint64_t index = u16(object), object_size = u64(object + 8);
+      // libhdf5 moves on by the size of the free-space entry (index 0) itself, and by the
+      // aligned size plus the header for an object.
+      const uint64_t step = index == 0 ? object_size : 16 + (object_size + 7) / 8 * 8;
+      if (object_size > size || step == 0 || step > size - offset) {
+        damaged(at + ", whose object list is damaged at byte " + std::to_string(offset));
+      }
+      if (index != 0) objects[index] = object_size;
+      offset += step;
+    }
+    return objects;
+  }
+
+  std::string path_, name_;
+  bool usable_ = false;
+  int fd_ = -1;
+  hsize_t base_ = 0;
+  uint64_t file_size_ = 0;
+  std::unordered_map<uint64_t, std::unordered_map<uint64_t, uint64_t>> collections_;
+  std::unordered_set<uint64_t> probed_;  // addresses already looked at for a collection
+};
+
+// Before libhdf5 reads the strings of a contiguous key dataset, vecpack reads their references
+// from the dataset's raw bytes and checks them. (Chunked and compact string datasets, which
+// h5py and vecpack do not write, are read without this check.)
 void check_string_heap(hid_t file, hid_t dataset, hsize_t rows, const std::string& path, const std::string& name) {
-  const haddr_t data = H5Dget_offset(dataset);
-  if (data == HADDR_UNDEF || rows == 0) {
+  const haddr_t data = H5Dget_offset(dataset);  // absolute: the base is included
+  H5Eclear2(H5E_DEFAULT);
+  if (data == HADDR_UNDEF || rows == 0) return;
+  HeapCheck heap(file, path, name);
+  if (!heap.usable()) return;
+  constexpr uint64_t kReference = 4 + 8 + 4;  // length, collection address, object index
+  if (rows > heap.file_size() / kReference) {
+    fail(path, name, "variable-length strings: " + std::to_string(rows) + " references cannot fit in the file");
+  }
+  std::vector<uint8_t> references(static_cast<size_t>(rows * kReference));
+  if (!heap.read_at(data, references.data(), references.size())) {
+    fail(path, name, "variable-length strings: the references lie outside the file");
+  }
+  for (hsize_t row = 0; row < rows; ++row) {
+    const uint8_t* reference = references.data() + row * kReference;
+    heap.check_reference(HeapCheck::u32(reference), HeapCheck::u64(reference + 4), HeapCheck::u32(reference + 12),
+                         "string " + std::to_string(row));
+  }
+}
+
+// An attribute's data sits among the messages of its object's header (and of the header's
+// continuation blocks), where its heap reference cannot be found without parsing them: so
+// every heap collection that the header's bytes could name is checked before H5Aread.
+void check_attribute_heap(hid_t file, hid_t object, const std::string& path, const char* attribute) {
+  H5O_info_t info{};
+  if (H5Oget_info2(object, &info, H5O_INFO_BASIC | H5O_INFO_HDR) < 0) {
     H5Eclear2(H5E_DEFAULT);
     return;
   }
-  Handle create(H5Fget_create_plist(file), H5Pclose);
-  size_t address_bytes = 0, length_bytes = 0;
-  hsize_t user_block = 0;
-  if (!create.valid() || H5Pget_sizes(create.get(), &address_bytes, &length_bytes) < 0 ||
-      H5Pget_userblock(create.get(), &user_block) < 0 || address_bytes != 8 || length_bytes != 8) {
-    H5Eclear2(H5E_DEFAULT);
-    return;  // every writer uses 8-byte addresses and lengths; others are read unchecked
-  }
-  struct stat info {};
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) throw IoError(path, "open", errno);
-  struct Closer {
-    int fd;
-    ~Closer() { ::close(fd); }
-  } closer{fd};
-  if (::fstat(fd, &info) != 0) throw IoError(path, "stat", errno);
-  const uint64_t file_size = static_cast<uint64_t>(info.st_size);
-  auto read_at = [&](uint64_t offset, void* out, uint64_t size) {
-    if (offset > file_size || size > file_size - offset) return false;
-    return ::pread(fd, out, size, static_cast<off_t>(offset)) == static_cast<ssize_t>(size);
-  };
-  auto damaged = [&](const std::string& what) { fail(path, name, "variable-length strings: " + what); };
-  auto u16 = [](const uint8_t* p) { return uint64_t(p[0]) | uint64_t(p[1]) << 8; };
-  auto u32 = [](const uint8_t* p) { return uint64_t(p[0]) | uint64_t(p[1]) << 8 | uint64_t(p[2]) << 16 | uint64_t(p[3]) << 24; };
-  auto u64 = [&](const uint8_t* p) { return u32(p) | u32(p + 4) << 32; };
-
-  constexpr uint64_t kReference = 4 + 8 + 4;  // length, collection address, object index
-  if (rows > file_size / kReference) damaged(std::to_string(rows) + " references cannot fit in the file");
-  std::vector<uint8_t> references(static_cast<size_t>(rows * kReference));
-  if (!read_at(data, references.data(), references.size())) damaged("the references lie outside the file");
-
-  std::unordered_map<uint64_t, std::unordered_map<uint64_t, uint64_t>> collections;  // address -> index -> size
-  std::vector<uint8_t> bytes;
-  for (hsize_t row = 0; row < rows; ++row) {
-    const uint8_t* reference = references.data() + row * kReference;
-    const uint64_t length = u32(reference), address = u64(reference + 4), index = u32(reference + 12);
-    if (length == 0 && address == 0) continue;  // an empty (null) string
-    const std::string at = "string " + std::to_string(row) + " points at heap collection " + std::to_string(address);
-    auto found = collections.find(address);
-    if (found == collections.end()) {
-      uint8_t header[16];
-      if (address > file_size || !read_at(user_block + address, header, sizeof header)) damaged(at + ", outside the file");
-      const uint64_t size = u64(header + 8);
-      if (std::memcmp(header, "GCOL", 4) != 0 || header[4] != 1) damaged(at + ", which is not a heap collection");
-      if (size < 4096 || size > file_size || user_block + address > file_size - size) {
-        damaged(at + ", whose size " + std::to_string(size) + " does not fit the file");
-      }
-      bytes.resize(static_cast<size_t>(size));
-      if (!read_at(user_block + address, bytes.data(), size)) damaged(at + ", which cannot be read");
-      auto& objects = collections[address];
-      uint64_t offset = 16;
-      while (offset + 16 <= size) {
-        const uint8_t* object = bytes.data() + offset;
-        const uint64_t object_index = u16(object), object_size = u64(object + 8);
-        if (object_index == 0) break;  // the free space: the rest of the collection
-        const uint64_t padded = (object_size + 7) / 8 * 8;
-        if (object_size > size || padded > size - offset - 16) damaged(at + ", whose object list is damaged");
-        objects[object_index] = object_size;
-        offset += 16 + padded;
-      }
-      found = collections.find(address);
+  HeapCheck heap(file, path, "");
+  if (!heap.usable()) return;
+  const std::string what = std::string("attribute '") + attribute + "'";
+  const uint64_t header = heap.base() + info.addr;
+  // The first chunk, then any block that a (address, length) pair in it could be a
+  // continuation of, one level deep: root groups with a few attributes need no more.
+  const uint64_t total = std::max<uint64_t>(info.hdr.space.total, 64);
+  heap.check_collections_named_in(header, total, what);
+  std::vector<uint8_t> bytes(static_cast<size_t>(std::min<uint64_t>(total, uint64_t{1} << 16)));
+  if (!heap.read_at(header, bytes.data(), bytes.size())) return;
+  for (size_t i = 0; i + 16 <= bytes.size(); ++i) {
+    const uint64_t address = HeapCheck::u64(bytes.data() + i), length = HeapCheck::u64(bytes.data() + i + 8);
+    if (address == 0 || length == 0 || length > (uint64_t{1} << 16) || address >= heap.file_size() ||
+        heap.base() + address == header) {
+      continue;
     }
-    auto object = found->second.find(index);
-    if (object == found->second.end() || object->second < length) {
-      damaged(at + ", which has no object " + std::to_string(index) + " of " + std::to_string(length) + " bytes");
-    }
+    heap.check_collections_named_in(heap.base() + address, length, what);
   }
 }
 
@@ -308,7 +401,7 @@ void read_strings(hid_t dataset, hsize_t first, hsize_t count, std::vector<std::
   }
 }
 
-std::optional<std::string> read_string_attribute(hid_t object, const char* name) {
+std::optional<std::string> read_string_attribute(hid_t file, hid_t object, const std::string& path, const char* name) {
   if (H5Aexists(object, name) <= 0) {
     H5Eclear2(H5E_DEFAULT);
     return std::nullopt;
@@ -320,6 +413,7 @@ std::optional<std::string> read_string_attribute(hid_t object, const char* name)
     return std::nullopt;
   }
   if (H5Tis_variable_str(type.get()) > 0) {
+    check_attribute_heap(file, object, path, name);
     char* text = nullptr;
     if (H5Aread(attribute.get(), type.get(), &text) < 0 || !text) return std::nullopt;
     std::string value(text);
@@ -334,7 +428,7 @@ std::optional<std::string> read_string_attribute(hid_t object, const char* name)
 
 // The root attribute "distance" as a metric; cos when absent or not one vecpack knows.
 Metric file_metric(hid_t file, const std::string& path) {
-  std::optional<std::string> distance = read_string_attribute(file, "distance");
+  std::optional<std::string> distance = read_string_attribute(file, file, path, "distance");
   if (!distance) return Metric::cos;
   std::string name = *distance;
   std::transform(name.begin(), name.end(), name.begin(), [](unsigned char c) { return std::tolower(c); });
