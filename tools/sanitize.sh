@@ -64,7 +64,7 @@ fi
 if command -v clang++-14 >/dev/null || command -v clang++ >/dev/null; then
   seconds=${FUZZ_SECONDS:-30}
   mkdir -p "$root/build-fuzz/logs"
-  for target in vecpack word2vec_text word2vec_binary glove fasttext npy spec codec_params changes; do
+  for target in vecpack word2vec_text word2vec_binary glove fasttext npy spec codec_params changes roundtrip hdf5; do
     log="$root/build-fuzz/logs/$target.log"
     status=0
     "$root/tools/fuzz.sh" "$target" "$seconds" -close_fd_mask=2 >"$log" 2>&1 || status=$?
