@@ -131,10 +131,10 @@ void write_glove(const Table& table, const std::string& path, const WriteOptions
   // counted as a value.
   if (table.size() && table.has_keys()) {
     const std::string_view key = table.key(0);
-    const size_t blank = key.find_last_of(" \t");
+    const std::string_view kept = key.substr(0, key.find_last_not_of(" \t") + 1);  // trailing blanks part from the word
+    const size_t blank = kept.find_last_of(" \t");
     float value = 0;
-    if (blank != std::string_view::npos && blank + 1 < key.size() &&
-        io::parse_float(key.data() + blank + 1, key.data() + key.size(), value)) {
+    if (blank != std::string_view::npos && io::parse_float(kept.data() + blank + 1, kept.data() + kept.size(), value)) {
       throw Error("cannot write row 0 as glove: its key " + io::quoted(key) +
                   " ends in a number after a blank, which a reader would count as one of the first line's values");
     }

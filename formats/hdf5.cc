@@ -30,6 +30,9 @@ constexpr hsize_t kBlockRows = 4096;
 // Deflate cannot compress by more than about 1032:1; a dataset claiming more than this over
 // its stored bytes is damaged or hostile, and must not make us allocate its logical size.
 constexpr hsize_t kMaxCompressionRatio = 1100;
+// The largest element a dataset or attribute vecpack reads may have: a float, an integer, or a
+// fixed-length key of at most 64 KiB.
+constexpr size_t kMaxElementBytes = size_t{1} << 16;
 
 // Owns one HDF5 identifier and closes it with the matching function.
 class Handle {
@@ -149,6 +152,11 @@ Shape dataset_shape(hid_t dataset, const std::string& path, const std::string& n
   Handle type(H5Dget_type(dataset), H5Tclose);
   size_t element = type.valid() ? H5Tget_size(type.get()) : 0;
   if (element == 0) fail(path, name, "has an unreadable element type");
+  // libhdf5 1.10 sizes its conversion buffers by the element size a damaged type declares.
+  if (element > kMaxElementBytes) {
+    fail(path, name, "has elements of " + std::to_string(element) + " bytes, more than the " +
+                         std::to_string(kMaxElementBytes) + " any float, integer or key takes");
+  }
   if (shape.cols > kMaxDim) {
     fail(path, name, "has " + std::to_string(shape.cols) + " columns, more than the supported " + std::to_string(kMaxDim));
   }
@@ -244,19 +252,32 @@ class HeapCheck {
   // Every collection that an 8-byte window of [offset, offset + size) could name: used where
   // the references cannot be told apart from their surroundings (an attribute's data inside
   // an object header). A window that names no collection is skipped.
-  void check_collections_named_in(uint64_t offset, uint64_t size, const std::string& what) {
+  // Returns how many windows name a collection and how many of those, read as a whole
+  // reference (a 4-byte length before, a 4-byte index after), name an object that holds a
+  // string of at most max_length bytes.
+  std::pair<size_t, size_t> check_collections_named_in(uint64_t offset, uint64_t size, const std::string& what,
+                                                       uint64_t max_length) {
     std::vector<uint8_t> bytes(static_cast<size_t>(std::min<uint64_t>(size, kMaxScan)));
-    if (!read_at(offset, bytes.data(), bytes.size())) return;
+    if (!read_at(offset, bytes.data(), bytes.size())) return {0, 0};
+    size_t named = 0, whole = 0;
     for (size_t i = 0; i + 8 <= bytes.size(); ++i) {
       const uint64_t address = u64(bytes.data() + i);
-      uint8_t signature[8];
-      if (address == 0 || address >= file_size_ || !probed_.insert(address).second ||
-          !read_at(base_ + address, signature, 8) ||
-          std::memcmp(signature, "GCOL\x01\0\0\0", 8) != 0) {
-        continue;
+      if (address == 0 || address >= file_size_) continue;
+      if (!collections_.count(address)) {
+        uint8_t signature[8];
+        if (!probed_.insert(address).second || !read_at(base_ + address, signature, 8) ||
+            std::memcmp(signature, "GCOL\x01\0\0\0", 8) != 0) {
+          continue;
+        }
       }
-      (void)collection(address, what + " names heap collection " + std::to_string(address));
+      const auto& objects = collection(address, what + " names heap collection " + std::to_string(address));
+      ++named;
+      if (i < 4 || i + 12 > bytes.size()) continue;
+      const uint64_t length = u32(bytes.data() + i - 4);
+      auto object = objects.find(u32(bytes.data() + i + 8));
+      if (object != objects.end() && length <= object->second && length <= max_length) ++whole;
     }
+    return {named, whole};
   }
 
   static uint64_t u16(const uint8_t* p) { return uint64_t(p[0]) | uint64_t(p[1]) << 8; }
@@ -350,18 +371,44 @@ void check_attribute_heap(hid_t file, hid_t object, const std::string& path, con
   const uint64_t header = heap.base() + info.addr;
   // The first chunk, then any block that a (address, length) pair in it could be a
   // continuation of, one level deep: root groups with a few attributes need no more.
+  // libhdf5 allocates and copies as many bytes as the reference's length says (gigabytes, in
+  // a damaged file), so the reference must also name an object that holds it. Which window is
+  // the reference is unknown: at least one that names a collection must be a whole reference
+  // to a string of at most 64 KiB (a metric's name has a few bytes).
+  constexpr uint64_t kMaxAttributeBytes = uint64_t{1} << 16;
   const uint64_t total = std::max<uint64_t>(info.hdr.space.total, 64);
-  heap.check_collections_named_in(header, total, what);
+  auto [named, whole] = heap.check_collections_named_in(header, total, what, kMaxAttributeBytes);
   std::vector<uint8_t> bytes(static_cast<size_t>(std::min<uint64_t>(total, uint64_t{1} << 16)));
-  if (!heap.read_at(header, bytes.data(), bytes.size())) return;
-  for (size_t i = 0; i + 16 <= bytes.size(); ++i) {
-    const uint64_t address = HeapCheck::u64(bytes.data() + i), length = HeapCheck::u64(bytes.data() + i + 8);
-    if (address == 0 || length == 0 || length > (uint64_t{1} << 16) || address >= heap.file_size() ||
-        heap.base() + address == header) {
-      continue;
+  if (heap.read_at(header, bytes.data(), bytes.size())) {
+    for (size_t i = 0; i + 16 <= bytes.size(); ++i) {
+      const uint64_t address = HeapCheck::u64(bytes.data() + i), length = HeapCheck::u64(bytes.data() + i + 8);
+      if (address == 0 || length == 0 || length > (uint64_t{1} << 16) || address >= heap.file_size() ||
+          heap.base() + address == header) {
+        continue;
+      }
+      auto [more_named, more_whole] = heap.check_collections_named_in(heap.base() + address, length, what, kMaxAttributeBytes);
+      named += more_named;
+      whole += more_whole;
     }
-    heap.check_collections_named_in(heap.base() + address, length, what);
   }
+  if (named && !whole) {
+    fail(path, "", what + ": no heap reference in its object header names an object that holds a string of at most " +
+                       std::to_string(kMaxAttributeBytes) + " bytes");
+  }
+}
+
+// A variable-length string's characters are bytes; a damaged type can declare characters of
+// hundreds of MB, and libhdf5 1.10 then allocates and copies length x that per string before
+// it fails (1.14 refuses such a type when opening).
+void check_string_characters(hid_t type, const std::string& path, const std::string& name, const std::string& what) {
+  if (H5Tis_variable_str(type) <= 0) return;
+  Handle base(H5Tget_super(type), H5Tclose);
+  if (!base.valid()) {
+    H5Eclear2(H5E_DEFAULT);
+    return;
+  }
+  const size_t size = H5Tget_size(base.get());
+  if (size != 1) fail(path, name, what + " has variable-length strings of " + std::to_string(size) + "-byte characters");
 }
 
 // Strings [first, first + count) of a 1-D string dataset, variable or fixed length.
@@ -412,7 +459,14 @@ std::optional<std::string> read_string_attribute(hid_t file, hid_t object, const
   if (!type.valid() || H5Tget_class(type.get()) != H5T_STRING || H5Sget_simple_extent_npoints(space.get()) != 1) {
     return std::nullopt;
   }
+  // A damaged type can declare a size of hundreds of MB, which libhdf5 1.10 allocates (and
+  // copies) for the conversion before it fails.
+  if (H5Tget_size(type.get()) > kMaxElementBytes) {
+    fail(path, "", std::string("attribute '") + name + "' has a type of " + std::to_string(H5Tget_size(type.get())) +
+                       " bytes, more than the " + std::to_string(kMaxElementBytes) + " a string attribute takes");
+  }
   if (H5Tis_variable_str(type.get()) > 0) {
+    check_string_characters(type.get(), path, "", std::string("attribute '") + name + "'");
     check_attribute_heap(file, object, path, name);
     char* text = nullptr;
     if (H5Aread(attribute.get(), type.get(), &text) < 0 || !text) return std::nullopt;
@@ -485,6 +539,7 @@ Table read_matrix(hid_t file, const std::string& path, const std::string& name, 
                         keys_name);
     }
     Handle key_type(H5Dget_type(keys.get()), H5Tclose);
+    check_string_characters(key_type.get(), path, keys_name, "the dataset");
     if (H5Tis_variable_str(key_type.get()) > 0) check_string_heap(file, keys.get(), rows, path, keys_name);
   }
 

@@ -52,6 +52,17 @@ uint64_t file_checksum(const std::string& path) {
   return xxh64(file.data(), file.size());
 }
 
+namespace {
+
+// A count in the manifest must be a JSON integer: get<uint64_t>() of a fraction, a negative
+// number or 1e99 converts a double that does not fit (undefined behaviour) instead of failing.
+uint64_t count_of(const nlohmann::json& value, const char* name) {
+  if (!value.is_number_unsigned()) throw std::domain_error(std::string("'") + name + "' must be a non-negative integer, not " + value.dump());
+  return value.get<uint64_t>();
+}
+
+}  // namespace
+
 Manifest read_manifest(const std::string& folder) {
   const std::string path = (std::filesystem::path(folder) / kManifestName).string();
   std::error_code error;
@@ -66,27 +77,27 @@ Manifest read_manifest(const std::string& folder) {
   try {
     const nlohmann::json j = nlohmann::json::parse(text);
     if (j.at("format").get<std::string>() != kManifestFormat) throw std::domain_error("format is not '" + std::string(kManifestFormat) + "'");
-    const int version = j.at("version").get<int>();
+    const uint64_t version = count_of(j.at("version"), "version");
     if (version != 1 && version != 2) throw std::domain_error("version " + j.at("version").dump() + " is not supported");
-    m.rows = j.at("rows").get<uint64_t>();
-    m.dim = j.at("dim").get<uint64_t>();
+    m.rows = count_of(j.at("rows"), "rows");
+    m.dim = count_of(j.at("dim"), "dim");
     m.metric = parse_metric(j.at("metric").get<std::string>());
     m.keys = j.at("keys").get<bool>();
     m.spec = j.at("spec").get<std::string>();
     m.fingerprint = j.at("codec_fingerprint").get<std::string>();
     m.rerank_spec = j.value("rerank_spec", "");
     m.partition_fingerprint = j.value("partition_fingerprint", "");
-    m.generation = j.value("generation", uint64_t{0});
+    m.generation = j.contains("generation") ? count_of(j.at("generation"), "generation") : 0;
     if (j.contains("deleted")) {
       const auto& deleted = j.at("deleted");
-      m.deleted = {deleted.at("file").get<std::string>(), deleted.at("xxh64").get<std::string>(), deleted.at("count").get<uint64_t>()};
+      m.deleted = {deleted.at("file").get<std::string>(), deleted.at("xxh64").get<std::string>(), count_of(deleted.at("count"), "deleted.count")};
       check_shard_name(m.deleted.file, folder, path);
       if (m.deleted.count > m.rows) throw std::domain_error("more deleted rows than rows");
     }
     uint64_t next_row = 0;
     for (const auto& s : j.at("shards")) {
-      Manifest::Shard shard{s.at("file").get<std::string>(), s.value("xxh64", ""), s.at("rows").get<uint64_t>(),
-                            s.at("first_row").get<uint64_t>(), s.at("bytes").get<uint64_t>()};
+      Manifest::Shard shard{s.at("file").get<std::string>(), s.value("xxh64", ""), count_of(s.at("rows"), "rows"),
+                            count_of(s.at("first_row"), "first_row"), count_of(s.at("bytes"), "bytes")};
       if (s.contains("key_range")) {
         shard.low_key = s.at("key_range").at(0).get<std::string>();
         shard.high_key = s.at("key_range").at(1).get<std::string>();

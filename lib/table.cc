@@ -175,6 +175,7 @@ Table Table::open_file(const std::string& path) {
       if (recall_curve.measured_on != "rows" && recall_curve.measured_on != "queries")
         throw std::domain_error("partition.recall.measured_on '" + recall_curve.measured_on + "' is neither 'rows' nor 'queries'");
       for (const auto& point : r.at("points")) {
+        if (!point.at(0).is_number_unsigned()) throw std::domain_error("partition.recall: an nprobe is not an integer");
         const uint64_t nprobe = point.at(0).get<uint64_t>();
         const double recall = point.at(1).get<double>();
         if (nprobe == 0 || nprobe > lists || !(recall >= 0 && recall <= 1) ||
