@@ -197,11 +197,11 @@ class Seeds:
         # Codecs with trained parameters and transforms, where this vecpack has them.
         wide = self.tmp / "wide.vecpack"
         self.vp("convert", self.file("wide.txt", text_lines([f"k{i}" for i in range(40)], rows(40, 8, 3))), wide)
-        for spec in ["pq:m=2,nbits=4", "pq:m=4,nbits=2,sdc=on", "pq:m=2,nbits=4,loss=aniso", "rq:m=2,beam=2",
+        for spec in ["pq:m=2,nbits=4", "pq:m=4,nbits=4,sdc=on", "pq:m=2,nbits=4,loss=aniso", "rq:m=2,beam=2",
                      "opq:m=2,iterations=2/pq:m=2,nbits=4",
                      "whiten:k=4/int8", "pca:k=3/f16", "rotate/f32", "binary", "binary:score=asym,center=off",
                      "rbin:bits=3", "rabitq", "itq:k=6/binary", "qr:m=8,order=learned", "hash:rows=8",
-                     "hash:rows=8,weights=off,key=string", "mixdim:budget=64,blocks=3",
+                     "hash:rows=8,weights=off,key=string", "mixdim:budget=64,blocks=3,order=file",
                      "subword:rows=32,minn=2,maxn=3,keep=4", "subword:rows=32,minn=2,maxn=3,keep=4,values=int8"]:
             out = self.tmp / (spec.replace(":", "-").replace("/", "+").replace(",", "-") + ".vecpack")
             try:
