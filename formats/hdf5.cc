@@ -141,9 +141,12 @@ void check_root_local_heap(const std::string& path) {
   // specification puts it, at the undefined address.
   auto is_end = [](uint64_t offset) { return offset == 1 || offset == ~uint64_t{0}; };
   uint64_t free_block = u64(header + 16);
+  // A list without a loop visits each block once, and blocks of 16 bytes or more fit the data
+  // segment (which the file holds) at most size / 16 times.
+  const uint64_t max_steps = std::min(data_size, file_size) / 16 + 1;
   for (uint64_t steps = 0; !is_end(free_block); ++steps) {
     uint8_t entry[16];
-    if (free_block >= data_size || steps > data_size / 16 || data > file_size ||
+    if (free_block >= data_size || steps > max_steps || data > file_size ||
         !read_at(base + data + free_block, entry, sizeof entry)) {
       throw FormatError(path + ": the root group's local heap has a damaged free list (block " +
                             std::to_string(free_block) + " after " + std::to_string(steps) +
