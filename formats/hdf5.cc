@@ -131,7 +131,8 @@ void check_root_local_heap(const std::string& path) {
   const uint8_t* fields = block + (version == 0 ? 24 : 28);
   const uint64_t base = u64(fields);
   const uint8_t* root = fields + 32;  // link name offset, object header, cache type, reserved, scratch pad
-  const uint32_t cache_type = uint32_t(root[16]) | uint32_t(root[17]) << 8 | uint32_t(root[18]) << 16 | uint32_t(root[19]) << 24;
+  const uint32_t cache_type =
+      uint32_t(root[16]) | uint32_t(root[17]) << 8 | uint32_t(root[18]) << 16 | uint32_t(root[19]) << 24;
   if (cache_type != 1) return;  // no symbol table cached in the superblock
   const uint64_t heap = u64(root + 32);
   uint8_t header[32];
@@ -450,7 +451,8 @@ void check_attribute_heap(hid_t file, hid_t object, const std::string& path, con
           heap.base() + address == header) {
         continue;
       }
-      auto [more_named, more_whole] = heap.check_collections_named_in(heap.base() + address, length, what, kMaxAttributeBytes);
+      auto [more_named, more_whole] =
+          heap.check_collections_named_in(heap.base() + address, length, what, kMaxAttributeBytes);
       named += more_named;
       whole += more_whole;
     }
@@ -609,7 +611,8 @@ Table read_matrix(hid_t file, const std::string& path, const std::string& name, 
 
   io::MemoryBudget(path, options)
       .require_floats(rows, shape.cols,
-                      "dataset '" + name + "' of " + std::to_string(rows) + " rows x " + std::to_string(shape.cols) + " floats");
+                      "dataset '" + name + "' of " + std::to_string(rows) + " rows x " + std::to_string(shape.cols) +
+                          " floats");
   io::ProgressScope progress(options.progress, "reading " + path, rows);
   const size_t dim = static_cast<size_t>(shape.cols);
   TableBuilder builder(dim);

@@ -1,7 +1,6 @@
 #include "text_io.h"
 
 #include <fcntl.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -544,7 +543,8 @@ MemoryBudget::MemoryBudget(std::string path, const ReadOptions& options)
 
 void MemoryBudget::require(uint64_t bytes, const std::string& what) const {
   if (bytes <= limit_) return;
-  throw MemoryLimitError(path_ + ": the table would need " + human_size(bytes) + " (" + what + "), more than the memory limit of " + human_size(limit_) +
+  throw MemoryLimitError(path_ + ": the table would need " + human_size(bytes) + " (" + what +
+                         "), more than the memory limit of " + human_size(limit_) +
                          (default_limit_ ? " (80% of the memory available)" : "") +
                          "; raise it with --max-memory (Python: max_memory=), or read fewer rows with --limit");
 }

@@ -57,7 +57,9 @@ namespace {
 // A count in the manifest must be a JSON integer: get<uint64_t>() of a fraction, a negative
 // number or 1e99 converts a double that does not fit (undefined behaviour) instead of failing.
 uint64_t count_of(const nlohmann::json& value, const char* name) {
-  if (!value.is_number_unsigned()) throw std::domain_error(std::string("'") + name + "' must be a non-negative integer, not " + value.dump());
+  if (!value.is_number_unsigned()) {
+    throw std::domain_error(std::string("'") + name + "' must be a non-negative integer, not " + value.dump());
+  }
   return value.get<uint64_t>();
 }
 
@@ -90,7 +92,8 @@ Manifest read_manifest(const std::string& folder) {
     m.generation = j.contains("generation") ? count_of(j.at("generation"), "generation") : 0;
     if (j.contains("deleted")) {
       const auto& deleted = j.at("deleted");
-      m.deleted = {deleted.at("file").get<std::string>(), deleted.at("xxh64").get<std::string>(), count_of(deleted.at("count"), "deleted.count")};
+      m.deleted = {deleted.at("file").get<std::string>(), deleted.at("xxh64").get<std::string>(),
+                   count_of(deleted.at("count"), "deleted.count")};
       check_shard_name(m.deleted.file, folder, path);
       if (m.deleted.count > m.rows) throw std::domain_error("more deleted rows than rows");
     }
