@@ -33,6 +33,8 @@ constexpr hsize_t kMaxCompressionRatio = 1100;
 // The largest element a dataset or attribute vecpack reads may have: a float, an integer, or a
 // fixed-length key of at most 64 KiB.
 constexpr size_t kMaxElementBytes = size_t{1} << 16;
+// A variable-length string in the file: its length, heap collection address, object index.
+constexpr uint64_t kHeapReferenceBytes = 4 + 8 + 4;
 
 // Owns one HDF5 identifier and closes it with the matching function.
 class Handle {
@@ -94,31 +96,134 @@ bool is_regular_file(const std::string& path) {
   return ::stat(path.c_str(), &info) == 0 && S_ISREG(info.st_mode);
 }
 
-// libhdf5 1.10 follows a local heap's free list without noticing a cycle, allocating a node
-// per step until memory runs out (a 9 KB file took 24 GB and two minutes). A group stored as a
-// symbol table (every group in files written for the earliest library version, which h5py and
-// vecpack write by default) has one, and the root group's is read by any lookup. So vecpack
-// walks the root group's free list itself before libhdf5 opens the file. Other layouts go
-// unchecked: libhdf5 rejects what it cannot parse.
-void check_root_local_heap(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) throw IoError(path, "open", errno);
-  struct Closer {
-    int fd;
-    ~Closer() { ::close(fd); }
-  } closer{fd};
-  struct stat info {};
-  if (::fstat(fd, &info) != 0) throw IoError(path, "stat", errno);
-  const uint64_t file_size = static_cast<uint64_t>(info.st_size);
-  auto read_at = [&](uint64_t offset, void* out, uint64_t size) {
-    return offset <= file_size && size <= file_size - offset &&
-           ::pread(fd, out, size, static_cast<off_t>(offset)) == static_cast<ssize_t>(size);
+// A file's bytes, read directly, for what vecpack checks before libhdf5 parses the parts of a
+// damaged file that libhdf5 1.10 mishandles. Numbers in HDF5 are little-endian.
+class RawFile {
+ public:
+  explicit RawFile(const std::string& path) : fd_(::open(path.c_str(), O_RDONLY | O_CLOEXEC)) {
+    if (fd_ < 0) throw IoError(path, "open", errno);
+    struct stat info {};
+    if (::fstat(fd_, &info) != 0) {
+      const int error = errno;
+      ::close(fd_);
+      throw IoError(path, "stat", error);
+    }
+    size_ = static_cast<uint64_t>(info.st_size);
+  }
+  ~RawFile() { ::close(fd_); }
+  RawFile(const RawFile&) = delete;
+  RawFile& operator=(const RawFile&) = delete;
+  uint64_t size() const { return size_; }
+
+  // Reads `size` bytes at absolute `offset`; false when they are not all in the file.
+  bool read_at(uint64_t offset, void* out, uint64_t size) const {
+    if (offset > size_ || size > size_ - offset) return false;
+    return ::pread(fd_, out, size, static_cast<off_t>(offset)) == static_cast<ssize_t>(size);
+  }
+
+  static uint64_t u16(const uint8_t* p) { return uint64_t(p[0]) | uint64_t(p[1]) << 8; }
+  static uint64_t u32(const uint8_t* p) { return u16(p) | u16(p + 2) << 16; }
+  static uint64_t u64(const uint8_t* p) { return u32(p) | u32(p + 4) << 32; }
+
+ private:
+  int fd_;
+  uint64_t size_ = 0;
+};
+
+// The messages of the object header at absolute offset `header`, read by vecpack itself.
+// libhdf5 1.10 follows a continuation message to any address (2^64 - 1 crashed it in H5Fopen),
+// decodes every attribute message of an object when any attribute is looked up, reading past
+// a damaged one's end, and allocates (and zeroes) as many bytes as a variable-length string's
+// reference says, up to 4 GiB. So vecpack walks the headers of the objects it opens first:
+// versions 1 (h5py's and vecpack's default) and 2, with their continuation blocks;
+// `visit(type, data, size)` sees each message. `base` is the file's base address; `object`
+// names the object in messages ("the root group", "dataset 'train'").
+template <typename Visit>
+void for_each_header_message(const RawFile& file, uint64_t base, uint64_t address, const std::string& path,
+                             const std::string& object, Visit&& visit) {
+  constexpr uint64_t kMaxBlock = uint64_t{1} << 20;  // libhdf5 writes blocks of a few KiB
+  constexpr int kMaxBlocks = 64;
+  auto damaged = [&](const std::string& what) {
+    throw FormatError(path + ": the object header of " + object + " " + what, "");
   };
-  auto u64 = [](const uint8_t* p) {
-    uint64_t value = 0;
-    for (int i = 7; i >= 0; --i) value = value << 8 | p[i];
-    return value;
+  if (base >= file.size() || address >= file.size() - base) damaged("lies outside the file");
+  const uint64_t header = base + address;
+  uint8_t prefix[40] = {};  // the longest version 2 prefix is 34 bytes; a version 1 prefix, 16
+  if (!file.read_at(header, prefix, std::min<uint64_t>(sizeof prefix, file.size() - header))) {
+    damaged("lies outside the file");
+  }
+  const bool version2 = std::memcmp(prefix, "OHDR", 4) == 0;
+  struct Block {
+    uint64_t offset, size;
   };
+  std::vector<Block> blocks;
+  if (version2) {
+    if (prefix[4] != 2) damaged("has version " + std::to_string(prefix[4]));
+    const unsigned flags = prefix[5];
+    uint64_t at = 6 + ((flags & 0x20) ? 16 : 0) + ((flags & 0x10) ? 4 : 0);
+    const unsigned width = 1u << (flags & 3);
+    uint64_t size = 0;
+    for (unsigned i = 0; i < width; ++i) size |= uint64_t(prefix[at + i]) << (8 * i);
+    blocks.push_back({header + at + width, size});
+  } else {
+    if (prefix[0] != 1) damaged("has version " + std::to_string(prefix[0]));
+    blocks.push_back({header + 16, RawFile::u32(prefix + 8)});
+  }
+  const bool creation_order = version2 && (prefix[5] & 0x04);
+  const uint64_t message_header = version2 ? (creation_order ? 6 : 4) : 8;
+  std::vector<uint8_t> bytes;
+  for (size_t next = 0; next < blocks.size(); ++next) {
+    const Block block = blocks[next];
+    if (block.size > kMaxBlock) damaged("has a block of " + std::to_string(block.size) + " bytes");
+    bytes.resize(static_cast<size_t>(block.size));
+    if (!file.read_at(block.offset, bytes.data(), block.size)) damaged("has a block outside the file");
+    // Version 2: chunk 0's size counts its messages only; a continuation block holds "OCHK",
+    // messages and a checksum.
+    uint64_t at = 0, end = block.size;
+    if (version2 && next > 0) {
+      if (block.size < 8 || std::memcmp(bytes.data(), "OCHK", 4) != 0) damaged("has a damaged continuation block");
+      at = 4;
+      end = block.size - 4;
+    }
+    while (at + message_header <= end) {
+      const uint8_t* message = bytes.data() + at;
+      const uint64_t type = version2 ? message[0] : RawFile::u16(message);
+      const uint64_t size = version2 ? RawFile::u16(message + 1) : RawFile::u16(message + 2);
+      at += message_header;
+      if (size > end - at) damaged("has a message of " + std::to_string(size) + " bytes past its block's end");
+      const uint8_t* data = bytes.data() + at;
+      if (type == 0x10) {  // continuation: the next block's address and length
+        if (size < 16) damaged("has a damaged continuation message");
+        if (blocks.size() == kMaxBlocks) damaged("has more than " + std::to_string(kMaxBlocks) + " blocks");
+        const uint64_t offset = RawFile::u64(data), length = RawFile::u64(data + 8);
+        if (offset >= file.size() - base) damaged("continues outside the file");
+        blocks.push_back({base + offset, length});
+      } else {
+        visit(type, data, size);
+      }
+      at += size;
+    }
+  }
+}
+
+// The object header at `address`, checked as for_each_header_message reads it.
+void check_object_header(const RawFile& file, uint64_t base, uint64_t address, const std::string& path,
+                         const std::string& object) {
+  for_each_header_message(file, base, address, path, object, [](uint64_t, const uint8_t*, uint64_t) {});
+}
+
+// Before libhdf5 opens a file, vecpack checks what H5Fopen reads and 1.10 mishandles:
+// - the root group's object header (see for_each_header_message);
+// - the root group's local heap: libhdf5 follows its free list without noticing a cycle,
+//   allocating a node per step until memory runs out (a 9 KB file took 24 GB and two minutes).
+//   A group stored as a symbol table (every group in files written for the earliest library
+//   version, which h5py and vecpack write by default) has one, and any lookup reads the root's.
+// Files with other address sizes go unchecked: no writer vecpack knows makes them.
+void check_root_group(const std::string& path) {
+  const RawFile file(path);
+  const uint64_t file_size = file.size();
+  auto read_at = [&](uint64_t offset, void* out, uint64_t size) { return file.read_at(offset, out, size); };
+  auto u64 = RawFile::u64;
   static const uint8_t kSignature[8] = {0x89, 'H', 'D', 'F', '\r', '\n', 0x1a, '\n'};
   uint8_t block[96];
   uint64_t at = 0;
@@ -127,12 +232,18 @@ void check_root_local_heap(const std::string& path) {
     if (std::memcmp(block, kSignature, 8) == 0) break;
   }
   const unsigned version = block[8];
-  if (version > 1 || block[13] != 8 || block[14] != 8) return;  // version 2+: no symbol tables
+  if (version >= 2) {  // sizes, flags, base, extension, end of file, root object header
+    if (block[9] != 8 || block[10] != 8) return;
+    const uint64_t base = u64(block + 12);
+    check_object_header(file, base, u64(block + 36), path, "the root group");
+    return;  // no symbol tables
+  }
+  if (block[13] != 8 || block[14] != 8) return;
   const uint8_t* fields = block + (version == 0 ? 24 : 28);
   const uint64_t base = u64(fields);
   const uint8_t* root = fields + 32;  // link name offset, object header, cache type, reserved, scratch pad
-  const uint32_t cache_type =
-      uint32_t(root[16]) | uint32_t(root[17]) << 8 | uint32_t(root[18]) << 16 | uint32_t(root[19]) << 24;
+  check_object_header(file, base, u64(root + 8), path, "the root group");
+  const uint64_t cache_type = RawFile::u32(root + 16);
   if (cache_type != 1) return;  // no symbol table cached in the superblock
   const uint64_t heap = u64(root + 32);
   uint8_t header[32];
@@ -165,11 +276,111 @@ Handle open_file(const std::string& path) {
     H5Eclear2(H5E_DEFAULT);
     throw FormatError(path + ": not an HDF5 file", "", 0);
   }
-  check_root_local_heap(path);
+  check_root_group(path);
   hid_t id = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
   if (id < 0) fail(path, "", "cannot open the HDF5 file");
   return Handle(id, H5Fclose);
 }
+
+// libhdf5 1.10 can loop forever in H5HG_read on a damaged global heap. A variable-length
+// string is a reference (length, collection address, object index) into a heap collection
+// ("GCOL"), and libhdf5 walks a collection's object list by the sizes it finds: a free-space
+// entry of size 0 never moves it on, and a string naming an object the collection lacks makes
+// it retry forever. So vecpack walks each collection it is about to use itself, as libhdf5
+// does, and refuses the file unless the walk ends exactly at the collection's end and the
+// object is there, long enough.
+class HeapCheck {
+ public:
+  HeapCheck(hid_t file, const std::string& path, const std::string& name) : path_(path), name_(name) {
+    Handle create(H5Fget_create_plist(file), H5Pclose);
+    size_t address_bytes = 0, length_bytes = 0;
+    usable_ = create.valid() && H5Pget_sizes(create.get(), &address_bytes, &length_bytes) >= 0 &&
+              H5Pget_userblock(create.get(), &base_) >= 0 && address_bytes == 8 && length_bytes == 8;
+    H5Eclear2(H5E_DEFAULT);  // every writer uses 8-byte addresses and lengths; others go unchecked
+    if (usable_) file_.emplace(path);
+  }
+  bool usable() const { return usable_; }
+  const RawFile& file() const { return *file_; }
+  uint64_t file_size() const { return file_->size(); }
+  hsize_t base() const { return base_; }
+  bool read_at(uint64_t offset, void* out, uint64_t size) const { return file_->read_at(offset, out, size); }
+
+  // The string `what` refers to object `index` (at least `length` bytes) of the collection at
+  // `address` (relative to the file's base).
+  void check_reference(uint64_t length, uint64_t address, uint64_t index, const std::string& what) {
+    object(length, address, index, what);
+  }
+
+  // The `length` bytes of the string that the reference names, checked as check_reference does.
+  std::string read_reference(uint64_t length, uint64_t address, uint64_t index, const std::string& what) {
+    if (length == 0 && address == 0) return {};
+    const uint64_t offset = object(length, address, index, what).offset;
+    std::string text(static_cast<size_t>(length), '\0');
+    if (!read_at(base_ + address + offset + 16, text.data(), length)) {
+      damaged(what + " points at heap collection " + std::to_string(address) + ", which cannot be read");
+    }
+    return text;
+  }
+
+ private:
+  struct Object {
+    uint64_t offset, size;  // offset of the object's header in its collection
+  };
+
+  [[noreturn]] void damaged(const std::string& what) const {
+    fail(path_, name_, "variable-length strings: " + what);
+  }
+
+  const Object& object(uint64_t length, uint64_t address, uint64_t index, const std::string& what) {
+    static const Object kNone{0, 0};
+    if (length == 0 && address == 0) return kNone;  // a null string: nothing to read
+    const std::string at = what + " points at heap collection " + std::to_string(address);
+    const auto& objects = collection(address, at);
+    auto object = objects.find(index);
+    if (object == objects.end() || object->second.size < length) {
+      damaged(at + ", which has no object " + std::to_string(index) + " of " + std::to_string(length) + " bytes");
+    }
+    return object->second;
+  }
+
+  // The collection's objects (index -> offset and size), walked as libhdf5 walks it.
+  const std::unordered_map<uint64_t, Object>& collection(uint64_t address, const std::string& at) {
+    auto found = collections_.find(address);
+    if (found != collections_.end()) return found->second;
+    const uint64_t file_size = file_->size();
+    uint8_t header[16];
+    if (address > file_size || !read_at(base_ + address, header, sizeof header)) damaged(at + ", outside the file");
+    if (std::memcmp(header, "GCOL", 4) != 0 || header[4] != 1) damaged(at + ", which is not a heap collection");
+    const uint64_t size = RawFile::u64(header + 8);
+    if (size < 4096 || size > file_size || base_ + address > file_size - size) {
+      damaged(at + ", whose size " + std::to_string(size) + " does not fit the file");
+    }
+    std::vector<uint8_t> bytes(static_cast<size_t>(size));
+    if (!read_at(base_ + address, bytes.data(), size)) damaged(at + ", which cannot be read");
+    auto& objects = collections_[address];
+    uint64_t offset = 16;
+    while (offset < size) {
+      if (offset + 16 > size) break;  // too small for an object header: free space, as libhdf5 takes it
+      const uint8_t* object = bytes.data() + offset;
+      const uint64_t index = RawFile::u16(object), object_size = RawFile::u64(object + 8);
+      // libhdf5 moves on by the size of the free-space entry (index 0) itself, and by the
+      // aligned size plus the header for an object.
+      const uint64_t step = index == 0 ? object_size : 16 + (object_size + 7) / 8 * 8;
+      if (object_size > size || step == 0 || step > size - offset) {
+        damaged(at + ", whose object list is damaged at byte " + std::to_string(offset));
+      }
+      if (index != 0) objects[index] = Object{offset, object_size};
+      offset += step;
+    }
+    return objects;
+  }
+
+  std::string path_, name_;
+  bool usable_ = false;
+  std::optional<RawFile> file_;
+  hsize_t base_ = 0;
+  std::unordered_map<uint64_t, std::unordered_map<uint64_t, Object>> collections_;
+};
 
 // H5Lexists fails, rather than answering false, when a parent group is missing; so walk down.
 bool link_exists(hid_t file, const std::string& name) {
@@ -190,8 +401,33 @@ bool link_exists(hid_t file, const std::string& name) {
   return !prefix.empty();
 }
 
+// The object header of every object on the way to `name` ("group/train": the group, then the
+// dataset), checked before libhdf5 opens them (see for_each_header_message).
+void check_objects_on_path(hid_t file, const std::string& path, const std::string& name) {
+  HeapCheck raw(file, path, name);
+  if (!raw.usable()) return;
+  std::string prefix;
+  for (size_t start = 0; start <= name.size();) {
+    size_t slash = name.find('/', start);
+    if (slash == std::string::npos) slash = name.size();
+    if (slash > start) {
+      prefix += "/" + name.substr(start, slash - start);
+      H5L_info_t link{};
+      if (H5Lget_info(file, prefix.c_str(), &link, H5P_DEFAULT) < 0) {
+        H5Eclear2(H5E_DEFAULT);
+        return;  // libhdf5 reports it when opening
+      }
+      if (link.type == H5L_TYPE_HARD) {
+        check_object_header(raw.file(), raw.base(), link.u.address, path, "'" + prefix.substr(1) + "'");
+      }
+    }
+    start = slash + 1;
+  }
+}
+
 Handle open_dataset(hid_t file, const std::string& path, const std::string& name) {
   if (!link_exists(file, name)) throw FormatError(path + ": no dataset '" + name + "'", name);
+  check_objects_on_path(file, path, name);
   hid_t id = H5Dopen2(file, name.c_str(), H5P_DEFAULT);
   if (id < 0) fail(path, name, "is not a dataset");
   return Handle(id, H5Dclose);
@@ -225,14 +461,26 @@ Shape dataset_shape(hid_t dataset, const std::string& path, const std::string& n
   if (shape.cols > kMaxDim) {
     fail(path, name, "has " + std::to_string(shape.cols) + " columns, more than the supported " + std::to_string(kMaxDim));
   }
-  // H5Tis_variable_str elements are pointers in the file's heap: their stored size is unknown.
-  if (H5Tis_variable_str(type.get()) > 0 || shape.rows == 0 || shape.cols == 0) return shape;
-  hsize_t limit = std::numeric_limits<hsize_t>::max() / shape.cols / element;
+  const bool variable = H5Tis_variable_str(type.get()) > 0;
+  if (shape.rows == 0 || shape.cols == 0) return shape;
+  // In the file, a variable-length string is a heap reference (8-byte addresses assumed).
+  const hsize_t stored_element = variable ? kHeapReferenceBytes : element;
+  hsize_t limit = std::numeric_limits<hsize_t>::max() / shape.cols / stored_element;
   if (shape.rows > limit) fail(path, name, "is too large to address");
-  hsize_t logical = shape.rows * shape.cols * element;
+  hsize_t logical = shape.rows * shape.cols * stored_element;
   hsize_t stored = H5Dget_storage_size(dataset);
   Handle plist(H5Dget_create_plist(dataset), H5Pclose);
-  bool contiguous = plist.valid() && H5Pget_layout(plist.get()) == H5D_CONTIGUOUS;
+  const H5D_layout_t layout = plist.valid() ? H5Pget_layout(plist.get()) : H5D_LAYOUT_ERROR;
+  // libhdf5 1.10 copies a compact dataset's elements out of its data buffer without checking
+  // that the buffer holds them (1.14 refuses such a file).
+  if (layout == H5D_COMPACT && stored != logical) {
+    fail(path, name,
+         "claims " + std::to_string(shape.rows) + " x " + std::to_string(shape.cols) + " elements (" +
+             std::to_string(logical) + " bytes) but its compact data has " + std::to_string(stored) + " bytes");
+  }
+  // A variable-length string's heap object is checked when its reference is (check_string_heap).
+  if (variable) return shape;
+  bool contiguous = layout == H5D_CONTIGUOUS;
   if (contiguous ? stored < logical : stored == 0 || logical / kMaxCompressionRatio > stored) {
     fail(path, name,
          "claims " + std::to_string(shape.rows) + " x " + std::to_string(shape.cols) + " elements but stores only " +
@@ -262,205 +510,133 @@ void require_class(hid_t dataset, H5T_class_t wanted, const std::string& path, c
   if (!type.valid() || H5Tget_class(type.get()) != wanted) fail(path, name, std::string("expected ") + expected + " elements");
 }
 
-// libhdf5 1.10 can loop forever in H5HG_read on a damaged global heap. A variable-length
-// string is a reference (length, collection address, object index) into a heap collection
-// ("GCOL"), and libhdf5 walks a collection's object list by the sizes it finds: a free-space
-// entry of size 0 never moves it on, and a string naming an object the collection lacks makes
-// it retry forever. So vecpack walks each collection it is about to use itself, as libhdf5
-// does, and refuses the file unless the walk ends exactly at the collection's end and the
-// object is there, long enough.
-class HeapCheck {
- public:
-  HeapCheck(hid_t file, const std::string& path, const std::string& name) : path_(path), name_(name) {
-    Handle create(H5Fget_create_plist(file), H5Pclose);
-    size_t address_bytes = 0, length_bytes = 0;
-    usable_ = create.valid() && H5Pget_sizes(create.get(), &address_bytes, &length_bytes) >= 0 &&
-              H5Pget_userblock(create.get(), &base_) >= 0 && address_bytes == 8 && length_bytes == 8;
-    H5Eclear2(H5E_DEFAULT);  // every writer uses 8-byte addresses and lengths; others go unchecked
-    if (!usable_) return;
-    fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd_ < 0) throw IoError(path, "open", errno);
-    struct stat info {};
-    if (::fstat(fd_, &info) != 0) {
-      const int error = errno;
-      ::close(fd_);
-      throw IoError(path, "stat", error);
-    }
-    file_size_ = static_cast<uint64_t>(info.st_size);
+// The data of a compact dataset, which lives in the layout message (version 3 or 4) of its
+// object header, into `out` (whose size it must have); false when the dataset is not compact
+// or its layout message is of an older version.
+bool compact_data(const HeapCheck& heap, hid_t dataset, const std::string& path, const std::string& name,
+                  std::vector<uint8_t>& out) {
+  H5O_info_t info{};
+  if (H5Oget_info2(dataset, &info, H5O_INFO_BASIC) < 0) {
+    H5Eclear2(H5E_DEFAULT);
+    return false;
   }
-  ~HeapCheck() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  HeapCheck(const HeapCheck&) = delete;
-  HeapCheck& operator=(const HeapCheck&) = delete;
-  bool usable() const { return usable_; }
-  uint64_t file_size() const { return file_size_; }
-
-  // Reads `size` bytes at absolute `offset`; false when they are not all in the file.
-  bool read_at(uint64_t offset, void* out, uint64_t size) const {
-    if (offset > file_size_ || size > file_size_ - offset) return false;
-    return ::pread(fd_, out, size, static_cast<off_t>(offset)) == static_cast<ssize_t>(size);
-  }
-
-  // The string `what` refers to object `index` (at least `length` bytes) of the collection at
-  // `address` (relative to the file's base).
-  void check_reference(uint64_t length, uint64_t address, uint64_t index, const std::string& what) {
-    if (length == 0 && address == 0) return;  // a null string: nothing to read
-    const std::string at = what + " points at heap collection " + std::to_string(address);
-    const auto& objects = collection(address, at);
-    auto object = objects.find(index);
-    if (object == objects.end() || object->second < length) {
-      damaged(at + ", which has no object " + std::to_string(index) + " of " + std::to_string(length) + " bytes");
-    }
-  }
-
-  // Every collection that an 8-byte window of [offset, offset + size) could name: used where
-  // the references cannot be told apart from their surroundings (an attribute's data inside
-  // an object header). A window that names no collection is skipped.
-  // Returns how many windows name a collection and how many of those, read as a whole
-  // reference (a 4-byte length before, a 4-byte index after), name an object that holds a
-  // string of at most max_length bytes.
-  std::pair<size_t, size_t> check_collections_named_in(uint64_t offset, uint64_t size, const std::string& what,
-                                                       uint64_t max_length) {
-    std::vector<uint8_t> bytes(static_cast<size_t>(std::min<uint64_t>(size, kMaxScan)));
-    if (!read_at(offset, bytes.data(), bytes.size())) return {0, 0};
-    size_t named = 0, whole = 0;
-    for (size_t i = 0; i + 8 <= bytes.size(); ++i) {
-      const uint64_t address = u64(bytes.data() + i);
-      if (address == 0 || address >= file_size_) continue;
-      if (!collections_.count(address)) {
-        uint8_t signature[8];
-        if (!probed_.insert(address).second || !read_at(base_ + address, signature, 8) ||
-            std::memcmp(signature, "GCOL\x01\0\0\0", 8) != 0) {
-          continue;
-        }
-      }
-      const auto& objects = collection(address, what + " names heap collection " + std::to_string(address));
-      ++named;
-      if (i < 4 || i + 12 > bytes.size()) continue;
-      const uint64_t length = u32(bytes.data() + i - 4);
-      auto object = objects.find(u32(bytes.data() + i + 8));
-      if (object != objects.end() && length <= object->second && length <= max_length) ++whole;
-    }
-    return {named, whole};
-  }
-
-  static uint64_t u16(const uint8_t* p) { return uint64_t(p[0]) | uint64_t(p[1]) << 8; }
-  static uint64_t u32(const uint8_t* p) { return u16(p) | u16(p + 2) << 16; }
-  static uint64_t u64(const uint8_t* p) { return u32(p) | u32(p + 4) << 32; }
-  hsize_t base() const { return base_; }
-
- private:
-  static constexpr uint64_t kMaxScan = uint64_t{1} << 20;
-
-  [[noreturn]] void damaged(const std::string& what) const {
-    fail(path_, name_, "variable-length strings: " + what);
-  }
-
-  // The collection's objects (index -> size), walked as libhdf5 walks it.
-  const std::unordered_map<uint64_t, uint64_t>& collection(uint64_t address, const std::string& at) {
-    auto found = collections_.find(address);
-    if (found != collections_.end()) return found->second;
-    uint8_t header[16];
-    if (address > file_size_ || !read_at(base_ + address, header, sizeof header)) damaged(at + ", outside the file");
-    if (std::memcmp(header, "GCOL", 4) != 0 || header[4] != 1) damaged(at + ", which is not a heap collection");
-    const uint64_t size = u64(header + 8);
-    if (size < 4096 || size > file_size_ || base_ + address > file_size_ - size) {
-      damaged(at + ", whose size " + std::to_string(size) + " does not fit the file");
-    }
-    std::vector<uint8_t> bytes(static_cast<size_t>(size));
-    if (!read_at(base_ + address, bytes.data(), size)) damaged(at + ", which cannot be read");
-    auto& objects = collections_[address];
-    uint64_t offset = 16;
-    while (offset < size) {
-      if (offset + 16 > size) break;  // too small for an object header: free space, as libhdf5 takes it
-      const uint8_t* object = bytes.data() + offset;
-      const uint64_t index = u16(object), object_size = u64(object + 8);
-      // libhdf5 moves on by the size of the free-space entry (index 0) itself, and by the
-      // aligned size plus the header for an object.
-      const uint64_t step = index == 0 ? object_size : 16 + (object_size + 7) / 8 * 8;
-      if (object_size > size || step == 0 || step > size - offset) {
-        damaged(at + ", whose object list is damaged at byte " + std::to_string(offset));
-      }
-      if (index != 0) objects[index] = object_size;
-      offset += step;
-    }
-    return objects;
-  }
-
-  std::string path_, name_;
-  bool usable_ = false;
-  int fd_ = -1;
-  hsize_t base_ = 0;
-  uint64_t file_size_ = 0;
-  std::unordered_map<uint64_t, std::unordered_map<uint64_t, uint64_t>> collections_;
-  std::unordered_set<uint64_t> probed_;  // addresses already looked at for a collection
-};
+  bool found = false;
+  for_each_header_message(heap.file(), heap.base(), info.addr, path, "dataset '" + name + "'",
+                          [&](uint64_t type, const uint8_t* data, uint64_t size) {
+                            // 0x08: the layout; class 0: compact, its size and then its data
+                            if (type != 0x08 || found || size < 4 || data[0] < 3 || data[1] != 0) return;
+                            const uint64_t bytes = RawFile::u16(data + 2);
+                            if (bytes != out.size() || 4 + bytes > size) {
+                              fail(path, name, "its compact data has " + std::to_string(bytes) + " bytes, not the " +
+                                                   std::to_string(out.size()) + " its elements take");
+                            }
+                            std::memcpy(out.data(), data + 4, out.size());
+                            found = true;
+                          });
+  return found;
+}
 
 // Before libhdf5 reads the strings of a contiguous key dataset, vecpack reads their references
 // from the dataset's raw bytes and checks them. (Chunked and compact string datasets, which
 // h5py and vecpack do not write, are read without this check.)
 void check_string_heap(hid_t file, hid_t dataset, hsize_t rows, const std::string& path, const std::string& name) {
-  const haddr_t data = H5Dget_offset(dataset);  // absolute: the base is included
-  H5Eclear2(H5E_DEFAULT);
-  if (data == HADDR_UNDEF || rows == 0) return;
+  if (rows == 0) return;
   HeapCheck heap(file, path, name);
   if (!heap.usable()) return;
-  constexpr uint64_t kReference = 4 + 8 + 4;  // length, collection address, object index
-  if (rows > heap.file_size() / kReference) {
+  if (rows > heap.file_size() / kHeapReferenceBytes) {
     fail(path, name, "variable-length strings: " + std::to_string(rows) + " references cannot fit in the file");
   }
-  std::vector<uint8_t> references(static_cast<size_t>(rows * kReference));
-  if (!heap.read_at(data, references.data(), references.size())) {
-    fail(path, name, "variable-length strings: the references lie outside the file");
+  std::vector<uint8_t> references(static_cast<size_t>(rows * kHeapReferenceBytes));
+  const haddr_t data = H5Dget_offset(dataset);  // contiguous: absolute, the base included
+  H5Eclear2(H5E_DEFAULT);
+  if (data != HADDR_UNDEF) {
+    if (!heap.read_at(data, references.data(), references.size())) {
+      fail(path, name, "variable-length strings: the references lie outside the file");
+    }
+  } else if (!compact_data(heap, dataset, path, name, references)) {
+    return;  // chunked: read without this check
   }
   for (hsize_t row = 0; row < rows; ++row) {
-    const uint8_t* reference = references.data() + row * kReference;
-    heap.check_reference(HeapCheck::u32(reference), HeapCheck::u64(reference + 4), HeapCheck::u32(reference + 12),
+    const uint8_t* reference = references.data() + row * kHeapReferenceBytes;
+    heap.check_reference(RawFile::u32(reference), RawFile::u64(reference + 4), RawFile::u32(reference + 12),
                          "string " + std::to_string(row));
   }
 }
 
-// An attribute's data sits among the messages of its object's header (and of the header's
-// continuation blocks), where its heap reference cannot be found without parsing them: so
-// every heap collection that the header's bytes could name is checked before H5Aread.
-void check_attribute_heap(hid_t file, hid_t object, const std::string& path, const char* attribute) {
+// The root group's string attribute `name` (fixed or variable length, one element), read
+// without libhdf5 (see for_each_header_message); nullopt when there is none, or when it is
+// stored where vecpack does not look (dense attribute storage, shared types).
+std::optional<std::string> read_root_string_attribute(hid_t file, const std::string& path, const char* name) {
   H5O_info_t info{};
-  if (H5Oget_info2(object, &info, H5O_INFO_BASIC | H5O_INFO_HDR) < 0) {
-    H5Eclear2(H5E_DEFAULT);
-    return;
-  }
+  if (H5Oget_info2(file, &info, H5O_INFO_BASIC) < 0) fail(path, "", "cannot read the root group's object header");
   HeapCheck heap(file, path, "");
-  if (!heap.usable()) return;
-  const std::string what = std::string("attribute '") + attribute + "'";
-  const uint64_t header = heap.base() + info.addr;
-  // The first chunk, then any block that a (address, length) pair in it could be a
-  // continuation of, one level deep: root groups with a few attributes need no more.
-  // libhdf5 allocates and copies as many bytes as the reference's length says (gigabytes, in
-  // a damaged file), so the reference must also name an object that holds it. Which window is
-  // the reference is unknown: at least one that names a collection must be a whole reference
-  // to a string of at most 64 KiB (a metric's name has a few bytes).
-  constexpr uint64_t kMaxAttributeBytes = uint64_t{1} << 16;
-  const uint64_t total = std::max<uint64_t>(info.hdr.space.total, 64);
-  auto [named, whole] = heap.check_collections_named_in(header, total, what, kMaxAttributeBytes);
-  std::vector<uint8_t> bytes(static_cast<size_t>(std::min<uint64_t>(total, uint64_t{1} << 16)));
-  if (heap.read_at(header, bytes.data(), bytes.size())) {
-    for (size_t i = 0; i + 16 <= bytes.size(); ++i) {
-      const uint64_t address = HeapCheck::u64(bytes.data() + i), length = HeapCheck::u64(bytes.data() + i + 8);
-      if (address == 0 || length == 0 || length > (uint64_t{1} << 16) || address >= heap.file_size() ||
-          heap.base() + address == header) {
-        continue;
-      }
-      auto [more_named, more_whole] =
-          heap.check_collections_named_in(heap.base() + address, length, what, kMaxAttributeBytes);
-      named += more_named;
-      whole += more_whole;
+  if (!heap.usable()) return std::nullopt;  // 4-byte addresses: no writer vecpack knows makes them
+  const std::string what = std::string("attribute '") + name + "'";
+  auto damaged = [&](const std::string& why) { fail(path, "", what + " " + why); };
+  auto pad8 = [](uint64_t size) { return (size + 7) / 8 * 8; };
+  std::optional<std::string> value;
+  bool dense = false;
+  for_each_header_message(heap.file(), heap.base(), info.addr, path, "the root group",
+                          [&](uint64_t type, const uint8_t* data, uint64_t size) {
+    if (type == 0x15 && size >= 10) {  // attribute info: a fractal heap address when storage is dense
+      const uint64_t heap_at = (data[1] & 1) ? 4 : 2;
+      dense = dense || (heap_at + 8 <= size && RawFile::u64(data + heap_at) != ~uint64_t{0});
     }
+    if (type != 0x0C || value || size < 8) return;  // 0x0C: an attribute
+    const unsigned version = data[0];
+    if (version < 1 || version > 3) return;
+    const uint64_t name_size = RawFile::u16(data + 2), type_size = RawFile::u16(data + 4),
+                   space_size = RawFile::u16(data + 6);
+    uint64_t at = version == 3 ? 9 : 8;  // version 3 adds the name's character set
+    auto field = [&](uint64_t length) {  // version 1 pads each part to 8 bytes
+      const uint64_t start = at;
+      at += version == 1 ? pad8(length) : length;
+      if (at > size) damaged("is damaged: its parts run past the message's " + std::to_string(size) + " bytes");
+      return data + start;
+    };
+    const uint8_t* attribute_name = field(name_size);
+    if (std::strlen(name) + 1 != name_size || std::memcmp(attribute_name, name, name_size) != 0) return;
+    if (version > 1 && (data[1] & 3)) return;  // a shared type or dataspace, stored elsewhere
+    const uint8_t* datatype = field(type_size);
+    const uint8_t* dataspace = field(space_size);
+    const uint8_t* values = data + at;
+    const uint64_t values_size = size - at;
+    // Exactly one element: a scalar, or a simple dataspace of one element.
+    if (space_size < 4) damaged("has a damaged dataspace");
+    const unsigned space_version = dataspace[0], rank = dataspace[1];
+    const uint64_t dims_at = space_version == 1 ? 8 : 4;
+    if (space_version == 2 && dataspace[3] == 2) return;  // a null dataspace: no value
+    if (dims_at + 8 * uint64_t{rank} > space_size) damaged("has a damaged dataspace");
+    for (unsigned i = 0; i < rank; ++i) {
+      if (RawFile::u64(dataspace + dims_at + 8 * i) != 1) return;
+    }
+    if (type_size < 8) damaged("has a damaged datatype");
+    const unsigned type_class = datatype[0] & 0x0F;
+    const uint64_t element = RawFile::u32(datatype + 4);
+    if (type_class == 3) {  // a fixed-length string, padded with NULs or blanks
+      if (element > kMaxElementBytes || element > values_size) {
+        damaged("has a string of " + std::to_string(element) + " bytes, more than its message holds");
+      }
+      std::string text(reinterpret_cast<const char*>(values), static_cast<size_t>(element));
+      text = text.substr(0, text.find('\0'));
+      value = text.substr(0, text.find_last_not_of(' ') + 1);
+    } else if (type_class == 9 && (datatype[1] & 0x0F) == 1) {  // a variable-length string
+      if (type_size < 16 || RawFile::u32(datatype + 12) != 1) damaged("has variable-length strings of wide characters");
+      if (values_size < 16) damaged("is damaged: its value is shorter than a heap reference");
+      const uint64_t length = RawFile::u32(values);
+      if (length > kMaxElementBytes) {
+        damaged("has a string of " + std::to_string(length) + " bytes; a string attribute has at most " +
+                std::to_string(kMaxElementBytes));
+      }
+      std::string text = heap.read_reference(length, RawFile::u64(values + 4), RawFile::u32(values + 12), what);
+      value = text.substr(0, text.find('\0'));
+    }
+  });
+  if (!value && dense) {
+    std::fprintf(stderr, "warning: %s: the root group keeps its attributes in dense storage, which vecpack does not "
+                 "read; using cos\n", path.c_str());
   }
-  if (named && !whole) {
-    fail(path, "", what + ": no heap reference in its object header names an object that holds a string of at most " +
-                       std::to_string(kMaxAttributeBytes) + " bytes");
-  }
+  return value;
 }
 
 // A variable-length string's characters are bytes; a damaged type can declare characters of
@@ -514,41 +690,9 @@ void read_strings(hid_t dataset, hsize_t first, hsize_t count, std::vector<std::
   }
 }
 
-std::optional<std::string> read_string_attribute(hid_t file, hid_t object, const std::string& path, const char* name) {
-  if (H5Aexists(object, name) <= 0) {
-    H5Eclear2(H5E_DEFAULT);
-    return std::nullopt;
-  }
-  Handle attribute(H5Aopen(object, name, H5P_DEFAULT), H5Aclose);
-  Handle type(H5Aget_type(attribute.get()), H5Tclose);
-  Handle space(H5Aget_space(attribute.get()), H5Sclose);
-  if (!type.valid() || H5Tget_class(type.get()) != H5T_STRING || H5Sget_simple_extent_npoints(space.get()) != 1) {
-    return std::nullopt;
-  }
-  // A damaged type can declare a size of hundreds of MB, which libhdf5 1.10 allocates (and
-  // copies) for the conversion before it fails.
-  if (H5Tget_size(type.get()) > kMaxElementBytes) {
-    fail(path, "", std::string("attribute '") + name + "' has a type of " + std::to_string(H5Tget_size(type.get())) +
-                       " bytes, more than the " + std::to_string(kMaxElementBytes) + " a string attribute takes");
-  }
-  if (H5Tis_variable_str(type.get()) > 0) {
-    check_string_characters(type.get(), path, "", std::string("attribute '") + name + "'");
-    check_attribute_heap(file, object, path, name);
-    char* text = nullptr;
-    if (H5Aread(attribute.get(), type.get(), &text) < 0 || !text) return std::nullopt;
-    std::string value(text);
-    H5free_memory(text);
-    return value;
-  }
-  std::vector<char> bytes(H5Tget_size(type.get()) + 1, '\0');
-  if (H5Aread(attribute.get(), type.get(), bytes.data()) < 0) return std::nullopt;
-  std::string value(bytes.data());
-  return value.substr(0, value.find_last_not_of(' ') + 1);
-}
-
 // The root attribute "distance" as a metric; cos when absent or not one vecpack knows.
 Metric file_metric(hid_t file, const std::string& path) {
-  std::optional<std::string> distance = read_string_attribute(file, file, path, "distance");
+  std::optional<std::string> distance = read_root_string_attribute(file, path, "distance");
   if (!distance) return Metric::cos;
   std::string name = *distance;
   std::transform(name.begin(), name.end(), name.begin(), [](unsigned char c) { return std::tolower(c); });

@@ -21,18 +21,26 @@ namespace {
 // Builds HDF5 files the way h5py does (ann-benchmarks layout) with the C API.
 class H5Writer {
  public:
-  explicit H5Writer(const std::string& path) {
-    file_ = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+  explicit H5Writer(const std::string& path, hid_t create = H5P_DEFAULT, hid_t access = H5P_DEFAULT) {
+    file_ = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, create, access);
     REQUIRE(file_ >= 0);
   }
-  ~H5Writer() { H5Fclose(file_); }
+  ~H5Writer() {
+    if (dataset_create_ != H5P_DEFAULT) H5Pclose(dataset_create_);
+    H5Fclose(file_);
+  }
+  // Datasets from here on keep their data in their object header.
+  void compact() {
+    dataset_create_ = H5Pcreate(H5P_DATASET_CREATE);
+    H5Pset_layout(dataset_create_, H5D_COMPACT);
+  }
   hid_t file() const { return file_; }
 
   void matrix(const char* name, hid_t file_type, hid_t memory_type, const void* data, std::vector<hsize_t> dims) {
     hid_t space = H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr);
     hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
     H5Pset_create_intermediate_group(lcpl, 1);
-    hid_t dataset = H5Dcreate2(file_, name, file_type, space, lcpl, H5P_DEFAULT, H5P_DEFAULT);
+    hid_t dataset = H5Dcreate2(file_, name, file_type, space, lcpl, dataset_create_, H5P_DEFAULT);
     REQUIRE(dataset >= 0);
     REQUIRE(H5Dwrite(dataset, memory_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) >= 0);
     H5Dclose(dataset);
@@ -58,7 +66,7 @@ class H5Writer {
       for (size_t i = 0; i < count; ++i) std::memcpy(fixed.data() + i * width, values[i].data(), values[i].size());
     }
     hid_t space = H5Screate_simple(1, &count, nullptr);
-    hid_t dataset = H5Dcreate2(file_, name, type, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    hid_t dataset = H5Dcreate2(file_, name, type, space, H5P_DEFAULT, dataset_create_, H5P_DEFAULT);
     REQUIRE(dataset >= 0);
     REQUIRE(H5Dwrite(dataset, type, H5S_ALL, H5S_ALL, H5P_DEFAULT,
                      variable ? static_cast<const void*>(pointers.data()) : fixed.data()) >= 0);
@@ -82,6 +90,7 @@ class H5Writer {
 
  private:
   hid_t file_ = -1;
+  hid_t dataset_create_ = H5P_DEFAULT;
 };
 
 struct AnnFixture {
@@ -313,4 +322,186 @@ TEST_CASE("hdf5: a key with a NUL byte is refused when writing, not cut short") 
   Error e = test::caught<Error>([&] { write_table(table, path); });
   CHECK_MESSAGE(test::contains(e.what(), "cannot write row 0 as hdf5: its key 'a\\x00x' contains a NUL byte"), e.what());
   CHECK_FALSE(std::filesystem::exists(path));
+}
+
+namespace {
+
+// A table file whose root group holds `extra` string attributes (before or after the datasets)
+// and "distance" = "euclidean", in the object-header layout the property lists ask for.
+void write_with_attributes(const std::string& path, hid_t create, hid_t access, bool variable, int extra,
+                           bool extra_first) {
+  H5Writer h5(path, create, access);
+  auto extras = [&] {
+    for (int i = 0; i < extra; ++i) h5.attribute(("note" + std::to_string(i)).c_str(), std::string(40, 'x'), true);
+  };
+  if (extra_first) extras();
+  std::vector<float> rows = test::clustered_rows(6, 4, 2, 3);
+  h5.matrix("train", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, rows.data(), {6, 4});
+  if (!extra_first) extras();
+  h5.attribute("distance", "euclidean", variable);
+}
+
+struct PropertyList {
+  hid_t id;
+  explicit PropertyList(hid_t cls) : id(H5Pcreate(cls)) {}
+  ~PropertyList() { H5Pclose(id); }
+};
+
+}  // namespace
+
+TEST_CASE("hdf5: the distance attribute is read in every object-header layout libhdf5 writes") {
+  // vecpack reads the root group's attributes itself (libhdf5 1.10 mishandles damaged ones):
+  // version 1 headers (the default), version 2 headers with and without creation order, and
+  // attributes spread over continuation blocks.
+  test::TempDir dir;
+  PropertyList latest(H5P_FILE_ACCESS), ordered(H5P_FILE_CREATE);
+  H5Pset_libver_bounds(latest.id, H5F_LIBVER_LATEST, H5F_LIBVER_LATEST);
+  H5Pset_attr_creation_order(ordered.id, H5P_CRT_ORDER_TRACKED | H5P_CRT_ORDER_INDEXED);
+  struct Layout {
+    const char* name;
+    hid_t create, access;
+    int extra;
+  };
+  const Layout layouts[] = {{"version 1", H5P_DEFAULT, H5P_DEFAULT, 0},
+                            {"version 1, continued", H5P_DEFAULT, H5P_DEFAULT, 40},
+                            {"version 2", H5P_DEFAULT, latest.id, 0},
+                            {"version 2, continued", H5P_DEFAULT, latest.id, 6},
+                            {"version 2, creation order", ordered.id, latest.id, 3}};
+  for (const Layout& layout : layouts) {
+    for (bool variable : {true, false}) {
+      CAPTURE(layout.name);
+      CAPTURE(variable);
+      const std::string path = dir.file("t.h5");
+      write_with_attributes(path, layout.create, layout.access, variable, layout.extra, false);
+      CHECK(read_table(path).metric() == Metric::l2);
+    }
+  }
+
+  // Attributes in dense storage (a fractal heap) are not read: the metric falls back to cos.
+  PropertyList dense(H5P_FILE_CREATE);
+  H5Pset_attr_phase_change(dense.id, 0, 0);
+  const std::string path = dir.file("dense.h5");
+  write_with_attributes(path, dense.id, latest.id, true, 2, true);
+  CHECK(read_table(path).metric() == Metric::cos);
+}
+
+TEST_CASE("hdf5: a damaged distance attribute is a FormatError, never an allocation of its declared size") {
+  test::TempDir dir;
+  const std::string path = dir.file("t.h5");
+  write_with_attributes(path, H5P_DEFAULT, H5P_DEFAULT, true, 0, false);
+  const std::string pristine = test::file_text(path);
+  // The attribute message: name "distance\0" then the variable-length string type and a
+  // scalar dataspace; its value (after them) is a reference: length, collection, index.
+  const size_t name_at = pristine.find(std::string("distance\0", 9));
+  REQUIRE(name_at != std::string::npos);
+  const size_t gcol = pristine.find("GCOL");
+  REQUIRE(gcol != std::string::npos);
+  size_t reference = std::string::npos;  // the 8-byte collection address, after the 4-byte length
+  for (size_t i = name_at; i + 8 <= pristine.size() && i < name_at + 256; ++i) {
+    uint64_t address = 0;
+    std::memcpy(&address, pristine.data() + i, 8);
+    if (address == gcol) {
+      reference = i - 4;
+      break;
+    }
+  }
+  REQUIRE(reference != std::string::npos);
+  auto damaged = [&](size_t at, const std::string& bytes) {
+    std::string copy = pristine;
+    copy.replace(at, bytes.size(), bytes);
+    test::write_text(path, copy);
+    return test::caught<FormatError>([&] { read_table(path); });
+  };
+
+  // A length of 2 GiB (libhdf5 1.10 would allocate and zero it before noticing).
+  FormatError huge = damaged(reference, std::string("\xff\xff\xff\x7f", 4));
+  CHECK_MESSAGE(test::contains(huge.what(), "attribute 'distance' has a string of 2147483647 bytes"), huge.what());
+  // A length the heap object does not hold.
+  FormatError longer = damaged(reference, std::string("\x00\x01\x00\x00", 4));
+  CHECK_MESSAGE(test::contains(longer.what(), "which has no object 1 of 256 bytes"), longer.what());
+  // An object the collection lacks.
+  FormatError missing = damaged(reference + 12, std::string("\x07\x00\x00\x00", 4));
+  CHECK_MESSAGE(test::contains(missing.what(), "which has no object 7"), missing.what());
+  // A name longer than the message (libhdf5 1.10 reads past the message's end).
+  FormatError name = damaged(name_at - 6, std::string("\xff\x0f", 2));
+  CHECK_MESSAGE(test::contains(name.what(), "attribute 'distance' is damaged: its parts run past the message"),
+                name.what());
+}
+
+TEST_CASE("hdf5: damaged object headers are FormatErrors before libhdf5 reads them") {
+  // libhdf5 1.10 follows a continuation message to any address: 2^64 - 1 crashed H5Fopen.
+  test::TempDir dir;
+  const std::string path = dir.file("t.h5");
+  write_with_attributes(path, H5P_DEFAULT, H5P_DEFAULT, true, 40, false);  // continued headers
+  const std::string pristine = test::file_text(path);
+  auto u64_at = [&](size_t at) {
+    uint64_t value = 0;
+    std::memcpy(&value, pristine.data() + at, 8);
+    return value;
+  };
+  // Superblock version 0 at byte 0: the root group's object header address is at byte 64.
+  REQUIRE(pristine[8] == 0);
+  const size_t root = static_cast<size_t>(u64_at(64));
+  REQUIRE(pristine[root] == 1);  // object header version 1: messages from byte 16
+  uint32_t header_size = 0;
+  std::memcpy(&header_size, pristine.data() + root + 8, 4);
+  size_t continuation = 0;
+  for (size_t at = root + 16; at + 8 <= root + 16 + header_size;) {
+    uint16_t type = 0, size = 0;
+    std::memcpy(&type, pristine.data() + at, 2);
+    std::memcpy(&size, pristine.data() + at + 2, 2);
+    if (type == 0x10) continuation = at + 8;
+    at += 8 + size;
+  }
+  REQUIRE(continuation != 0);
+  auto damaged = [&](size_t at, const std::string& bytes) {
+    std::string copy = pristine;
+    copy.replace(at, bytes.size(), bytes);
+    test::write_text(path, copy);
+    return test::caught<FormatError>([&] { read_table(path); });
+  };
+  FormatError outside = damaged(continuation, std::string(8, '\xff'));
+  CHECK_MESSAGE(test::contains(outside.what(), "the object header of the root group continues outside the file"),
+                outside.what());
+  FormatError huge = damaged(continuation + 8, std::string("\x00\x00\x00\x40\x00\x00\x00\x00", 8));
+  CHECK_MESSAGE(test::contains(huge.what(), "the object header of the root group has a block of 1073741824 bytes"),
+                huge.what());
+  FormatError message = damaged(root + 16 + 2, std::string("\xf0\xff", 2));
+  CHECK_MESSAGE(test::contains(message.what(), "has a message of 65520 bytes past its block's end"), message.what());
+}
+
+TEST_CASE("hdf5: compact datasets are read, their sizes and string references checked first") {
+  // libhdf5 1.10 copies a compact dataset's elements without checking that its buffer holds
+  // them, and reads the strings its references name as it does for contiguous ones.
+  test::TempDir dir;
+  const std::string path = dir.file("t.h5");
+  const std::vector<float> rows = test::clustered_rows(6, 3, 2, 3);  // 72 bytes, unlike the keys' 96
+  const std::vector<std::string> words = {"a", "bb", "ccc", "d", "e", "f"};
+  {
+    H5Writer h5(path);
+    h5.compact();
+    h5.matrix("train", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, rows.data(), {6, 3});
+    h5.strings("words_train", words, true);
+  }
+  Table table = read_table(path);
+  CHECK(test::all_rows(table) == rows);
+  REQUIRE(table.has_keys());
+  CHECK(table.key(2) == "ccc");
+
+  const std::string pristine = test::file_text(path);
+  // The keys' layout message: version 3, class 0 (compact), 96 bytes, then 6 references.
+  const size_t layout = pristine.find(std::string("\x03\x00\x60\x00", 4));
+  REQUIRE(layout != std::string::npos);
+  auto damaged = [&](size_t at, const std::string& bytes) {
+    std::string copy = pristine;
+    copy.replace(at, bytes.size(), bytes);
+    test::write_text(path, copy);
+    return test::caught<FormatError>([&] { read_table(path); });
+  };
+  FormatError index = damaged(layout + 4 + 12, std::string("\x07\x00\x00\x00", 4));
+  CHECK_MESSAGE(test::contains(index.what(), "string 0 points at heap collection"), index.what());
+  CHECK_MESSAGE(test::contains(index.what(), "which has no object 7"), index.what());
+  FormatError size = damaged(layout + 2, std::string("\x50\x00", 2));
+  CHECK_MESSAGE(test::contains(size.what(), "dataset 'words_train'"), size.what());
+  CHECK_MESSAGE(test::contains(size.what(), "80 bytes"), size.what());
 }
