@@ -341,6 +341,14 @@ void write_with_attributes(const std::string& path, hid_t create, hid_t access, 
   h5.attribute("distance", "euclidean", variable);
 }
 
+// The error reading `pristine` with `bytes` written over it at `at` gives.
+FormatError read_damaged(const std::string& path, const std::string& pristine, size_t at, const std::string& bytes) {
+  std::string copy = pristine;
+  copy.replace(at, bytes.size(), bytes);
+  test::write_text(path, copy);
+  return test::caught<FormatError>([&] { read_table(path); });
+}
+
 struct PropertyList {
   hid_t id;
   explicit PropertyList(hid_t cls) : id(H5Pcreate(cls)) {}
@@ -406,12 +414,7 @@ TEST_CASE("hdf5: a damaged distance attribute is a FormatError, never an allocat
     }
   }
   REQUIRE(reference != std::string::npos);
-  auto damaged = [&](size_t at, const std::string& bytes) {
-    std::string copy = pristine;
-    copy.replace(at, bytes.size(), bytes);
-    test::write_text(path, copy);
-    return test::caught<FormatError>([&] { read_table(path); });
-  };
+  auto damaged = [&](size_t at, const std::string& bytes) { return read_damaged(path, pristine, at, bytes); };
 
   // A length of 2 GiB (libhdf5 1.10 would allocate and zero it before noticing).
   FormatError huge = damaged(reference, std::string("\xff\xff\xff\x7f", 4));
@@ -454,12 +457,7 @@ TEST_CASE("hdf5: damaged object headers are FormatErrors before libhdf5 reads th
     at += 8 + size;
   }
   REQUIRE(continuation != 0);
-  auto damaged = [&](size_t at, const std::string& bytes) {
-    std::string copy = pristine;
-    copy.replace(at, bytes.size(), bytes);
-    test::write_text(path, copy);
-    return test::caught<FormatError>([&] { read_table(path); });
-  };
+  auto damaged = [&](size_t at, const std::string& bytes) { return read_damaged(path, pristine, at, bytes); };
   FormatError outside = damaged(continuation, std::string(8, '\xff'));
   CHECK_MESSAGE(test::contains(outside.what(), "the object header of the root group continues outside the file"),
                 outside.what());
@@ -492,12 +490,7 @@ TEST_CASE("hdf5: compact datasets are read, their sizes and string references ch
   // The keys' layout message: version 3, class 0 (compact), 96 bytes, then 6 references.
   const size_t layout = pristine.find(std::string("\x03\x00\x60\x00", 4));
   REQUIRE(layout != std::string::npos);
-  auto damaged = [&](size_t at, const std::string& bytes) {
-    std::string copy = pristine;
-    copy.replace(at, bytes.size(), bytes);
-    test::write_text(path, copy);
-    return test::caught<FormatError>([&] { read_table(path); });
-  };
+  auto damaged = [&](size_t at, const std::string& bytes) { return read_damaged(path, pristine, at, bytes); };
   FormatError index = damaged(layout + 4 + 12, std::string("\x07\x00\x00\x00", 4));
   CHECK_MESSAGE(test::contains(index.what(), "string 0 points at heap collection"), index.what());
   CHECK_MESSAGE(test::contains(index.what(), "which has no object 7"), index.what());
