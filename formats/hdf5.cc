@@ -919,7 +919,7 @@ const FormatDescriptor kHdf5 = {
     .write = write_hdf5,
 };
 
-AnnDataset read_ann_dataset(const std::string& path, bool load_train) {
+AnnDataset read_ann_dataset(const std::string& path, bool load_train, const ReadOptions& options) {
   silence_hdf5();
   Handle file = open_file(path);
   Handle train = open_dataset(file.get(), path, "train");
@@ -941,6 +941,19 @@ AnnDataset read_ann_dataset(const std::string& path, bool load_train) {
                           " rows but 'test' has " + std::to_string(test_shape.rows),
                       "neighbors");
   }
+
+  // Compressed, a small file can declare gigabytes of queries or neighbours.
+  // Each product fits (dataset_shape checked it); their sum saturates.
+  uint64_t bytes = 0;
+  if (__builtin_add_overflow(test_shape.rows * test_shape.cols * sizeof(float),
+                             neighbors_shape.rows * neighbors_shape.cols * sizeof(int32_t), &bytes)) {
+    bytes = ~uint64_t{0};
+  }
+  io::MemoryBudget(path, options)
+      .require(bytes,
+               "datasets 'test' (" + std::to_string(test_shape.rows) + " x " + std::to_string(test_shape.cols) +
+                   ") and 'neighbors' (" + std::to_string(neighbors_shape.rows) + " x " +
+                   std::to_string(neighbors_shape.cols) + ")");
 
   AnnDataset out;
   out.test_rows = static_cast<size_t>(test_shape.rows);
@@ -966,7 +979,7 @@ AnnDataset read_ann_dataset(const std::string& path, bool load_train) {
     }
   }
   out.metric = file_metric(file.get(), path);
-  if (load_train) out.train = read_matrix(file.get(), path, "train", path, ReadOptions{});
+  if (load_train) out.train = read_matrix(file.get(), path, "train", path, options);
   return out;
 }
 

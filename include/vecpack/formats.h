@@ -75,6 +75,7 @@ struct AnnDataset {
   Metric metric = Metric::cos;      // from "distance": angular -> cos, euclidean -> l2, dot -> ip
 };
 // load_train false skips the (large) train set: eval needs only queries and neighbours.
-AnnDataset read_ann_dataset(const std::string& path, bool load_train = true);
+// options.max_memory bounds the queries and neighbours too; options.limit applies to train.
+AnnDataset read_ann_dataset(const std::string& path, bool load_train = true, const ReadOptions& options = {});
 
 }  // namespace vecpack

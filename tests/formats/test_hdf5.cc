@@ -164,6 +164,15 @@ TEST_CASE("hdf5: an ann-benchmarks file reads as a keyed table and as a dataset"
   CHECK(light.train.size() == 0);
   CHECK(light.test == ann.test_rows);
 
+  // Queries and neighbours count against the memory limit: 5 x 8 floats and 5 x 10 ids.
+  ReadOptions small;
+  small.max_memory = 360;
+  CHECK(read_ann_dataset(path, false, small).test_rows == AnnFixture::kTest);
+  small.max_memory = 359;
+  MemoryLimitError too_much = test::caught<MemoryLimitError>([&] { read_ann_dataset(path, false, small); });
+  CHECK_MESSAGE(test::contains(too_much.what(), "would need 360 bytes (datasets 'test' (5 x 8) and 'neighbors' (5 x 10))"),
+                std::string(too_much.what()));
+
   ReadOptions options;
   options.limit = 10;
   Table first = read_table(path, {}, options);
