@@ -141,7 +141,7 @@ void write_glove(const Table& table, const std::string& path, const WriteOptions
   }
   io::OutputFile out(path);
   io::ProgressScope progress(options.progress, "writing " + path, table.size());
-  io::write_text_rows(table, out, progress, "glove", true);
+  io::write_text_rows(table, out, progress, "glove", true, /*headerless=*/true);
   out.commit();
 }
 

@@ -507,7 +507,7 @@ void check_writable_key(std::string_view key, size_t row, const char* format, bo
 }
 
 void write_text_rows(const Table& table, OutputFile& out, ProgressScope& progress, const char* format,
-                     bool blanks_allowed) {
+                     bool blanks_allowed, bool headerless) {
   const size_t dim = table.dim();
   std::string scratch;
   for_each_row_block(table, [&](size_t first, size_t count, const float* values) {
@@ -516,6 +516,17 @@ void write_text_rows(const Table& table, OutputFile& out, ProgressScope& progres
       check_writable_key(key, first + r, format, blanks_allowed);
       out.write(key);
       const float* row = values + r * dim;
+      if (headerless && first + r == 0 && dim == 1) {
+        char text[64];
+        const char* end = std::to_chars(text, text + sizeof text, row[0]).ptr;
+        const std::string_view value(text, static_cast<size_t>(end - text));
+        int64_t count_field = 0, dim_field = 0;
+        out.put(' ');
+        out.write(value);
+        if (parse_count_dim(std::string(key) + " " + std::string(value), count_field, dim_field)) out.write(".0");
+        out.put('\n');
+        continue;
+      }
       for (size_t j = 0; j < dim; ++j) {
         out.put(' ');
         out.write_float(row[j]);

@@ -207,9 +207,11 @@ std::string_view row_key(const Table& table, size_t row, std::string& scratch);
 void check_writable_key(std::string_view key, size_t row, const char* format, bool blanks_allowed);
 
 // Writes every row as "key v1 ... vd\n" with shortest round-trip floats, refusing keys that
-// `format` cannot hold (see check_writable_key); reports rows done to `progress`.
+// `format` cannot hold (see check_writable_key); reports rows done to `progress`. In a
+// `headerless` format, a first line of two integers (an integer key, one integral value) would
+// read as word2vec's "count dim" header, so its value is written as "7.0" rather than "7".
 void write_text_rows(const Table& table, OutputFile& out, ProgressScope& progress, const char* format,
-                     bool blanks_allowed);
+                     bool blanks_allowed, bool headerless = false);
 
 // The memory a reader may allocate for the table it builds (ReadOptions::max_memory). Readers
 // check what an input declares (rows x dim, pools, shapes) with require() before allocating,

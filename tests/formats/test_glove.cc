@@ -192,6 +192,29 @@ TEST_CASE("glove: writing refuses keys a reader could not take back: a leading b
   CHECK(back.row(1) == std::vector<float>{3, 4});
 }
 
+TEST_CASE("glove: a first line of two integers is written so that it cannot read as a word2vec header") {
+  // "12 7" (an integer key, one integral value) is word2vec's "count dim"; "12 7.0" is a row.
+  test::TempDir dir;
+  const std::string path = dir.file("out.txt");
+  for (const char* key : {"12", "2\t\t", "-3"}) {
+    CAPTURE(key);
+    Table table = Table::from_rows({7, 8}, 1, {key, "x"});
+    write_table(table, path, "glove");
+    CHECK(test::file_text(path) == std::string(key) + " 7.0\nx 8\n");
+    Table back = read_table(path, "glove");
+    REQUIRE(back.size() == 2);
+    CHECK(back.key(0) == key);
+    CHECK(back.row(0) == std::vector<float>{7});
+  }
+  Table unkeyed = Table::from_rows({-0.0f, 5}, 1);  // keys "0", "1"
+  write_table(unkeyed, path, "glove");
+  CHECK(test::file_text(path) == "0 -0.0\n1 5\n");
+  CHECK(std::signbit(read_table(path, "glove").row(0)[0]));
+  Table fraction = Table::from_rows({7.5f, 8}, 1, {"12", "x"});
+  write_table(fraction, path, "glove");
+  CHECK(test::file_text(path) == "12 7.5\nx 8\n");
+}
+
 TEST_CASE("text writers refuse keys that are not valid UTF-8, which no reader would take back") {
   test::TempDir dir;
   Table table = Table::from_rows({1, 2, 3, 4}, 2, {"fine", "caf\xE9"});
