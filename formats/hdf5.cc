@@ -130,7 +130,9 @@ class RawFile {
   uint64_t size_ = 0;
 };
 
-// The messages of the object header at absolute offset `header`, read by vecpack itself.
+void ignore_message(uint64_t, const uint8_t*, uint64_t) {}
+
+// The messages of the object header at `address` (from the file's `base`), read by vecpack itself.
 // libhdf5 1.10 follows a continuation message to any address (2^64 - 1 crashed it in H5Fopen),
 // decodes every attribute message of an object when any attribute is looked up, reading past
 // a damaged one's end, and allocates (and zeroes) as many bytes as a variable-length string's
@@ -138,9 +140,13 @@ class RawFile {
 // versions 1 (h5py's and vecpack's default) and 2, with their continuation blocks;
 // `visit(type, data, size)` sees each message. `base` is the file's base address; `object`
 // names the object in messages ("the root group", "dataset 'train'").
+// A message may be shared: stored in another object header (a committed datatype), whose
+// header is walked too (one level), or in the file's shared-message index, which vecpack
+// refuses (libhdf5 1.10 crashed looking it up in a file without one). Shared messages are not
+// visited.
 template <typename Visit>
 void for_each_header_message(const RawFile& file, uint64_t base, uint64_t address, const std::string& path,
-                             const std::string& object, Visit&& visit) {
+                             const std::string& object, Visit&& visit, int depth = 0) {
   constexpr uint64_t kMaxBlock = uint64_t{1} << 20;  // libhdf5 writes blocks of a few KiB
   constexpr int kMaxBlocks = 64;
   auto damaged = [&](const std::string& what) {
@@ -172,6 +178,7 @@ void for_each_header_message(const RawFile& file, uint64_t base, uint64_t addres
   const bool creation_order = version2 && (prefix[5] & 0x04);
   const uint64_t message_header = version2 ? (creation_order ? 6 : 4) : 8;
   std::vector<uint8_t> bytes;
+  std::vector<uint64_t> shared_headers;
   for (size_t next = 0; next < blocks.size(); ++next) {
     const Block block = blocks[next];
     if (block.size > kMaxBlock) damaged("has a block of " + std::to_string(block.size) + " bytes");
@@ -192,7 +199,24 @@ void for_each_header_message(const RawFile& file, uint64_t base, uint64_t addres
       at += message_header;
       if (size > end - at) damaged("has a message of " + std::to_string(size) + " bytes past its block's end");
       const uint8_t* data = bytes.data() + at;
-      if (type == 0x10) {  // continuation: the next block's address and length
+      const unsigned flags = version2 ? message[3] : message[4];
+      if (flags & 0x02) {  // shared: a version, a kind, then where the message is
+        const unsigned version = size >= 2 ? data[0] : 0, kind = size >= 2 ? data[1] : 0;
+        uint64_t address_at = 0;  // of the object header that holds it
+        if (version == 1) {
+          address_at = 8;
+        } else if (version == 2 || (version == 3 && kind == 2)) {
+          address_at = 2;
+        } else if (version == 3 && kind == 1) {
+          damaged("has a message in the file's shared-message index, which vecpack does not read");
+        } else if (version != 3 || kind != 3) {  // 3: shared within this header
+          damaged("has a damaged shared message");
+        }
+        if (address_at) {
+          if (address_at + 8 > size) damaged("has a damaged shared message");
+          shared_headers.push_back(RawFile::u64(data + address_at));
+        }
+      } else if (type == 0x10) {  // continuation: the next block's address and length
         if (size < 16) damaged("has a damaged continuation message");
         if (blocks.size() == kMaxBlocks) damaged("has more than " + std::to_string(kMaxBlocks) + " blocks");
         const uint64_t offset = RawFile::u64(data), length = RawFile::u64(data + 8);
@@ -204,12 +228,16 @@ void for_each_header_message(const RawFile& file, uint64_t base, uint64_t addres
       at += size;
     }
   }
+  if (depth > 0) return;
+  for (uint64_t shared : shared_headers) {
+    for_each_header_message(file, base, shared, path, "a message that " + object + " shares", ignore_message, 1);
+  }
 }
 
 // The object header at `address`, checked as for_each_header_message reads it.
 void check_object_header(const RawFile& file, uint64_t base, uint64_t address, const std::string& path,
                          const std::string& object) {
-  for_each_header_message(file, base, address, path, object, [](uint64_t, const uint8_t*, uint64_t) {});
+  for_each_header_message(file, base, address, path, object, ignore_message);
 }
 
 // Before libhdf5 opens a file, vecpack checks what H5Fopen reads and 1.10 mishandles:
@@ -480,6 +508,18 @@ Shape dataset_shape(hid_t dataset, const std::string& path, const std::string& n
   }
   // A variable-length string's heap object is checked when its reference is (check_string_heap).
   if (variable) return shape;
+  // The stored size is what the file's metadata declares; the bytes must be in the file too.
+  hsize_t file_size = 0;
+  {
+    Handle file(H5Iget_file_id(dataset), H5Fclose);
+    if (!file.valid() || H5Fget_filesize(file.get(), &file_size) < 0) fail(path, name, "cannot find the file's size");
+  }
+  const haddr_t offset = layout == H5D_CONTIGUOUS ? H5Dget_offset(dataset) : 0;
+  H5Eclear2(H5E_DEFAULT);
+  if (stored > file_size || (offset != HADDR_UNDEF && offset > file_size - std::min(file_size, stored))) {
+    fail(path, name,
+         "claims " + std::to_string(stored) + " bytes of data but the file has " + std::to_string(file_size) + " bytes");
+  }
   bool contiguous = layout == H5D_CONTIGUOUS;
   if (contiguous ? stored < logical : stored == 0 || logical / kMaxCompressionRatio > stored) {
     fail(path, name,

@@ -507,3 +507,57 @@ TEST_CASE("hdf5: compact datasets are read, their sizes and string references ch
   CHECK_MESSAGE(test::contains(size.what(), "dataset 'words_train'"), size.what());
   CHECK_MESSAGE(test::contains(size.what(), "80 bytes"), size.what());
 }
+
+TEST_CASE("hdf5: shared messages: committed types are read, the shared-message index is refused") {
+  test::TempDir dir;
+  const std::vector<float> rows = test::clustered_rows(5, 3, 2, 4);
+  const std::string committed = dir.file("committed.h5");
+  {
+    H5Writer h5(committed);
+    hid_t type = H5Tcopy(H5T_IEEE_F32LE);
+    REQUIRE(H5Tcommit2(h5.file(), "float_type", type, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT) >= 0);
+    h5.matrix("train", type, H5T_NATIVE_FLOAT, rows.data(), {5, 3});
+    H5Tclose(type);
+  }
+  CHECK(test::all_rows(read_table(committed)) == rows);
+
+  // Messages kept in the file's shared-message index are stored where vecpack does not look.
+  const std::string indexed = dir.file("indexed.h5");
+  {
+    PropertyList create(H5P_FILE_CREATE);
+    REQUIRE(H5Pset_shared_mesg_nindexes(create.id, 1) >= 0);
+    REQUIRE(H5Pset_shared_mesg_index(create.id, 0, H5O_SHMESG_ALL_FLAG, 8) >= 0);
+    H5Writer h5(indexed, create.id);
+    // The second dataset's messages refer to the first one's, through the index.
+    h5.matrix("train", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, rows.data(), {5, 3});
+    h5.matrix("copy", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, rows.data(), {5, 3});
+  }
+  FormatError refused = test::caught<FormatError>([&] { read_table(indexed + ":/copy"); });
+  CHECK_MESSAGE(test::contains(refused.what(), "has a message in the file's shared-message index, which vecpack does not read"),
+                std::string(refused.what()));
+}
+
+TEST_CASE("hdf5: a dataset that declares more stored bytes than the file has is refused before reading") {
+  test::TempDir dir;
+  const std::string path = dir.file("t.h5");
+  const std::vector<float> rows = test::clustered_rows(5, 3, 2, 4);
+  haddr_t offset = HADDR_UNDEF;
+  {
+    H5Writer h5(path);
+    h5.matrix("train", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, rows.data(), {5, 3});
+    hid_t dataset = H5Dopen2(h5.file(), "train", H5P_DEFAULT);
+    offset = H5Dget_offset(dataset);
+    H5Dclose(dataset);
+  }
+  // The contiguous layout message: version 3, class 1, the data's address, then its size.
+  const std::string pristine = test::file_text(path);
+  std::string layout("\x03\x01", 2);
+  layout.append(reinterpret_cast<const char*>(&offset), 8);
+  const size_t at = pristine.find(layout);
+  REQUIRE(at != std::string::npos);
+  const uint64_t huge = uint64_t{1} << 40;
+  FormatError e = read_damaged(path, pristine, at + 10, std::string(reinterpret_cast<const char*>(&huge), 8));
+  CHECK_MESSAGE(test::contains(e.what(), "dataset 'train': claims 1099511627776 bytes of data but the file has " +
+                                             std::to_string(pristine.size()) + " bytes"),
+                std::string(e.what()));
+}
