@@ -253,22 +253,41 @@ void check_root_group(const std::string& path) {
   auto read_at = [&](uint64_t offset, void* out, uint64_t size) { return file.read_at(offset, out, size); };
   auto u64 = RawFile::u64;
   static const uint8_t kSignature[8] = {0x89, 'H', 'D', 'F', '\r', '\n', 0x1a, '\n'};
-  uint8_t block[96];
+  uint8_t block[100] = {};  // a version 1 superblock with 8-byte addresses: 100 bytes
   uint64_t at = 0;
   for (;; at = at ? at * 2 : 512) {  // the superblock: at 0, 512, 1024, ...
-    if (!read_at(at, block, sizeof block)) return;
+    if (at >= file_size || !read_at(at, block, std::min<uint64_t>(sizeof block, file_size - at))) return;
     if (std::memcmp(block, kSignature, 8) == 0) break;
   }
   const unsigned version = block[8];
+  auto require_bytes = [&](uint64_t size) {
+    if (at + size > file_size) {
+      throw FormatError(path + ": the HDF5 superblock (version " + std::to_string(version) + ") is cut short at " +
+                            std::to_string(file_size - at) + " of its " + std::to_string(size) + " bytes",
+                        "");
+    }
+  };
   if (version >= 2) {  // sizes, flags, base, extension, end of file, root object header
     if (block[9] != 8 || block[10] != 8) return;
+    require_bytes(48);
     const uint64_t base = u64(block + 12);
     check_object_header(file, base, u64(block + 36), path, "the root group");
     return;  // no symbol tables
   }
   if (block[13] != 8 || block[14] != 8) return;
-  const uint8_t* fields = block + (version == 0 ? 24 : 28);
+  require_bytes(version == 0 ? 96 : 100);
+  const uint8_t* fields = block + (version == 0 ? 24 : 28);  // base, free space, end of file, driver
   const uint64_t base = u64(fields);
+  // libhdf5 1.10 allocates the driver information block's declared size (up to 4 GiB) before
+  // reading it.
+  const uint64_t driver = u64(fields + 24);
+  if (driver != ~uint64_t{0}) {
+    uint8_t header[16];  // version, reserved, size, driver name
+    if (base >= file_size || driver >= file_size - base || !read_at(base + driver, header, sizeof header) ||
+        RawFile::u32(header + 4) > file_size - base - driver - sizeof header) {
+      throw FormatError(path + ": the HDF5 driver information block lies outside the file", "");
+    }
+  }
   const uint8_t* root = fields + 32;  // link name offset, object header, cache type, reserved, scratch pad
   check_object_header(file, base, u64(root + 8), path, "the root group");
   const uint64_t cache_type = RawFile::u32(root + 16);
@@ -465,6 +484,41 @@ struct Shape {
   hsize_t rows = 0, cols = 0;
 };
 
+// libhdf5 1.10 reads a chunked dataset with the element size its layout message states (the
+// chunk's last dimension) rather than its type's, and a compact one from data that may run
+// past the message (1.14 refuses both): so the layout message must agree with the type and
+// hold its data.
+void check_layout_message(hid_t dataset, const std::string& path, const std::string& name, uint64_t element) {
+  Handle file(H5Iget_file_id(dataset), H5Fclose);
+  H5O_info_t info{};
+  if (!file.valid() || H5Oget_info2(dataset, &info, H5O_INFO_BASIC) < 0) {
+    H5Eclear2(H5E_DEFAULT);
+    return;
+  }
+  HeapCheck raw(file.get(), path, name);
+  if (!raw.usable()) return;
+  auto damaged = [&](const std::string& what) { fail(path, name, "its layout message " + what); };
+  auto check = [&](uint64_t type, const uint8_t* data, uint64_t size) {
+    if (type != 0x08 || size < 5 || data[0] < 3) return;  // versions 1 and 2 (HDF5 1.6) go unchecked
+    const unsigned version = data[0], layout_class = data[1];
+    if (layout_class == 0) {  // compact: its size, then its data
+      if (4 + RawFile::u16(data + 2) > size) damaged("holds less data than it declares");
+      return;
+    }
+    if (layout_class != 2) return;  // chunked: the chunk's dimensions end with the element size
+    // Version 3: class, rank, address, 4-byte dimensions; 4: class, flags, rank, width, dimensions.
+    const uint64_t dims_at = version == 3 ? 11 : 5, count = version == 3 ? data[2] : data[3];
+    const uint64_t width = version == 3 ? 4 : data[4];
+    if (count == 0 || width == 0 || width > 8 || dims_at + count * width > size) damaged("is damaged");
+    uint64_t last = 0;
+    for (uint64_t i = 0; i < width; ++i) last |= uint64_t(data[dims_at + (count - 1) * width + i]) << (8 * i);
+    if (last != element) {
+      damaged("gives elements of " + std::to_string(last) + " bytes; its type has " + std::to_string(element));
+    }
+  };
+  for_each_header_message(raw.file(), raw.base(), info.addr, path, "dataset '" + name + "'", check);
+}
+
 // The dataset's dimensions: rank 2 (rank 1 as one column when allowed). Checks that its
 // logical size fits in memory and matches what the file stores before anyone allocates it.
 Shape dataset_shape(hid_t dataset, const std::string& path, const std::string& name, bool vector_allowed) {
@@ -506,6 +560,7 @@ Shape dataset_shape(hid_t dataset, const std::string& path, const std::string& n
          "claims " + std::to_string(shape.rows) + " x " + std::to_string(shape.cols) + " elements (" +
              std::to_string(logical) + " bytes) but its compact data has " + std::to_string(stored) + " bytes");
   }
+  check_layout_message(dataset, path, name, stored_element);
   // A variable-length string's heap object is checked when its reference is (check_string_heap).
   if (variable) return shape;
   // The stored size is what the file's metadata declares; the bytes must be in the file too.

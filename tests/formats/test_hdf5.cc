@@ -561,3 +561,49 @@ TEST_CASE("hdf5: a dataset that declares more stored bytes than the file has is 
                                              std::to_string(pristine.size()) + " bytes"),
                 std::string(e.what()));
 }
+
+TEST_CASE("hdf5: a superblock cut short or naming a driver block larger than the file is refused") {
+  // libhdf5 1.10 allocates a driver information block's declared size (up to 4 GiB) first.
+  test::TempDir dir;
+  const std::string path = dir.file("t.h5");
+  write_with_attributes(path, H5P_DEFAULT, H5P_DEFAULT, true, 0, false);
+  const std::string pristine = test::file_text(path);
+  REQUIRE(pristine[8] == 0);  // superblock version 0: the driver block's address at byte 48
+  // Pointing it at byte 0 makes the signature's "\r\n\x1a\n" its size: 168 MiB.
+  FormatError driver = read_damaged(path, pristine, 48, std::string(8, '\0'));
+  CHECK_MESSAGE(test::contains(driver.what(), "the HDF5 driver information block lies outside the file"),
+                std::string(driver.what()));
+  test::write_text(path, pristine.substr(0, 67));
+  FormatError cut = test::caught<FormatError>([&] { read_table(path); });
+  CHECK_MESSAGE(test::contains(cut.what(), "the HDF5 superblock (version 0) is cut short at 67 of its 96 bytes"),
+                std::string(cut.what()));
+}
+
+TEST_CASE("hdf5: a chunked dataset whose layout disagrees with its type's element size is refused") {
+  // libhdf5 1.10 reads the chunks with the layout's element size, past their ends.
+  test::TempDir dir;
+  const std::string path = dir.file("t.h5");
+  const std::vector<float> rows = test::clustered_rows(6, 4, 2, 5);
+  {
+    H5Writer h5(path);
+    PropertyList chunked(H5P_DATASET_CREATE);
+    const hsize_t chunk[2] = {2, 4}, dims[2] = {6, 4};
+    H5Pset_chunk(chunked.id, 2, chunk);
+    hid_t space = H5Screate_simple(2, dims, nullptr);
+    hid_t dataset = H5Dcreate2(h5.file(), "train", H5T_IEEE_F32LE, space, H5P_DEFAULT, chunked.id, H5P_DEFAULT);
+    REQUIRE(H5Dwrite(dataset, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, rows.data()) >= 0);
+    H5Dclose(dataset);
+    H5Sclose(space);
+  }
+  CHECK(test::all_rows(read_table(path)) == rows);
+  // The layout message, version 3: class 2 (chunked), 3 dimensions (2, 4 and the element's 4
+  // bytes) after the chunk index's address.
+  const std::string pristine = test::file_text(path);
+  const size_t layout = pristine.find(std::string("\x03\x02\x03", 3));
+  REQUIRE(layout != std::string::npos);
+  const size_t element = layout + 3 + 8 + 2 * 4;
+  REQUIRE(pristine.substr(element, 4) == std::string("\x04\x00\x00\x00", 4));
+  FormatError e = read_damaged(path, pristine, element, std::string("\x08\x00\x00\x00", 4));
+  CHECK_MESSAGE(test::contains(e.what(), "dataset 'train': its layout message gives elements of 8 bytes; its type has 4"),
+                std::string(e.what()));
+}
