@@ -484,6 +484,64 @@ struct Shape {
   hsize_t rows = 0, cols = 0;
 };
 
+// libhdf5 1.10 copies a chunk to wherever its key in the chunk index (a version 1 B-tree)
+// says it starts, without checking that this is a chunk boundary inside the dataset: a damaged
+// key made it write past its output buffer (1.14 refuses such a key). So vecpack walks the
+// tree first: every node inside the file and of the right type and level, every chunk starting
+// at a multiple of the chunk's dimensions inside the dataset, and its bytes inside the file.
+// `chunk` and `dims` have the dataset's rank; keys also carry the element's dimension (0).
+// `stored_chunk`: the bytes every chunk must have (unfiltered), or 0.
+void check_chunk_index(const RawFile& file, uint64_t base, uint64_t root, const std::vector<uint64_t>& chunk,
+                       const std::vector<uint64_t>& dims, uint64_t stored_chunk, const std::string& path,
+                       const std::string& name) {
+  auto damaged = [&](const std::string& what) { fail(path, name, "its chunk index " + what); };
+  const uint64_t key_bytes = 8 + 8 * (chunk.size() + 1);  // chunk size, filter mask, offsets
+  struct Node {
+    uint64_t address;
+    int level;  // -1: any (the root)
+  };
+  std::vector<Node> pending{{root, -1}};
+  std::unordered_set<uint64_t> seen;
+  std::vector<uint8_t> bytes;
+  while (!pending.empty()) {
+    const Node node = pending.back();
+    pending.pop_back();
+    if (!seen.insert(node.address).second || seen.size() > 1'000'000) damaged("has a loop or too many nodes");
+    uint8_t header[24];  // "TREE", type, level, entries, left and right siblings
+    if (base >= file.size() || node.address >= file.size() - base || !file.read_at(base + node.address, header, 24) ||
+        std::memcmp(header, "TREE", 4) != 0 || header[4] != 1) {
+      damaged("has a node that is not a chunk index node");
+    }
+    const int level = header[5];
+    const uint64_t entries = RawFile::u16(header + 6);
+    if (node.level >= 0 && level != node.level) damaged("has a node at the wrong level");
+    const uint64_t size = (entries + 1) * key_bytes + entries * 8;
+    bytes.resize(static_cast<size_t>(size));
+    if (!file.read_at(base + node.address + 24, bytes.data(), size)) damaged("has a node past the end of the file");
+    for (uint64_t i = 0; i < entries; ++i) {
+      const uint8_t* key = bytes.data() + i * (key_bytes + 8);
+      const uint64_t child = RawFile::u64(key + key_bytes);
+      if (level > 0) {
+        pending.push_back({child, level - 1});
+        continue;
+      }
+      for (size_t d = 0; d < chunk.size(); ++d) {
+        const uint64_t offset = RawFile::u64(key + 8 + 8 * d);
+        if (chunk[d] == 0 || offset % chunk[d] != 0 || offset >= dims[d]) {
+          damaged("places a chunk at " + std::to_string(offset) + " in dimension " + std::to_string(d) +
+                  ", not a chunk boundary inside the dataset's " + std::to_string(dims[d]));
+        }
+      }
+      const uint64_t stored = RawFile::u32(key);
+      if (stored_chunk && stored != stored_chunk) {
+        damaged("has an unfiltered chunk of " + std::to_string(stored) + " bytes; its chunks have " +
+                std::to_string(stored_chunk));
+      }
+      if (child >= file.size() - base || stored > file.size() - base - child) damaged("has a chunk outside the file");
+    }
+  }
+}
+
 // libhdf5 1.10 reads a chunked dataset with the element size its layout message states (the
 // chunk's last dimension) rather than its type's, and a compact one from data that may run
 // past the message (1.14 refuses both): so the layout message must agree with the type and
@@ -498,6 +556,7 @@ void check_layout_message(hid_t dataset, const std::string& path, const std::str
   HeapCheck raw(file.get(), path, name);
   if (!raw.usable()) return;
   auto damaged = [&](const std::string& what) { fail(path, name, "its layout message " + what); };
+  uint64_t index = ~uint64_t{0};  // a version 3 chunked layout's chunk index (B-tree) address
   auto check = [&](uint64_t type, const uint8_t* data, uint64_t size) {
     if (type != 0x08 || size < 5 || data[0] < 3) return;  // versions 1 and 2 (HDF5 1.6) go unchecked
     const unsigned version = data[0], layout_class = data[1];
@@ -515,8 +574,34 @@ void check_layout_message(hid_t dataset, const std::string& path, const std::str
     if (last != element) {
       damaged("gives elements of " + std::to_string(last) + " bytes; its type has " + std::to_string(element));
     }
+    if (version == 3) index = RawFile::u64(data + 3);  // version 4 indexes go unchecked
   };
   for_each_header_message(raw.file(), raw.base(), info.addr, path, "dataset '" + name + "'", check);
+  if (index == ~uint64_t{0}) return;  // none yet: nothing written
+  Handle space(H5Dget_space(dataset), H5Sclose);
+  Handle create(H5Dget_create_plist(dataset), H5Pclose);
+  const int rank = space.valid() ? H5Sget_simple_extent_ndims(space.get()) : -1;
+  if (rank <= 0 || rank > 32 || !create.valid()) return;
+  hsize_t dims[32] = {}, max_dims[32] = {}, chunk[32] = {};
+  if (H5Sget_simple_extent_dims(space.get(), dims, max_dims) != rank ||
+      H5Pget_chunk(create.get(), rank, chunk) != rank) {
+    H5Eclear2(H5E_DEFAULT);
+    return;
+  }
+  // As H5Dcreate requires (libhdf5 1.10 does not check it when reading), and at most the 4 GiB
+  // a chunk may have.
+  uint64_t chunk_bytes = element;
+  for (int d = 0; d < rank; ++d) {
+    if (chunk[d] == 0 || (max_dims[d] != H5S_UNLIMITED && chunk[d] > max_dims[d]) ||
+        __builtin_mul_overflow(chunk_bytes, chunk[d], &chunk_bytes) || chunk_bytes > 0xffffffffu) {
+      damaged("gives chunks of " + std::to_string(chunk[d]) + " in dimension " + std::to_string(d) +
+              ", which the dataset's shape does not allow");
+    }
+  }
+  // Unfiltered chunks are stored whole.
+  const uint64_t stored_chunk = H5Pget_nfilters(create.get()) == 0 ? chunk_bytes : 0;
+  check_chunk_index(raw.file(), raw.base(), index, std::vector<uint64_t>(chunk, chunk + rank),
+                    std::vector<uint64_t>(dims, dims + rank), stored_chunk, path, name);
 }
 
 // The dataset's dimensions: rank 2 (rank 1 as one column when allowed). Checks that its
@@ -573,7 +658,8 @@ Shape dataset_shape(hid_t dataset, const std::string& path, const std::string& n
   H5Eclear2(H5E_DEFAULT);
   if (stored > file_size || (offset != HADDR_UNDEF && offset > file_size - std::min(file_size, stored))) {
     fail(path, name,
-         "claims " + std::to_string(stored) + " bytes of data but the file has " + std::to_string(file_size) + " bytes");
+         "claims " + std::to_string(stored) + " bytes of data but the file has " + std::to_string(file_size) +
+             " bytes");
   }
   bool contiguous = layout == H5D_CONTIGUOUS;
   if (contiguous ? stored < logical : stored == 0 || logical / kMaxCompressionRatio > stored) {

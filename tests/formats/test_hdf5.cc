@@ -170,7 +170,8 @@ TEST_CASE("hdf5: an ann-benchmarks file reads as a keyed table and as a dataset"
   CHECK(read_ann_dataset(path, false, small).test_rows == AnnFixture::kTest);
   small.max_memory = 359;
   MemoryLimitError too_much = test::caught<MemoryLimitError>([&] { read_ann_dataset(path, false, small); });
-  CHECK_MESSAGE(test::contains(too_much.what(), "would need 360 bytes (datasets 'test' (5 x 8) and 'neighbors' (5 x 10))"),
+  CHECK_MESSAGE(test::contains(too_much.what(), "would need 360 bytes (datasets 'test' (5 x 8) and "
+                                                     "'neighbors' (5 x 10))"),
                 std::string(too_much.what()));
 
   ReadOptions options;
@@ -533,7 +534,8 @@ TEST_CASE("hdf5: shared messages: committed types are read, the shared-message i
     h5.matrix("copy", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, rows.data(), {5, 3});
   }
   FormatError refused = test::caught<FormatError>([&] { read_table(indexed + ":/copy"); });
-  CHECK_MESSAGE(test::contains(refused.what(), "has a message in the file's shared-message index, which vecpack does not read"),
+  CHECK_MESSAGE(test::contains(refused.what(), "has a message in the file's shared-message index, "
+                                                    "which vecpack does not read"),
                 std::string(refused.what()));
 }
 
@@ -604,6 +606,28 @@ TEST_CASE("hdf5: a chunked dataset whose layout disagrees with its type's elemen
   const size_t element = layout + 3 + 8 + 2 * 4;
   REQUIRE(pristine.substr(element, 4) == std::string("\x04\x00\x00\x00", 4));
   FormatError e = read_damaged(path, pristine, element, std::string("\x08\x00\x00\x00", 4));
-  CHECK_MESSAGE(test::contains(e.what(), "dataset 'train': its layout message gives elements of 8 bytes; its type has 4"),
+  CHECK_MESSAGE(test::contains(e.what(), "dataset 'train': its layout message gives elements of 8 "
+                                              "bytes; its type has 4"),
                 std::string(e.what()));
+  // Chunks of 8 rows in a dataset of 6 (H5Dcreate refuses them; libhdf5 1.10 reads them).
+  FormatError rows_of_8 = read_damaged(path, pristine, layout + 3 + 8, std::string("\x08\x00\x00\x00", 4));
+  CHECK_MESSAGE(test::contains(rows_of_8.what(), "gives chunks of 8 in dimension 0, which the "
+                                                      "dataset's shape does not allow"),
+                std::string(rows_of_8.what()));
+
+  // The chunk index: a B-tree node ("TREE", type 1) with three chunks, keyed by their sizes,
+  // filter masks and offsets (row, column, element).
+  const size_t tree = pristine.find(std::string("TREE\x01\x00\x03\x00", 8));
+  REQUIRE(tree != std::string::npos);
+  const size_t key_bytes = 8 + 3 * 8, second_key = tree + 24 + key_bytes + 8;
+  REQUIRE(pristine.substr(second_key + 8, 8) == std::string("\x02\0\0\0\0\0\0\0", 8));  // starts at row 2
+  FormatError between = read_damaged(path, pristine, second_key + 8, std::string("\x03", 1));
+  CHECK_MESSAGE(test::contains(between.what(), "its chunk index places a chunk at 3 in dimension 0, "
+                                                    "not a chunk boundary"),
+                std::string(between.what()));
+  FormatError outside = read_damaged(path, pristine, second_key + 8, std::string("\x06", 1));
+  CHECK_MESSAGE(test::contains(outside.what(), "places a chunk at 6 in dimension 0"), std::string(outside.what()));
+  FormatError size = read_damaged(path, pristine, second_key, std::string("\x40", 1));
+  CHECK_MESSAGE(test::contains(size.what(), "has an unfiltered chunk of 64 bytes; its chunks have 32"),
+                std::string(size.what()));
 }
