@@ -267,14 +267,15 @@ class FastScanScorer final : public CodeScorer {
         bias += lo;
         range = std::max(range, hi - lo);
       }
-      const float scale = range > 0 ? range / 255.0f : 1.0f;
+      const float scale = range > 0 ? range / 255.0f : 1.0f, inverse = 1.0f / scale;
       uint8_t* lut = luts_.data() + q * lut_bytes_;
       for (size_t j = 0; j < m; ++j)
         for (size_t c = 0; c < 16; ++c) {
-          const float level = std::nearbyint((table[j * 16 + c] - low[j]) / scale);
+          // Rounded half up by truncation (the level is never negative), which vectorizes.
+          const float level = (table[j * 16 + c] - low[j]) * inverse + 0.5f;
           // Written so that NaN (tables overflowing to infinity on extreme centroids) becomes 0
           // instead of an undefined float-to-integer conversion.
-          lut[j * 16 + c] = static_cast<uint8_t>(level >= 0.0f ? std::min(level, 255.0f) : 0.0f);
+          lut[j * 16 + c] = static_cast<uint8_t>(static_cast<int>(level >= 0.0f ? std::min(level, 255.0f) : 0.0f));
         }
       scale_[q] = scale;
       bias_[q] = static_cast<float>(bias);
@@ -291,9 +292,12 @@ class FastScanScorer final : public CodeScorer {
     // A row can beat the threshold t only if scale * sum + bias > t (ip, l2), or, for cos,
     // > t * |x| >= t * (smaller |x| of its pair of rows): sum > slope * norm - offset, with norm
     // 1 for ip and l2. Two steps of margin cover rounding. cos with t <= 0 gets no bound.
-    thread_local std::vector<float> slope, offset;  // reused: ivf search calls this per list and query
-    slope.resize(nq);
-    offset.resize(nq);
+    // ivf search calls this per list and query: a few queries keep their bounds on the stack.
+    constexpr size_t kStackQueries = 16;
+    float stack_bounds[2 * kStackQueries];
+    std::vector<float> heap_bounds(nq > kStackQueries ? 2 * nq : 0);
+    float* slope = nq > kStackQueries ? heap_bounds.data() : stack_bounds;
+    float* offset = slope + (nq > kStackQueries ? nq : kStackQueries);
     for (size_t q = 0; q < nq; ++q) {
       const float t = thresholds[q];
       const bool every_row = t == -INFINITY || (metric_ == Metric::cos && t <= 0);
@@ -305,7 +309,7 @@ class FastScanScorer final : public CodeScorer {
     out.offsets.assign(nq + 1, 0);
     out.rows.clear();
     out.scores.clear();
-    for_candidates(blocks, count, slope.data(), offset.data(), [&](size_t q, uint32_t row, uint16_t sum) {
+    for_candidates(blocks, count, slope, offset, [&](size_t q, uint32_t row, uint16_t sum) {
       const float value = score_of(q, sum, row, blocks.row_scale);
       if (value > thresholds[q] || thresholds[q] == -INFINITY) {
         out.rows.push_back(row);

@@ -12,6 +12,7 @@
 #include "bytes.h"
 #include "kmeans.h"
 #include "parallel.h"
+#include "search.h"
 #include "vecpack/errors.h"
 #include "vecpack/registry.h"
 
@@ -148,19 +149,25 @@ std::vector<uint32_t> Partition::probe(const float* queries, size_t nq, size_t n
         const float ka = key(a), kb = key(b);
         return ka > kb || (ka == kb && a < b);
       };
-      const size_t run = std::clamp<size_t>(lists_ / (4 * nprobe), 1, 16);
-      run_maxima.clear();
-      for (size_t begin = 0; begin < lists_; begin += run) {
-        float most = -INFINITY;
-        for (size_t l = begin; l < std::min(lists_, begin + run); ++l) most = s[l] > most ? s[l] : most;
-        run_maxima.push_back(most);
+      const size_t run = std::clamp<size_t>(lists_ / (4 * nprobe), 1, 16), runs = (lists_ + run - 1) / run;
+      run_maxima.resize(runs);
+      for (size_t r = 0; r < runs; ++r) {
+        // Four running maxima: one would chain every comparison to the previous.
+        float most[4] = {-INFINITY, -INFINITY, -INFINITY, -INFINITY};
+        const size_t begin = r * run, end = std::min(lists_, begin + run);
+        for (size_t l = begin; l < end; ++l) most[l % 4] = s[l] > most[l % 4] ? s[l] : most[l % 4];
+        run_maxima[r] = std::max(std::max(most[0], most[1]), std::max(most[2], most[3]));
       }
-      std::nth_element(run_maxima.begin(), run_maxima.begin() + static_cast<std::ptrdiff_t>(nprobe - 1), run_maxima.end(),
-                       std::greater<float>());
-      const float floor = run_maxima[nprobe - 1];
-      order.clear();
-      for (uint32_t l = 0; l < lists_; ++l)
-        if (!(s[l] < floor)) order.push_back(l);  // NaN passes: it sorts last
+      const float floor = kth_largest(run_maxima.data(), runs, nprobe - 1);
+      // The lists at or above the floor, gathered without a branch per list. NaN passes: it
+      // sorts last.
+      order.resize(lists_);
+      size_t passing = 0;
+      for (uint32_t l = 0; l < lists_; ++l) {
+        order[passing] = l;
+        passing += !(s[l] < floor);
+      }
+      order.resize(passing);
       std::partial_sort(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(nprobe), order.end(), better);
       std::copy_n(order.begin(), nprobe, out.begin() + static_cast<std::ptrdiff_t>((q0 + q) * nprobe));
       if (dots)

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
+#include <functional>
 #include <limits>
 #include <numeric>
 
@@ -20,11 +22,85 @@ static constexpr auto better = [](const TopK::Item& a, const TopK::Item& b) {
   return a.score > b.score || (a.score == b.score && a.id < b.id);
 };
 
+// Quickselect whose partitions move every element without a data-dependent branch: the scores
+// it sees come in no order, and a branch on each comparison would be mispredicted half the time
+// (several times the cost of the moves).
+float kth_largest(float* keys, size_t n, size_t k) {
+  size_t lo = 0, hi = n;
+  while (hi - lo > 8) {
+    const float a = keys[lo], b = keys[lo + (hi - lo) / 2], c = keys[hi - 1];
+    const float pivot = std::max(std::min(a, b), std::min(std::max(a, b), c));  // median of three
+    size_t above = lo;  // [lo, above): > pivot
+    for (size_t i = lo; i < hi; ++i) {
+      const float v = keys[i];
+      keys[i] = keys[above];
+      keys[above] = v;
+      above += v > pivot;
+    }
+    if (k < above) {
+      hi = above;
+      continue;
+    }
+    size_t equal = above;  // [above, equal): == pivot, which holds at least the pivot itself
+    for (size_t i = above; i < hi; ++i) {
+      const float v = keys[i];
+      keys[i] = keys[equal];
+      keys[equal] = v;
+      equal += v == pivot;
+    }
+    if (k < equal) return pivot;
+    lo = equal;
+  }
+  std::sort(keys + lo, keys + hi, std::greater<float>());
+  return keys[k];
+}
+
+namespace {
+
+float rank_key(float score) { return score == score ? score : -INFINITY; }  // NaN ranks last
+
+}  // namespace
+
+// Keeps the k best of items (k <= items.size()), in no order, and returns the worst kept (its
+// score NaN-free). The k-th best score is selected among plain floats, then the items better
+// than it move to the front and the ties at it aside, without branching on the scores; only
+// more ties than places need the ids.
+static TopK::Item keep_best(std::vector<TopK::Item>& items, size_t k) {
+  using Item = TopK::Item;
+  const size_t n = items.size();
+  constexpr size_t kStackItems = 512;
+  float stack_keys[kStackItems];
+  Item stack_ties[kStackItems];
+  std::vector<float> heap_keys(n > kStackItems ? n : 0);
+  std::vector<Item> heap_ties(n > kStackItems ? n : 0);
+  float* keys = n > kStackItems ? heap_keys.data() : stack_keys;
+  Item* ties = n > kStackItems ? heap_ties.data() : stack_ties;
+  for (size_t i = 0; i < n; ++i) keys[i] = rank_key(items[i].score);
+  const float kth = kth_largest(keys, n, k - 1);
+  size_t above = 0, tied = 0;
+  for (size_t i = 0; i < n; ++i) {
+    const Item item = items[i];
+    const float key = rank_key(item.score);
+    items[above] = item;  // above <= i: that place has been read
+    ties[tied] = item;
+    above += key > kth;
+    tied += key == kth;
+  }
+  // Of the ties, the smallest ids fill the places left (above < k <= above + tied).
+  const size_t places = k - above;
+  if (tied > places)
+    std::nth_element(ties, ties + (places - 1), ties + tied, [](const Item& a, const Item& b) { return a.id < b.id; });
+  int64_t last_id = ties[0].id;
+  for (size_t t = 0; t < places; ++t) {
+    items[above + t] = ties[t];
+    last_id = std::max(last_id, ties[t].id);
+  }
+  items.resize(k);
+  return {kth, last_id};
+}
+
 void TopK::cut() {
-  const auto kth = items_.begin() + static_cast<std::ptrdiff_t>(k_ - 1);
-  std::nth_element(items_.begin(), kth, items_.end(), better);
-  kth_ = *kth;
-  items_.resize(k_);
+  kth_ = keep_best(items_, k_);
   cut_ = true;
 }
 
@@ -71,7 +147,7 @@ void TopK::best_into(int64_t* ids, float* scores) const {
   std::vector<Item> cut;
   if (items_.size() > k_) {
     cut = items_;
-    std::nth_element(cut.begin(), cut.begin() + static_cast<std::ptrdiff_t>(k_ - 1), cut.end(), better);
+    keep_best(cut, k_);
     best = cut.data();
   }
   for (size_t i = 0; i < k_; ++i) {
@@ -123,6 +199,7 @@ void rescore(const RowStore& rows, const float* prepared, size_t nq, size_t d, M
              size_t k, unsigned threads, SearchResult& result) {
   const size_t code_size = first_pass.codec().code_size(), rerank_code_size = rows.codec().code_size();
   const kernels::KernelTable& kernel = kernels::active();
+  const bool gather_codes = !(rows.codec().capabilities() & kSharedParameters);
   parallel_for(nq, threads, [&](size_t q, unsigned) {
     const float* query = prepared + q * d;
     const int64_t* ids = candidate_ids.data() + q * shortlist;
@@ -130,6 +207,7 @@ void rescore(const RowStore& rows, const float* prepared, size_t nq, size_t d, M
     const auto bounds = first_pass.codec().upper_bound_scorer(first_pass_queries + q * d, 1, metric);
     thread_local std::vector<float> decoded, dot, sq;
     thread_local std::vector<RowStore::Location> where;
+    thread_local std::vector<uint8_t> gathered;
     size_t count = 0;
     while (count < shortlist && ids[count] >= 0) ++count;
     TopK top(k);
@@ -179,9 +257,18 @@ void rescore(const RowStore& rows, const float* prepared, size_t nq, size_t d, M
         const uint8_t* code = where[c].segment->codes() + where[c].row * rerank_code_size;
         for (size_t line = 0; line < rerank_code_size; line += 64) __builtin_prefetch(code + line);
       }
-      for (size_t c = 0; c < count; ++c)
-        rows.codec().decode(where[c].segment->codes() + where[c].row * rerank_code_size, 1, decoded.data() + c * d,
-                            where[c].segment->position() + where[c].row);
+      if (gather_codes) {
+        // One decode call for the shortlist: the codes copied side by side (rows own their codes).
+        gathered.resize(count * rerank_code_size);
+        for (size_t c = 0; c < count; ++c)
+          std::memcpy(gathered.data() + c * rerank_code_size, where[c].segment->codes() + where[c].row * rerank_code_size,
+                      rerank_code_size);
+        rows.codec().decode(gathered.data(), count, decoded.data(), 0);
+      } else {
+        for (size_t c = 0; c < count; ++c)
+          rows.codec().decode(where[c].segment->codes() + where[c].row * rerank_code_size, 1, decoded.data() + c * d,
+                              where[c].segment->position() + where[c].row);
+      }
       kernel.dot_f32_rows(query, decoded.data(), count, d, dot.data(), metric == Metric::ip ? nullptr : sq.data());
       for (size_t c = 0; c < count; ++c) top.push(score(dot[c], sq[c]), ids[c]);
     }

@@ -20,6 +20,10 @@ SearchResult search_store(const RowStore& store, const float* queries, size_t nq
                           const SearchOptions& options, const RowStore* rerank_store = nullptr,
                           const Partition* partition = nullptr);
 
+// The value that would stand at place k (from 0) if keys[0, n) were sorted in descending order;
+// reorders keys. k < n; keys must not be NaN.
+float kth_largest(float* keys, size_t n, size_t k);
+
 // Keeps the k best (score, id) pairs: larger score wins, equal scores prefer the smaller id.
 // Small k keep a heap. From kReservoirK on, pairs that beat the threshold are appended and,
 // when twice k have gathered, cut back to k with nth_element, which raises

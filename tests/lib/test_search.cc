@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstring>
 #include <numeric>
+#include <random>
 
 #include "search.h"
 #include "test_util.h"
@@ -136,4 +137,53 @@ TEST_CASE("TopK keeps the best with stable ties") {
   CHECK(ids[1] == 7);
   CHECK(ids[2] == 2);
   CHECK(scores[2] == 2.f);
+}
+
+TEST_CASE("kth_largest selects like a descending sort, duplicates included") {
+  std::mt19937 rng(7);
+  for (size_t n : {1, 2, 9, 116, 1000}) {
+    for (int levels : {2, 50, 1 << 20}) {  // few distinct values, some, nearly all distinct
+      std::vector<float> keys(n);
+      for (float& key : keys) key = float(int(rng() % uint32_t(levels))) - levels / 2;
+      keys[0] = -INFINITY;
+      std::vector<float> sorted = keys;
+      std::sort(sorted.begin(), sorted.end(), std::greater<float>());
+      for (size_t k : {size_t{0}, n / 3, n / 2, n - 1}) {
+        std::vector<float> work = keys;
+        CHECK(kth_largest(work.data(), n, k) == sorted[k]);
+      }
+    }
+  }
+}
+
+TEST_CASE("TopK with a reservoir keeps the k best, ties by the smaller id, NaN last") {
+  std::mt19937 rng(11);
+  for (size_t k : {32, 50, 200}) {
+    for (int levels : {3, 40, 1 << 20}) {
+      TopK top(k), unsorted(k);
+      std::vector<TopK::Item> all;
+      for (int64_t id = 0; id < 5000; ++id) {
+        const float score = id % 97 == 5 ? NAN : float(int(rng() % uint32_t(levels)));
+        top.push(score, id);
+        unsorted.push(score, id);
+        all.push_back({score == score ? score : -INFINITY, id});
+      }
+      std::sort(all.begin(), all.end(), [](const TopK::Item& a, const TopK::Item& b) {
+        return a.score > b.score || (a.score == b.score && a.id < b.id);
+      });
+      std::vector<int64_t> ids(k), best_ids(k);
+      std::vector<float> scores(k), best_scores(k);
+      top.sorted_into(ids.data(), scores.data());
+      for (size_t i = 0; i < k; ++i) {
+        CHECK(ids[i] == all[i].id);
+        CHECK(scores[i] == all[i].score);
+      }
+      unsorted.best_into(best_ids.data(), best_scores.data());
+      std::sort(best_ids.begin(), best_ids.end());
+      std::vector<int64_t> expected(k);
+      for (size_t i = 0; i < k; ++i) expected[i] = all[i].id;
+      std::sort(expected.begin(), expected.end());
+      CHECK(best_ids == expected);
+    }
+  }
 }
