@@ -306,17 +306,34 @@ class FastScanScorer final : public CodeScorer {
     }
     const Blocks blocks = prepare(block);
     // The candidates' scores, exactly as score computes them, kept when above the threshold.
+    // The kernel's bound has a margin, so some fail that test, unpredictably: every candidate is
+    // written and the count advances by the test instead of branching on it.
     out.offsets.assign(nq + 1, 0);
     out.rows.clear();
     out.scores.clear();
-    for_candidates(blocks, count, slope, offset, [&](size_t q, uint32_t row, uint16_t sum) {
-      const float value = score_of(q, sum, row, blocks.row_scale);
-      if (value > thresholds[q] || thresholds[q] == -INFINITY) {
-        out.rows.push_back(row);
-        out.scores.push_back(value);
-        ++out.offsets[q + 1];
+    size_t kept = 0;
+    for_candidate_groups(blocks, count, slope, offset, [&](size_t q0, size_t group, uint32_t* const* rows, uint16_t* const* sums, const size_t* found) {
+      size_t total = 0;
+      for (size_t g = 0; g < group; ++g) total += found[g];
+      out.rows.resize(kept + total);
+      out.scores.resize(kept + total);
+      uint32_t* out_rows = out.rows.data();
+      float* out_scores = out.scores.data();
+      for (size_t g = 0; g < group; ++g) {
+        const size_t q = q0 + g, before = kept;
+        const float threshold = thresholds[q];
+        const bool every_row = threshold == -INFINITY;
+        for (size_t p = 0; p < found[g]; ++p) {
+          const float value = score_of(q, sums[g][p], rows[g][p], blocks.row_scale);
+          out_rows[kept] = rows[g][p];
+          out_scores[kept] = value;
+          kept += (value > threshold) | every_row;
+        }
+        out.offsets[q + 1] = static_cast<uint32_t>(kept - before);
       }
     });
+    out.rows.resize(kept);
+    out.scores.resize(kept);
     for (size_t q = 0; q < nq; ++q) out.offsets[q + 1] += out.offsets[q];
   }
 
@@ -356,9 +373,21 @@ class FastScanScorer final : public CodeScorer {
   }
 
   // Calls fn(q, row, sum) for every candidate row of every query, query by query and rows in
-  // order. Queries go to the kernel eight at a time, so the candidate lists stay small.
+  // order.
   template <class F>
   void for_candidates(const Blocks& blocks, size_t count, const float* slope, const float* offset, F&& fn) const {
+    for_candidate_groups(blocks, count, slope, offset,
+                         [&](size_t q0, size_t group, uint32_t* const* rows, uint16_t* const* sums, const size_t* found) {
+                           for (size_t g = 0; g < group; ++g)
+                             for (size_t p = 0; p < found[g]; ++p) fn(q0 + g, rows[g][p], sums[g][p]);
+                         });
+  }
+
+  // Calls fn(q0, group, rows, sums, found) for each group of queries q0 .. q0 + group - 1: query
+  // q0 + g has found[g] candidates, rows[g][p] with sum sums[g][p], in row order. Queries go to
+  // the kernel eight at a time, so the candidate lists stay small.
+  template <class F>
+  void for_candidate_groups(const Blocks& blocks, size_t count, const float* slope, const float* offset, F&& fn) const {
     constexpr size_t kQueries = 8;
     static thread_local std::vector<uint32_t> rows;
     static thread_local std::vector<uint16_t> sums;
@@ -373,8 +402,7 @@ class FastScanScorer final : public CodeScorer {
       kernels::active().pq4_fastscan_select(blocks.codes, codes_.code_size(), count, luts_.data() + q0 * lut_bytes_,
                                             lut_bytes_, group, slope + q0, offset + q0, blocks.pair_norm, row_lists,
                                             sum_lists, found);
-      for (size_t g = 0; g < group; ++g)
-        for (size_t p = 0; p < found[g]; ++p) fn(q0 + g, row_lists[g][p], sum_lists[g][p]);
+      fn(q0, group, row_lists, sum_lists, found);
     }
   }
 

@@ -211,8 +211,9 @@ void rescore(const RowStore& rows, const float* prepared, size_t nq, size_t d, M
     size_t count = 0;
     while (count < shortlist && ids[count] >= 0) ++count;
     TopK top(k);
-    double qq = 0;
-    for (size_t j = 0; j < d; ++j) qq += double(query[j]) * query[j];
+    double qq = 0;  // l2 only
+    if (metric == Metric::l2)
+      for (size_t j = 0; j < d; ++j) qq += double(query[j]) * query[j];
     auto score = [&](float dot_value, float sq_value) {
       return metric == Metric::ip    ? dot_value
              : metric == Metric::cos ? (sq_value > 0 ? dot_value / std::sqrt(sq_value) : 0.f)
