@@ -48,13 +48,16 @@ double recall_at_10(const Table& table, const GroundTruth& truth, SearchOptions 
   return recall_of(table.search(truth.queries.data(), truth.nq, options, truth.metric), truth, kRecallAt);
 }
 
-// 1, 2, 3, 4, 6, 8, 12, ... and every list last.
+// 1, 2, 3, 4, 5, 6, 7, 8, 10, 12, 14, 16, 20, ... (quarter steps between powers of two: a
+// query's cost grows with nprobe, so a coarser ladder overshoots the nprobe a target needs) and
+// every list last.
 std::vector<size_t> nprobe_ladder(size_t lists) {
   std::vector<size_t> out;
-  for (size_t p = 1; p < lists; p *= 2) {
-    out.push_back(p);
-    if (p >= 2 && p * 3 / 2 < lists) out.push_back(p * 3 / 2);
-  }
+  for (size_t p = 1; p < lists; p *= 2)
+    for (size_t step = 0; step < 4; ++step) {
+      const size_t nprobe = p + p * step / 4;
+      if (nprobe < lists && (out.empty() || nprobe > out.back())) out.push_back(nprobe);
+    }
   out.push_back(lists);
   return out;
 }
@@ -116,7 +119,7 @@ void tune_index(const IndexTuneRequest& request, Progress* progress) {
   const bool residual = all.metric != Metric::cos && codec_chain_of(codec).find('/') == std::string::npos;
   const std::vector<size_t> lists_to_try = request.lists.empty() ? lists_grid(n) : request.lists;
   std::vector<size_t> depths{0};
-  if (!request.rerank_codec.empty()) depths.insert(depths.end(), {20, 50, 100, 200});
+  if (!request.rerank_codec.empty()) depths.insert(depths.end(), {20, 30, 50, 100, 200});
 
   CompressOptions options;
   options.threads = settings.threads;

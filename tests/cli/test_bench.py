@@ -137,7 +137,7 @@ def test_tune_index_picks_lists_nprobe_and_rerank_for_a_recall(angular_dataset, 
                             "--apply", angular_dataset, out, "--json").out)
     assert result["queries"] == {"tune": 25, "confirm": 25}
     winner, trials = result["winner"], result["trials"]
-    assert len(trials) == 2 * 5  # two list counts x rerank depths 0, 20, 50, 100, 200
+    assert len(trials) == 2 * 6  # two list counts x rerank depths 0, 20, 30, 50, 100, 200
     assert winner["reached"] and winner["recall@10"] >= 0.9 and 1 <= winner["nprobe"] <= winner["lists"]
     assert winner["spec"] == f"ivf:lists={winner['lists']}/pq:m=8,nbits=4"  # cos: no residuals
     reached = [t for t in trials if t["reached"]]

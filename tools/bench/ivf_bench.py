@@ -81,6 +81,8 @@ class Library:
 class Vecpack(Library):
     name, module = "vecpack", "vecpack"
     configs = {
+        "ivf{L}r,pq50x4+int8@30": ("ivf:lists={L},residual=on/pq:m=50,nbits=4", "int8", 30),
+        "ivf{L}r,pq50x4+int8@40": ("ivf:lists={L},residual=on/pq:m=50,nbits=4", "int8", 40),
         "ivf{L}r,pq50x4+int8@50": ("ivf:lists={L},residual=on/pq:m=50,nbits=4", "int8", 50),
         "ivf{L}r,pq50x4+int8@100": ("ivf:lists={L},residual=on/pq:m=50,nbits=4", "int8", 100),
         "ivf{L}r,pq50x4+int8@200": ("ivf:lists={L},residual=on/pq:m=50,nbits=4", "int8", 200),
@@ -88,7 +90,7 @@ class Vecpack(Library):
         "ivf512r,pq50x4+int8@50": ("ivf:lists=512,residual=on/pq:m=50,nbits=4", "int8", 50),
         "ivf{L},pq50x4+int8@100": ("ivf:lists={L}/pq:m=50,nbits=4", "int8", 100),
     }
-    knobs = (2, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256)
+    knobs = (2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 24, 28, 32, 36, 40, 48, 64, 96, 128, 192, 256)
     knob_name = "nprobe"
 
     def build(self, config, rows, path, threads):
@@ -117,7 +119,7 @@ class Faiss(Library):
         "IVF{L},RaBitQ,RFlat": 10,
         "HNSW32": 1,
     }
-    knobs = (2, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256)
+    knobs = (2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 24, 28, 32, 36, 40, 48, 64, 96, 128, 192, 256)
     knob_name = "nprobe (HNSW: efSearch)"
 
     def build(self, config, rows, path, threads):
@@ -150,7 +152,7 @@ class Faiss(Library):
 class Hnswlib(Library):
     name, module = "hnswlib", "hnswlib"
     configs = {"M16,efc200": (16, 200)}
-    knobs = (10, 16, 24, 32, 48, 64, 96, 128)
+    knobs = (10, 12, 14, 16, 20, 24, 28, 32, 40, 48, 64, 96, 128)
     knob_name = "ef"
 
     def build(self, config, rows, path, threads):
@@ -178,7 +180,7 @@ class Hnswlib(Library):
 class Usearch(Library):
     name, module = "usearch", "usearch"
     configs = {"hnsw16,i8": "i8", "hnsw16,f16": "f16"}
-    knobs = (10, 16, 24, 32, 48, 64, 96, 128)
+    knobs = (10, 12, 14, 16, 20, 24, 28, 32, 40, 48, 64, 96, 128)
     knob_name = "expansion_search"
 
     def build(self, config, rows, path, threads):
@@ -205,7 +207,7 @@ class Scann(Library):
     # ann-benchmarks' GloVe-100 settings: a tree of leaves, AH on 2-d blocks, exact reordering.
     configs = {"tree{L},ah2,reorder100": (None, 2, 100),
                "tree600,ah2,reorder100": (600, 2, 100)}  # the tree of ScaNN's own GloVe-100 example
-    knobs = (5, 10, 15, 20, 30, 40, 60, 80, 120, 160, 240)
+    knobs = (5, 8, 10, 12, 15, 18, 20, 25, 30, 35, 40, 60, 80, 120, 160, 240)
     knob_name = "leaves_to_search"
 
     def build(self, config, rows, path, threads):
