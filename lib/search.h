@@ -30,13 +30,22 @@ float kth_largest(float* keys, size_t n, size_t k);
 // the threshold: O(1) per pair instead of a sift through log2(k) levels.
 class TopK {
  public:
-  static constexpr size_t kReservoirK = 32;
+  static constexpr size_t kReservoirK = 16;
   struct Item {
     float score;
     int64_t id;
   };
 
   explicit TopK(size_t k = 0) : k_(k), reservoir_(k >= kReservoirK) { items_.reserve(reservoir_ ? limit() : k); }
+  // A copy keeps the reservation (a vector's copy does not): heaps copied from one prototype
+  // would otherwise grow by reallocation, one allocation per doubling.
+  TopK(const TopK& other) : k_(other.k_), reservoir_(other.reservoir_), cut_(other.cut_), kth_(other.kth_) {
+    items_.reserve(other.items_.capacity());
+    items_.assign(other.items_.begin(), other.items_.end());
+  }
+  TopK(TopK&&) = default;
+  TopK& operator=(const TopK&) = default;
+  TopK& operator=(TopK&&) = default;
   // True once threshold() is a lower bound on the k-th best score (the heap holds k items, or a
   // reservoir has been cut).
   bool full() const { return reservoir_ ? cut_ : items_.size() == k_; }

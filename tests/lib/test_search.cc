@@ -158,7 +158,7 @@ TEST_CASE("kth_largest selects like a descending sort, duplicates included") {
 
 TEST_CASE("TopK with a reservoir keeps the k best, ties by the smaller id, NaN last") {
   std::mt19937 rng(11);
-  for (size_t k : {32, 50, 200}) {
+  for (size_t k : {size_t{TopK::kReservoirK}, size_t{50}, size_t{200}}) {
     for (int levels : {3, 40, 1 << 20}) {
       TopK top(k), unsorted(k);
       std::vector<TopK::Item> all;
