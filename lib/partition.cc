@@ -10,6 +10,7 @@
 
 #include "block_scorer.h"
 #include "bytes.h"
+#include "kernels/kernels.h"
 #include "kmeans.h"
 #include "parallel.h"
 #include "search.h"
@@ -126,6 +127,7 @@ std::vector<uint32_t> Partition::probe(const float* queries, size_t nq, size_t n
   std::vector<uint32_t> out(nq * nprobe);
   if (dots) dots->resize(nq * nprobe);
   const size_t chunk = 256;  // queries whose centroid scores are held at once (one GEMM)
+  const kernels::KernelTable& kernel = kernels::active();
   parallel_for((nq + chunk - 1) / chunk, threads, [&](size_t c, unsigned) {
     thread_local std::vector<float> scores;
     // Not thread_local: in a shared library each use of one may cost a call.
@@ -152,22 +154,18 @@ std::vector<uint32_t> Partition::probe(const float* queries, size_t nq, size_t n
       const size_t run = std::clamp<size_t>(lists_ / (4 * nprobe), 1, 16), runs = (lists_ + run - 1) / run;
       run_maxima.resize(runs);
       for (size_t r = 0; r < runs; ++r) {
-        // Four running maxima: one would chain every comparison to the previous.
-        float most[4] = {-INFINITY, -INFINITY, -INFINITY, -INFINITY};
-        const size_t begin = r * run, end = std::min(lists_, begin + run);
-        for (size_t l = begin; l < end; ++l) most[l % 4] = s[l] > most[l % 4] ? s[l] : most[l % 4];
-        run_maxima[r] = std::max(std::max(most[0], most[1]), std::max(most[2], most[3]));
+        const float most = kernel.max_f32(s + r * run, std::min(run, lists_ - r * run));
+        run_maxima[r] = most == most ? most : -INFINITY;  // a NaN score bounds nothing
       }
       const float floor = kth_largest(run_maxima.data(), runs, nprobe - 1);
-      // The lists at or above the floor, gathered without a branch per list. NaN passes: it
-      // sorts last.
+      // The lists at or above the floor: at least nprobe of them, unless scores are NaN or
+      // -infinity, which then compete with every list (NaN sorts last).
       order.resize(lists_);
-      size_t passing = 0;
-      for (uint32_t l = 0; l < lists_; ++l) {
-        order[passing] = l;
-        passing += !(s[l] < floor);
+      order.resize(kernel.select_above(s, lists_, std::nextafter(floor, -INFINITY), order.data()));
+      if (order.size() < nprobe) {
+        order.resize(lists_);
+        std::iota(order.begin(), order.end(), 0u);
       }
-      order.resize(passing);
       std::partial_sort(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(nprobe), order.end(), better);
       std::copy_n(order.begin(), nprobe, out.begin() + static_cast<std::ptrdiff_t>((q0 + q) * nprobe));
       if (dots)
