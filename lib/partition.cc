@@ -119,6 +119,40 @@ void Partition::assign(const float* x, size_t n, uint32_t* lists, unsigned threa
   });
 }
 
+namespace {
+
+struct PlaceScratch {
+  std::vector<uint32_t> items;
+  std::vector<float> keys, select;
+};
+
+// Moves the `best` items of items[0, n) with the largest keys to the front and the others after
+// them, each side in its former order, so that of equal keys the one that came first wins. No
+// branch depends on a key: they come in no order.
+void place_best(uint32_t* items, float* keys, size_t n, size_t best, PlaceScratch& scratch) {
+  if (best >= n) return;
+  scratch.select.assign(keys, keys + n);
+  const float kth = kth_largest(scratch.select.data(), n, best - 1);
+  size_t above = 0;
+  for (size_t i = 0; i < n; ++i) above += keys[i] > kth;
+  scratch.items.resize(n);
+  scratch.keys.resize(n);
+  size_t front = 0, back = best, ties_left = best - above;
+  for (size_t i = 0; i < n; ++i) {
+    const bool tie = keys[i] == kth, take = keys[i] > kth || (tie && ties_left > 0);
+    ties_left -= tie && take;
+    const size_t to = take ? front : back;
+    front += take;
+    back += !take;
+    scratch.items[to] = items[i];
+    scratch.keys[to] = keys[i];
+  }
+  std::copy_n(scratch.items.data(), n, items);
+  std::copy_n(scratch.keys.data(), n, keys);
+}
+
+}  // namespace
+
 std::vector<uint32_t> Partition::probe(const float* queries, size_t nq, size_t nprobe, std::vector<float>* dots,
                                        unsigned threads) const {
   nprobe = std::min(nprobe, lists_);
@@ -132,10 +166,11 @@ std::vector<uint32_t> Partition::probe(const float* queries, size_t nq, size_t n
     thread_local std::vector<float> scores;
     // Not thread_local: in a shared library each use of one may cost a call.
     std::vector<uint32_t> order;
-    std::vector<float> run_maxima;
+    std::vector<float> run_maxima, keys;
+    std::vector<size_t> rounds;
+    PlaceScratch scratch;
     const size_t q0 = c * chunk, qn = std::min(chunk, nq - q0);
     scores.resize(qn * lists_);
-    order.reserve(nprobe);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(qn), int(lists_), int(d_), 1.f, queries + q0 * d_, int(d_),
                 centroids_.data(), int(d_), 0.f, scores.data(), int(lists_));
     for (size_t q = 0; q < qn; ++q) {
@@ -143,30 +178,33 @@ std::vector<uint32_t> Partition::probe(const float* queries, size_t nq, size_t n
       // l2: -|q - c|^2 = 2 (q.c - |c|^2 / 2) - |q|^2, ranked by q.c - |c|^2 / 2.
       if (metric_ == Metric::l2)
         for (size_t l = 0; l < lists_; ++l) s[l] -= half_sq_[l];
-      // The best nprobe lists, ties to the smaller index (NaN scores last). A threshold first:
-      // the nprobe-th best of the maxima of short runs is at most the nprobe-th best score
-      // (nprobe runs hold a score at least that high), so only scores at or above it compete.
-      auto key = [s](uint32_t l) { return s[l] == s[l] ? s[l] : -INFINITY; };
-      auto better = [&key](uint32_t a, uint32_t b) {
-        const float ka = key(a), kb = key(b);
-        return ka > kb || (ka == kb && a < b);
-      };
+      // A threshold first: the nprobe-th best of the maxima of short runs is at most the
+      // nprobe-th best score (nprobe runs hold a score at least that high), so only scores at
+      // or above it compete. A NaN score bounds nothing.
       const size_t run = std::clamp<size_t>(lists_ / (4 * nprobe), 1, 16), runs = (lists_ + run - 1) / run;
       run_maxima.resize(runs);
       for (size_t r = 0; r < runs; ++r) {
-        const float most = kernel.max_f32(s + r * run, std::min(run, lists_ - r * run));
-        run_maxima[r] = most == most ? most : -INFINITY;  // a NaN score bounds nothing
+        float most = -INFINITY;
+        for (size_t l = r * run; l < std::min(lists_, r * run + run); ++l) most = s[l] > most ? s[l] : most;
+        run_maxima[r] = most;
       }
       const float floor = kth_largest(run_maxima.data(), runs, nprobe - 1);
-      // The lists at or above the floor: at least nprobe of them, unless scores are NaN or
-      // -infinity, which then compete with every list (NaN sorts last).
+      // The lists at or above the floor, in list order: at least nprobe of them, unless scores
+      // are NaN or -infinity, which then compete with every list (NaN ranks last).
       order.resize(lists_);
       order.resize(kernel.select_above(s, lists_, std::nextafter(floor, -INFINITY), order.data()));
       if (order.size() < nprobe) {
         order.resize(lists_);
         std::iota(order.begin(), order.end(), 0u);
       }
-      std::partial_sort(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(nprobe), order.end(), better);
+      keys.resize(order.size());
+      for (size_t i = 0; i < order.size(); ++i) keys[i] = s[order[i]] == s[order[i]] ? s[order[i]] : -INFINITY;
+      // The best nprobe first, then among them the best of each earlier round of closeness.
+      place_best(order.data(), keys.data(), order.size(), nprobe, scratch);
+      rounds.clear();
+      for (size_t first = 1; first < nprobe; first *= kProbeRoundGrowth) rounds.push_back(first);
+      for (size_t r = rounds.size(), group = nprobe; r-- > 0; group = rounds[r])
+        place_best(order.data(), keys.data(), group, rounds[r], scratch);
       std::copy_n(order.begin(), nprobe, out.begin() + static_cast<std::ptrdiff_t>((q0 + q) * nprobe));
       if (dots)
         for (size_t p = 0; p < nprobe; ++p)

@@ -37,6 +37,9 @@ class Partition {
  public:
   // Rows per list a partition trains on, when the table has them.
   static constexpr size_t kTrainRowsPerList = 256;
+  // probe() ranks lists in rounds whose ends grow by this factor (1, 4, 16, ...); a search
+  // scans a round for every query before the next, with the floors the earlier ones set.
+  static constexpr size_t kProbeRoundGrowth = 4;
   struct TrainSettings {
     uint64_t seed = 1234;
     unsigned threads = 0;
@@ -59,9 +62,11 @@ class Partition {
 
   // The list of each of n rows: its nearest centroid (of the unit row, for cos).
   void assign(const float* x, size_t n, uint32_t* lists, unsigned threads = 0) const;
-  // The nprobe lists each of nq queries probes, best first (nq x nprobe): the best centroid
-  // scores for the metric (ip and cos: q . c, l2: -|q - c|^2). Queries as the engine prepares
-  // them (unit length for cos).
+  // The nprobe lists each of nq queries probes (nq x nprobe): the best centroid scores for the
+  // metric (ip and cos: q . c, l2: -|q - c|^2), ties to the smaller list. They come in rounds
+  // of closeness: the best list, then the rest of the best kProbeRoundGrowth, then of the best
+  // kProbeRoundGrowth^2, ...; within a round in no particular order. Queries as the engine
+  // prepares them (unit length for cos).
   // When dots is not null it receives q . c for each probed list (nq x nprobe, same order).
   std::vector<uint32_t> probe(const float* queries, size_t nq, size_t nprobe, std::vector<float>* dots = nullptr,
                               unsigned threads = 1) const;

@@ -345,7 +345,7 @@ void scan_partition(const RowStore& store, const Partition& partition, const flo
   std::vector<size_t> first_visit(lists + 1);
   std::vector<size_t> visitors;  // probe indices q * nprobe + rank
   std::vector<uint32_t> visited;
-  for (size_t low = 0, high = 1; low < nprobe; low = high, high *= 4) {
+  for (size_t low = 0, high = 1; low < nprobe; low = high, high *= Partition::kProbeRoundGrowth) {
     const size_t top_rank = std::min(high, nprobe);
     std::fill(first_visit.begin(), first_visit.end(), 0);
     for (size_t q = 0; q < nq; ++q)
