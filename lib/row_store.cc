@@ -107,6 +107,7 @@ std::shared_ptr<const RowStore> RowStore::concatenate(const std::vector<std::sha
 }
 
 const RowStore::IdIndex& RowStore::id_index() const {
+  if (id_index_->ready.load(std::memory_order_acquire)) return *id_index_;
   std::call_once(id_index_->built, [this] {
     IdIndex& index = *id_index_;
     index.ranges = std::none_of(segments_.begin(), segments_.end(), [](const auto& s) { return s->has_id_map(); });
@@ -130,6 +131,7 @@ const RowStore::IdIndex& RowStore::id_index() const {
         index.dense[size_t(id)] = (uint64_t(s) << 40) | r;
       }
   });
+  id_index_->ready.store(true, std::memory_order_release);
   return *id_index_;
 }
 

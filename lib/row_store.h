@@ -129,6 +129,9 @@ class RowStore {
   };
   struct IdIndex {
     std::once_flag built;
+    // Set once built: call_once costs thread-local writes on every call, and locate() runs
+    // per rescored row.
+    std::atomic<bool> ready{false};
     bool ranges = false;               // each segment holds ids [id_base, id_base + rows)
     std::vector<int64_t> first_ids;    // ranges: each segment's id base, ascending
     std::vector<size_t> order;         // ranges: segment indices in that order

@@ -205,7 +205,7 @@ void rescore(const RowStore& rows, const float* prepared, size_t nq, size_t d, M
     const int64_t* ids = candidate_ids.data() + q * shortlist;
     thread_local std::vector<int64_t> best_first;  // the candidates in the order they are rescored
     const auto bounds = first_pass.codec().upper_bound_scorer(first_pass_queries + q * d, 1, metric);
-    thread_local std::vector<float> decoded, dot, sq;
+    thread_local std::vector<float> decoded, dot, sq, scored, keys;
     thread_local std::vector<RowStore::Location> where;
     thread_local std::vector<uint8_t> gathered;
     size_t count = 0;
@@ -271,7 +271,17 @@ void rescore(const RowStore& rows, const float* prepared, size_t nq, size_t d, M
                               where[c].segment->position() + where[c].row);
       }
       kernel.dot_f32_rows(query, decoded.data(), count, d, dot.data(), metric == Metric::ip ? nullptr : sq.data());
-      for (size_t c = 0; c < count; ++c) top.push(score(dot[c], sq[c]), ids[c]);
+      // Only rows scoring at least the k-th best can stay: selected first, the heap sees a few.
+      scored.resize(count);
+      for (size_t c = 0; c < count; ++c) scored[c] = score(dot[c], sq[c]);
+      float kth = -INFINITY;
+      if (count > k) {
+        keys.resize(count);
+        for (size_t c = 0; c < count; ++c) keys[c] = scored[c] == scored[c] ? scored[c] : -INFINITY;
+        kth = kth_largest(keys.data(), count, k - 1);
+      }
+      for (size_t c = 0; c < count; ++c)
+        if (!(scored[c] < kth)) top.push(scored[c], ids[c]);  // NaN passes, as every row did
     }
     top.sorted_into(result.ids.data() + q * k, result.scores.data() + q * k);
   });
