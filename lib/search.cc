@@ -99,6 +99,10 @@ static TopK::Item keep_best(std::vector<TopK::Item>& items, size_t k) {
   return {kth, last_id};
 }
 
+void TopK::tighten() {
+  if (reservoir_ && items_.size() >= k_) cut();
+}
+
 void TopK::cut() {
   kth_ = keep_best(items_, k_);
   cut_ = true;
@@ -318,7 +322,7 @@ void scan_partition(const RowStore& store, const Partition& partition, const flo
   // A list is one segment per shard (list_of_segment).
   const std::vector<size_t> rows_in_list = list_rows(store, lists);
   auto scan_list = [&](uint32_t list, size_t q, float centroid_dot, TopK& top, float floor, std::vector<float>& shifted,
-                       BlockCandidates& candidates) {
+                       BlockCandidates& candidates, std::vector<float>& keys) {
     const float* query = scored_queries + q * d;
     const float* c = partition.centroid(list);
     float offset = 0;  // added to the scorer's scores: q . c for ip residuals
@@ -339,10 +343,24 @@ void scan_partition(const RowStore& store, const Partition& partition, const flo
         const ScanBlock scan_block{&segment, row, std::min(block, segment.rows() - row), layout};
         const float threshold = std::max(floor, top.full() ? std::nextafter(top.threshold(), -INFINITY) : -INFINITY) - offset;
         scorer.select_above(code_block(scan_block, code_size), 1, &threshold, candidates);
+        // A heap with no threshold yet (a query's first list) takes every row: only those at
+        // or above the k-th best of them can stay, selected at once instead of by cuts.
+        float kth = -INFINITY;
+        const size_t found = candidates.offsets[1] - candidates.offsets[0];
+        if (!top.full() && !filter.active() && found > 2 * first_k) {
+          keys.resize(found);
+          for (size_t i = 0; i < found; ++i) {
+            const float value = candidates.scores[candidates.offsets[0] + i];
+            keys[i] = value == value ? value : -INFINITY;
+          }
+          kth = kth_largest(keys.data(), found, first_k - 1);
+        }
         for (size_t i = candidates.offsets[0]; i < candidates.offsets[1]; ++i) {
+          if (candidates.scores[i] < kth) continue;
           const int64_t id = segment.id(row + candidates.rows[i]);
           if (filter.allows(id)) top.push(candidates.scores[i] + offset, id);
         }
+        if (kth > -INFINITY) top.tighten();
       }
     }
   };
@@ -371,11 +389,11 @@ void scan_partition(const RowStore& store, const Partition& partition, const flo
 
     parallel_for(visited.size(), threads, [&](size_t task, unsigned worker) {
       const uint32_t list = visited[task];
-      std::vector<float> shifted;
+      std::vector<float> shifted, keys;
       BlockCandidates candidates;
       for (size_t v = first_visit[list]; v < first_visit[list + 1]; ++v) {
         const size_t probe = visitors[v], q = probe / nprobe;
-        scan_list(list, q, residual ? centroid_dots[probe] : 0.f, heaps[worker][q], floors[q], shifted, candidates);
+        scan_list(list, q, residual ? centroid_dots[probe] : 0.f, heaps[worker][q], floors[q], shifted, candidates, keys);
       }
     });
     // Each full heap's k-th score bounds the result's from below; ties with it may still enter

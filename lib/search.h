@@ -52,6 +52,9 @@ class TopK {
   // Only pairs better than the one scoring this (see full()) can enter.
   float threshold() const { return reservoir_ ? kth_.score : items_.front().score; }
   void push(float score, int64_t id);
+  // A reservoir holding at least k pairs is cut now, so that full() holds and threshold() is
+  // the k-th best; a heap is always tight.
+  void tighten();
   // Best first.
   void sorted_into(int64_t* ids, float* scores) const;
   // The best k in no order (a shortlist to rescore needs no sort); padding (-1, NaN) last.
