@@ -198,7 +198,7 @@ std::vector<uint32_t> Partition::probe(const float* queries, size_t nq, size_t n
         std::iota(order.begin(), order.end(), 0u);
       }
       keys.resize(order.size());
-      for (size_t i = 0; i < order.size(); ++i) keys[i] = s[order[i]] == s[order[i]] ? s[order[i]] : -INFINITY;
+      for (size_t i = 0; i < order.size(); ++i) keys[i] = rank_key(s[order[i]]);
       // The best nprobe first, then among them the best of each earlier round of closeness.
       place_best(order.data(), keys.data(), order.size(), nprobe, scratch);
       rounds.clear();

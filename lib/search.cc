@@ -55,12 +55,6 @@ float kth_largest(float* keys, size_t n, size_t k) {
   return keys[k];
 }
 
-namespace {
-
-float rank_key(float score) { return score == score ? score : -INFINITY; }  // NaN ranks last
-
-}  // namespace
-
 // Keeps the k best of items (k <= items.size()), in no order, and returns the worst kept (its
 // score NaN-free). The k-th best score is selected among plain floats, then the items better
 // than it move to the front and the ties at it aside, without branching on the scores; only
@@ -281,7 +275,7 @@ void rescore(const RowStore& rows, const float* prepared, size_t nq, size_t d, M
       float kth = -INFINITY;
       if (count > k) {
         keys.resize(count);
-        for (size_t c = 0; c < count; ++c) keys[c] = scored[c] == scored[c] ? scored[c] : -INFINITY;
+        for (size_t c = 0; c < count; ++c) keys[c] = rank_key(scored[c]);
         kth = kth_largest(keys.data(), count, k - 1);
       }
       for (size_t c = 0; c < count; ++c)
@@ -349,10 +343,7 @@ void scan_partition(const RowStore& store, const Partition& partition, const flo
         const size_t found = candidates.offsets[1] - candidates.offsets[0];
         if (!top.full() && !filter.active() && found > 2 * first_k) {
           keys.resize(found);
-          for (size_t i = 0; i < found; ++i) {
-            const float value = candidates.scores[candidates.offsets[0] + i];
-            keys[i] = value == value ? value : -INFINITY;
-          }
+          for (size_t i = 0; i < found; ++i) keys[i] = rank_key(candidates.scores[candidates.offsets[0] + i]);
           kth = kth_largest(keys.data(), found, first_k - 1);
         }
         for (size_t i = candidates.offsets[0]; i < candidates.offsets[1]; ++i) {

@@ -21,13 +21,16 @@ SearchResult search_store(const RowStore& store, const float* queries, size_t nq
                           const Partition* partition = nullptr);
 
 // The value that would stand at place k (from 0) if keys[0, n) were sorted in descending order;
-// reorders keys. k < n; keys must not be NaN.
+// reorders keys. k < n; keys must not be NaN (rank_key makes them so).
 float kth_largest(float* keys, size_t n, size_t k);
+
+// A score as a selection ranks it: NaN last, as -infinity.
+inline float rank_key(float score) { return score == score ? score : -INFINITY; }
 
 // Keeps the k best (score, id) pairs: larger score wins, equal scores prefer the smaller id.
 // Small k keep a heap. From kReservoirK on, pairs that beat the threshold are appended and,
-// when twice k have gathered, cut back to k with nth_element, which raises
-// the threshold: O(1) per pair instead of a sift through log2(k) levels.
+// when about twice k have gathered, cut back to k by a branchless selection (kth_largest),
+// which raises the threshold: O(1) per pair instead of a sift through log2(k) levels.
 class TopK {
  public:
   static constexpr size_t kReservoirK = 16;
